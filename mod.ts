@@ -1,0 +1,40 @@
+/**
+ * chaos-signal: the run signal of a chaos run (RUN, PAUSE, STOP), served the
+ * way Krkn's runner reads it.
+ *
+ * As a library this module only re-exports. Run directly
+ * (`deno run -A mod.ts`, `bun run mod.ts`) it is the command-line program.
+ *
+ * @module
+ */
+export { parseSignal, severity, mostSevere, SIGNALS } from "./src/signal.ts";
+export type { Signal } from "./src/signal.ts";
+export { Arbiter, MANUAL_SOURCE, STOP_LATCH } from "./src/arbiter.ts";
+export type {
+  ArbiterEvent,
+  ArbiterListener,
+  ArbiterOptions,
+  ArbiterSnapshot,
+  ChangeEvent,
+  Claim,
+  ClaimEvent,
+  ClaimOptions,
+  StopLatch,
+} from "./src/arbiter.ts";
+export { createHandler, MAX_URL_BYTES } from "./src/handler.ts";
+export type { FetchHandler, HandlerOptions, RequestInfo } from "./src/handler.ts";
+export { statusDocument } from "./src/status.ts";
+export type { ClaimStatus, StatusDocument } from "./src/status.ts";
+export { DEFAULT_SETTINGS, ENV_CONFIG_FILE, ENV_VARS, mergeSettings, settingsFromConfig, settingsFromEnv } from "./src/config.ts";
+export type { Settings, SettingsLayer } from "./src/config.ts";
+export { loadConfigFile } from "./src/config_file.ts";
+export { DEFAULT_MAX_BODY_BYTES } from "./src/request_body.ts";
+export { AddressInUseError, runtime, serve } from "./src/serve/mod.ts";
+export type { RunningServer, Runtime, ServeHandler, ServeOptions } from "./src/serve/mod.ts";
+export { ValidationError } from "./src/validation.ts";
+export { VERSION } from "./src/version.ts";
+
+if (import.meta.main) {
+  const { runCli } = await import("./src/main.ts");
+  await runCli();
+}

@@ -1,0 +1,225 @@
+/**
+ * The arbiter holds every source's claim and derives the effective signal.
+ *
+ * Rules (see README "Design"):
+ * - the most severe claim wins: STOP > PAUSE > RUN;
+ * - once the effective signal is STOP it latches: it stays STOP until the
+ *   `manual` source claims RUN (a person sends `POST /RUN`), even when the
+ *   source that claimed STOP lets go, because a stopped chaos run is over;
+ * - the `manual` source always exists; its first claim is the configured
+ *   `signal_state`, so a run can start paused as in Krkn.
+ *
+ * Every method is synchronous, so concurrent requests are serialised by the
+ * event loop: no caller ever sees a half-applied claim.
+ */
+import { type Signal, severity } from "./signal.ts";
+
+/** Name of the source behind the `POST /RUN|PAUSE|STOP` endpoints. */
+export const MANUAL_SOURCE = "manual";
+
+/** Shown as `decided_by` when only the STOP latch keeps the signal at STOP. */
+export const STOP_LATCH = "stop_latch";
+
+/** One source's current opinion of the signal. */
+export interface Claim {
+  readonly source: string;
+  /** `RUN` means "no objection". */
+  readonly state: Signal;
+  readonly reason: string;
+  /** When the claim took its current state; re-asserting the same state keeps it. */
+  readonly since: Date;
+  /** When the source last reported, re-assertions included. */
+  readonly updated: Date;
+  /** Who asked, for claims made on someone's behalf (remote address, token name). */
+  readonly actor?: string;
+}
+
+/** Set when the effective signal became STOP; cleared only by a manual RUN. */
+export interface StopLatch {
+  readonly since: Date;
+  readonly source: string;
+  readonly reason: string;
+}
+
+/** A consistent view of the arbiter at one moment. */
+export interface ArbiterSnapshot {
+  readonly signal: Signal;
+  /** Counts changes of the effective signal; 0 until the first change. */
+  readonly seq: number;
+  readonly changedAt: Date;
+  /** The source whose claim gives the signal, or `stop_latch`. */
+  readonly decidedBy: string;
+  readonly latch: StopLatch | null;
+  /** Every source's claim, in the order the sources first claimed. */
+  readonly claims: readonly Claim[];
+}
+
+/** A claim was made (its state changed, or it was an explicit act). */
+export interface ClaimEvent {
+  readonly type: "claim";
+  readonly at: Date;
+  readonly claim: Claim;
+  /** The source's previous state; `null` for its first claim. */
+  readonly previous: Signal | null;
+}
+
+/** The effective signal changed. */
+export interface ChangeEvent {
+  readonly type: "change";
+  readonly at: Date;
+  readonly seq: number;
+  readonly signal: Signal;
+  readonly previous: Signal;
+  /** The claim that caused the change. */
+  readonly cause: Claim;
+}
+
+export type ArbiterEvent = ClaimEvent | ChangeEvent;
+export type ArbiterListener = (event: ArbiterEvent) => void;
+
+export interface ClaimOptions {
+  /** Who asked (remote address, token name); recorded on the claim. */
+  readonly actor?: string;
+  /**
+   * An act by a person or a webhook: emit a claim event even when the state
+   * is unchanged, so the audit history records every request.
+   * @default false
+   */
+  readonly explicit?: boolean;
+}
+
+export interface ArbiterOptions {
+  /** The `manual` source's first claim (Krkn's `signal_state`). @default "RUN" */
+  readonly initialSignal?: Signal;
+  /** Clock, replaceable in tests. @default () => new Date() */
+  readonly now?: () => Date;
+  /** Called when a listener throws; the arbiter and other listeners go on. */
+  readonly onListenerError?: (error: unknown, event: ArbiterEvent) => void;
+}
+
+export class Arbiter {
+  readonly #claims = new Map<string, Claim>();
+  readonly #listeners = new Set<ArbiterListener>();
+  readonly #now: () => Date;
+  readonly #onListenerError: (error: unknown, event: ArbiterEvent) => void;
+  #latch: StopLatch | null = null;
+  #signal: Signal = "RUN";
+  #decidedBy: string = MANUAL_SOURCE;
+  #seq = 0;
+  #changedAt: Date;
+
+  constructor(options: ArbiterOptions = {}) {
+    this.#now = options.now ?? (() => new Date());
+    this.#onListenerError = options.onListenerError ?? (() => {});
+    const initial = options.initialSignal ?? "RUN";
+    const at = this.#now();
+    this.#changedAt = at;
+    const claim: Claim = {
+      source: MANUAL_SOURCE,
+      state: initial,
+      reason: `initial signal_state ${initial}`,
+      since: at,
+      updated: at,
+    };
+    this.#claims.set(MANUAL_SOURCE, claim);
+    this.#settle(at);
+  }
+
+  /** The effective signal: what `GET /` answers. */
+  get signal(): Signal {
+    return this.#signal;
+  }
+
+  /**
+   * Records `source`'s opinion and returns the effective signal afterwards.
+   * Level-triggered: report the whole opinion each time, repeats are cheap.
+   */
+  claim(source: string, state: Signal, reason: string, options: ClaimOptions = {}): Signal {
+    const at = this.#now();
+    const before = this.#claims.get(source);
+    const stateChanged = before?.state !== state;
+    const claim: Claim = {
+      source,
+      state,
+      reason,
+      since: stateChanged || !before ? at : before.since,
+      updated: at,
+      ...(options.actor === undefined ? {} : { actor: options.actor }),
+    };
+    this.#claims.set(source, claim);
+    // A person resuming the run is the only thing that opens the latch.
+    if (source === MANUAL_SOURCE && state === "RUN") this.#latch = null;
+
+    const previousSignal = this.#signal;
+    this.#settle(at);
+    if (stateChanged || options.explicit) {
+      this.#emit({ type: "claim", at, claim, previous: before?.state ?? null });
+    }
+    if (this.#signal !== previousSignal) {
+      this.#seq += 1;
+      this.#changedAt = at;
+      this.#emit({
+        type: "change",
+        at,
+        seq: this.#seq,
+        signal: this.#signal,
+        previous: previousSignal,
+        cause: claim,
+      });
+    }
+    return this.#signal;
+  }
+
+  /** Back to "no objection": the same as claiming RUN. */
+  release(source: string, reason: string, options: ClaimOptions = {}): Signal {
+    return this.claim(source, "RUN", reason, options);
+  }
+
+  snapshot(): ArbiterSnapshot {
+    return {
+      signal: this.#signal,
+      seq: this.#seq,
+      changedAt: this.#changedAt,
+      decidedBy: this.#decidedBy,
+      latch: this.#latch,
+      claims: [...this.#claims.values()],
+    };
+  }
+
+  /** Calls `listener` for every later event; returns the unsubscribe function. */
+  subscribe(listener: ArbiterListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Recomputes the effective signal and the latch from the claims. */
+  #settle(at: Date): void {
+    let top: Claim | undefined;
+    for (const claim of this.#claims.values()) {
+      // Strictly greater: on a tie the earliest source keeps the decision.
+      if (!top || severity(claim.state) > severity(top.state)) top = claim;
+    }
+    // The manual claim always exists, so there is always a top claim.
+    const winner = top!;
+    if (winner.state === "STOP" && !this.#latch) {
+      this.#latch = { since: at, source: winner.source, reason: winner.reason };
+    }
+    if (this.#latch && winner.state !== "STOP") {
+      this.#signal = "STOP";
+      this.#decidedBy = STOP_LATCH;
+    } else {
+      this.#signal = winner.state;
+      this.#decidedBy = winner.source;
+    }
+  }
+
+  #emit(event: ArbiterEvent): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.#onListenerError(error, event);
+      }
+    }
+  }
+}

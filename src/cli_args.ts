@@ -1,0 +1,74 @@
+/** Command-line flags: parsed with node:util, validated like every other layer. */
+import { parseArgs } from "node:util";
+import { type Settings, type SettingsLayer, settingsFromStrings } from "./config.ts";
+import { ValidationError } from "./validation.ts";
+
+export const USAGE = `Usage: chaos-signal [flags]
+
+Serves the run signal of a chaos run (RUN, PAUSE or STOP) the way Krkn's
+runner reads it, at http://ADDRESS:PORT/.
+
+Flags (they override environment variables, which override the config file):
+  -c, --config FILE     config file: Krkn's config.yaml works unchanged   [env CHAOS_SIGNAL_CONFIG]
+  -p, --port N          port, 0 picks a free one (default 8081)          [env CHAOS_SIGNAL_PORT]
+  -a, --address HOST    listen address (default 0.0.0.0)                 [env CHAOS_SIGNAL_ADDRESS]
+  -s, --state SIGNAL    initial signal: RUN, PAUSE or STOP (default RUN) [env CHAOS_SIGNAL_STATE]
+  -h, --help            print this help
+  -V, --version         print the version
+`;
+
+const OPTIONS = {
+  config: { type: "string", short: "c" },
+  port: { type: "string", short: "p" },
+  address: { type: "string", short: "a" },
+  state: { type: "string", short: "s" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+} as const;
+
+const FLAG_LIST = Object.keys(OPTIONS).map((name) => `--${name}`).join(", ");
+
+export interface CliArgs {
+  readonly help: boolean;
+  readonly version: boolean;
+  readonly configFile?: string;
+  readonly settings: SettingsLayer;
+}
+
+/** Throws `ValidationError` with one line naming the flag. */
+export function parseCliArgs(argv: readonly string[]): CliArgs {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }));
+  } catch (error) {
+    throw new ValidationError(flagError(error));
+  }
+  const strings = {
+    port: values.port as string | undefined,
+    address: values.address as string | undefined,
+    state: values.state as string | undefined,
+  } satisfies { [K in keyof Settings]?: string | undefined };
+  const configFile = values.config as string | undefined;
+  return {
+    help: values.help === true,
+    version: values.version === true,
+    ...(configFile === undefined ? {} : { configFile }),
+    settings: settingsFromStrings(strings, (key) => `--${key}`),
+  };
+}
+
+/** node:util's messages differ between runtimes; say it the same way everywhere. */
+function flagError(error: unknown): string {
+  const { code, message } = error as { code?: string; message?: string };
+  const flag = /'(-[^' ]*)/.exec(message ?? "")?.[1] ?? "";
+  switch (code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+      return `${flag}: unknown flag; allowed flags: ${FLAG_LIST} (see --help)`;
+    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
+      return `${flag}: needs a value (see --help)`;
+    case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
+      return `${/'([^']*)'/.exec(message ?? "")?.[1] ?? "argument"}: unexpected argument; chaos-signal takes only flags (see --help)`;
+    default:
+      return `${message ?? String(error)} (see --help)`;
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * Settings and where they come from.
+ *
+ * One config file serves Krkn and chaos-signal: Krkn's `kraken:` keys
+ * `port`, `signal_address` and `signal_state` mean the same here, every other
+ * Krkn key is ignored, and chaos-signal's own settings live under
+ * `chaos_signal:`, where an unknown key is an error (a typo must not pass).
+ *
+ * Precedence, highest first: command-line flags, environment variables, the
+ * config file, the defaults (Krkn's: 8081, 0.0.0.0, RUN). Each layer is
+ * validated on its own so an error names the key exactly as the user wrote
+ * it: `--port`, `CHAOS_SIGNAL_PORT` or `kraken.port`.
+ */
+import { isIP } from "node:net";
+import * as v from "valibot";
+import { DEFAULT_MAX_BODY_BYTES } from "./request_body.ts";
+import { type Signal, SIGNALS } from "./signal.ts";
+import { parseWith, strictSection } from "./validation.ts";
+
+export interface Settings {
+  /** TCP port; 0 lets the system pick a free one. */
+  readonly port: number;
+  /** Listen address (IP or host name). */
+  readonly address: string;
+  /** The `manual` source's initial claim. */
+  readonly state: Signal;
+  readonly maxBodyBytes: number;
+}
+
+export const DEFAULT_SETTINGS: Settings = {
+  port: 8081,
+  address: "0.0.0.0",
+  state: "RUN",
+  maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+};
+
+const PORT_RULE = "an integer from 0 to 65535 (0 picks a free port)";
+const ADDRESS_RULE = "an IPv4 or IPv6 address or a host name, such as 0.0.0.0, 127.0.0.1, :: or localhost";
+const STATE_RULE = `one of ${SIGNALS.join(", ")} (any letter case)`;
+const BODY_RULE = "an integer number of bytes from 0 to 16777216";
+
+/** Whole numbers also arrive as strings: from flags, env and quoted YAML. */
+function integer(rule: string, min: number, max: number) {
+  const digits = v.pipe(v.string(rule), v.trim(), v.regex(/^\d+$/, rule), v.transform(Number));
+  return v.pipe(v.union([v.number(rule), digits], rule), v.integer(rule), v.minValue(min, rule), v.maxValue(max, rule));
+}
+
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
+
+function isListenAddress(text: string): boolean {
+  return isIP(text) !== 0 || HOST_NAME.test(text);
+}
+
+export const PortSchema = integer(PORT_RULE, 0, 65535);
+export const AddressSchema = v.pipe(
+  v.string(ADDRESS_RULE),
+  v.trim(),
+  // `[::1]` is how people write IPv6 in URLs; listen on `::1`.
+  v.transform((text) => text.replace(/^\[(.*)\]$/, "$1")),
+  v.check(isListenAddress, ADDRESS_RULE),
+);
+export const StateSchema = v.pipe(
+  v.string(STATE_RULE),
+  v.trim(),
+  v.toUpperCase(),
+  v.picklist(SIGNALS, STATE_RULE),
+);
+export const MaxBodyBytesSchema = integer(BODY_RULE, 0, 16 * 1024 * 1024);
+
+/** Krkn's section: our three keys validated, the rest of Krkn's keys ignored. */
+const KrakenSection = v.looseObject({
+  port: v.optional(PortSchema),
+  signal_address: v.optional(AddressSchema),
+  signal_state: v.optional(StateSchema),
+}, "a mapping (Krkn's kraken: section)");
+
+/** chaos-signal's own section: every key known, so typos are errors. */
+const ChaosSignalSection = strictSection({
+  max_body_bytes: v.optional(MaxBodyBytesSchema),
+}, "a mapping (chaos-signal's own settings)");
+
+/** The whole file: other top-level keys (Krkn's cerberus:, tunings:, ...) are ignored. */
+export const ConfigFileSchema = v.looseObject({
+  kraken: v.optional(v.nullable(KrakenSection)),
+  chaos_signal: v.optional(v.nullable(ChaosSignalSection)),
+}, "a YAML mapping with a kraken: and/or chaos_signal: section");
+
+/** A partial set of settings from one layer (file, env or flags). */
+export type SettingsLayer = Partial<Settings>;
+
+/** Validates a parsed config file; errors name the key path (`kraken.port`). */
+export function settingsFromConfig(document: unknown, fileName: string): SettingsLayer {
+  const config = parseWith(ConfigFileSchema, document ?? {}, (path) => `${fileName}: ${path || "(top level)"}`);
+  return compact({
+    port: config.kraken?.port,
+    address: config.kraken?.signal_address,
+    state: config.kraken?.signal_state,
+    maxBodyBytes: config.chaos_signal?.max_body_bytes,
+  });
+}
+
+/** The environment variables chaos-signal reads, and the setting each one sets. */
+export const ENV_VARS = {
+  CHAOS_SIGNAL_PORT: "port",
+  CHAOS_SIGNAL_ADDRESS: "address",
+  CHAOS_SIGNAL_STATE: "state",
+} as const satisfies Record<string, keyof Settings>;
+
+/** Names the config file; read before the file itself, so not a setting. */
+export const ENV_CONFIG_FILE = "CHAOS_SIGNAL_CONFIG";
+
+const LayerSchemas = {
+  port: PortSchema,
+  address: AddressSchema,
+  state: StateSchema,
+  maxBodyBytes: MaxBodyBytesSchema,
+} satisfies Record<keyof Settings, v.GenericSchema>;
+
+/** Validates string values from env or flags; `label` names each key as the user typed it. */
+export function settingsFromStrings(
+  values: { readonly [K in keyof Settings]?: string | undefined },
+  label: (key: keyof Settings) => string,
+): SettingsLayer {
+  const layer: Record<string, unknown> = {};
+  for (const [key, raw] of Object.entries(values) as [keyof Settings, string | undefined][]) {
+    if (raw === undefined) continue;
+    layer[key] = parseWith(LayerSchemas[key], raw, () => label(key));
+  }
+  return layer as SettingsLayer;
+}
+
+/** Reads the documented environment variables; empty ones count as unset. */
+export function settingsFromEnv(env: Record<string, string | undefined>): SettingsLayer {
+  const values: Partial<Record<keyof Settings, string>> = {};
+  for (const [name, key] of Object.entries(ENV_VARS)) {
+    const value = env[name];
+    if (value !== undefined && value !== "") values[key] = value;
+  }
+  const nameOf = Object.fromEntries(Object.entries(ENV_VARS).map(([name, key]) => [key, name]));
+  return settingsFromStrings(values, (key) => nameOf[key] ?? key);
+}
+
+/** Later layers win. */
+export function mergeSettings(...layers: SettingsLayer[]): Settings {
+  return Object.assign({}, DEFAULT_SETTINGS, ...layers);
+}
+
+/** Drops the keys whose value is undefined. */
+function compact<T extends object>(value: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as {
+    [K in keyof T]?: Exclude<T[K], undefined>;
+  };
+}

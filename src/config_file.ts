@@ -1,0 +1,23 @@
+/** Reads a YAML config file (Krkn's config.yaml, or chaos-signal's own). */
+import { readFile } from "node:fs/promises";
+import { parse } from "yaml";
+import { type SettingsLayer, settingsFromConfig } from "./config.ts";
+import { ValidationError } from "./validation.ts";
+
+export async function loadConfigFile(path: string): Promise<SettingsLayer> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? (error as Error).message;
+    throw new ValidationError(`${path}: cannot read the config file (${code})`);
+  }
+  let document: unknown;
+  try {
+    document = parse(text);
+  } catch (error) {
+    const firstLine = String((error as Error).message).split("\n")[0];
+    throw new ValidationError(`${path}: not valid YAML: ${firstLine}`);
+  }
+  return settingsFromConfig(document, path);
+}

@@ -1,0 +1,102 @@
+/**
+ * The command-line program: flags, environment and config file -> arbiter
+ * -> handler -> server; SIGINT/SIGTERM -> clean shutdown.
+ *
+ * Exit codes: 0 clean shutdown (or --help, --version); 1 cannot listen
+ * (port in use, address not available); 2 invalid flags, environment or
+ * config, reported on one line that names the key, before anything listens.
+ */
+import process from "node:process";
+import { Arbiter } from "./arbiter.ts";
+import { parseCliArgs, USAGE } from "./cli_args.ts";
+import { ENV_CONFIG_FILE, mergeSettings, type Settings, settingsFromEnv } from "./config.ts";
+import { loadConfigFile } from "./config_file.ts";
+import { createHandler } from "./handler.ts";
+import { consoleLogger, describeEvent, type Logger } from "./log.ts";
+import { AddressInUseError, runtime, serve } from "./serve/mod.ts";
+import { ValidationError } from "./validation.ts";
+import { VERSION } from "./version.ts";
+
+/** SIGINT/SIGTERM must end the process within 2 s, open requests or not. */
+const SHUTDOWN_GRACE_MS = 1500;
+
+export const EXIT_OK = 0;
+export const EXIT_CANNOT_LISTEN = 1;
+export const EXIT_BAD_CONFIG = 2;
+
+/** Flags, env and file, merged and validated; throws `ValidationError`. */
+async function resolveSettings(argv: readonly string[], env: Record<string, string | undefined>) {
+  const args = parseCliArgs(argv);
+  const configFile = args.configFile ?? (env[ENV_CONFIG_FILE] || undefined);
+  const fileLayer = configFile === undefined ? {} : await loadConfigFile(configFile);
+  return { args, settings: mergeSettings(fileLayer, settingsFromEnv(env), args.settings) };
+}
+
+function fail(code: number, message: string): never {
+  process.stderr.write(`chaos-signal: ${message}\n`);
+  process.exit(code);
+}
+
+function urlOf(hostname: string, port: number): string {
+  return `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}/`;
+}
+
+export async function runCli(
+  argv: readonly string[] = process.argv.slice(2),
+  env: Record<string, string | undefined> = process.env,
+  log: Logger = consoleLogger(),
+): Promise<void> {
+  let resolved: { args: { help: boolean; version: boolean }; settings: Settings };
+  try {
+    resolved = await resolveSettings(argv, env);
+  } catch (error) {
+    if (error instanceof ValidationError) fail(EXIT_BAD_CONFIG, error.message);
+    throw error;
+  }
+  const { args, settings } = resolved;
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (args.version) {
+    process.stdout.write(`chaos-signal ${VERSION}\n`);
+    return;
+  }
+
+  const platform = runtime();
+  const arbiter = new Arbiter({
+    initialSignal: settings.state,
+    onListenerError: (error) => log.error(`listener failed: ${error}`),
+  });
+  arbiter.subscribe((event) => log.info(describeEvent(event)));
+  const handler = createHandler({
+    arbiter,
+    version: VERSION,
+    runtime: `${platform.name} ${platform.version}`,
+    maxBodyBytes: settings.maxBodyBytes,
+    onError: (error, request) => log.error(`${request.method} ${request.url} failed: ${(error as Error)?.stack ?? error}`),
+  });
+
+  let server;
+  try {
+    server = await serve(handler, { hostname: settings.address, port: settings.port });
+  } catch (error) {
+    const where = `${settings.address}:${settings.port}`;
+    if (error instanceof AddressInUseError) {
+      fail(EXIT_CANNOT_LISTEN, `cannot listen on ${where}: the port is already in use (a Krkn run with publish_kraken_status: True holds its own port; pick another with --port)`);
+    }
+    fail(EXIT_CANNOT_LISTEN, `cannot listen on ${where}: ${(error as Error).message}`);
+  }
+  log.info(`chaos-signal ${VERSION} (${platform.name} ${platform.version}) listening on ${urlOf(server.hostname, server.port)} signal ${arbiter.signal}`);
+
+  let stopping = false;
+  const shutdown = (signalName: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${signalName}: shutting down`);
+    const grace = new Promise((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS));
+    Promise.race([server.close(), grace]).finally(() => process.exit(EXIT_OK));
+  };
+  process.on("SIGINT", () => shutdown("SIGINT"));
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+}

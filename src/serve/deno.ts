@@ -1,0 +1,23 @@
+/** `serve` on Deno: the only file that touches `Deno.*`. */
+import { AddressInUseError, type RunningServer, type ServeHandler, type ServeOptions } from "./types.ts";
+
+export function serve(handler: ServeHandler, options: ServeOptions): RunningServer {
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve(
+      // Silence Deno's own "Listening on" line: the CLI prints its own.
+      { hostname: options.hostname, port: options.port, onListen: () => {} },
+      (request, info) => handler(request, { remoteAddress: info.remoteAddr.hostname }),
+    );
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new AddressInUseError(options.hostname, options.port, { cause: error });
+    }
+    throw error;
+  }
+  return {
+    hostname: server.addr.hostname,
+    port: server.addr.port,
+    close: () => server.shutdown(),
+  };
+}

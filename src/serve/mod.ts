@@ -1,0 +1,28 @@
+/**
+ * Picks the serve file for the runtime we run on. `runtime()` is the one
+ * place that asks which runtime this is; each serve file is loaded lazily,
+ * so Deno never loads the Bun file and the other way round.
+ */
+import process from "node:process";
+import type { RunningServer, ServeHandler, ServeOptions } from "./types.ts";
+
+export { AddressInUseError } from "./types.ts";
+export type { RunningServer, ServeHandler, ServeOptions } from "./types.ts";
+
+export interface Runtime {
+  readonly name: "deno" | "bun";
+  readonly version: string;
+}
+
+/** Which runtime this is, from `process.versions` (both set it; Node does not). */
+export function runtime(): Runtime {
+  const versions = process.versions as Record<string, string | undefined>;
+  if (versions.bun) return { name: "bun", version: versions.bun };
+  if (versions.deno) return { name: "deno", version: versions.deno };
+  throw new Error(`chaos-signal runs on Deno or Bun, not on Node.js ${process.version}: use "deno run -A mod.ts" or "bun run mod.ts"`);
+}
+
+export async function serve(handler: ServeHandler, options: ServeOptions): Promise<RunningServer> {
+  const implementation = runtime().name === "deno" ? await import("./deno.ts") : await import("./bun.ts");
+  return implementation.serve(handler, options);
+}

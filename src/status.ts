@@ -1,0 +1,66 @@
+/**
+ * The JSON document served at `GET /status`. Field names are snake_case like
+ * the config keys (`signal_state`, ...) and are documented in the README.
+ */
+import type { ArbiterSnapshot, Claim, StopLatch } from "./arbiter.ts";
+import type { Signal } from "./signal.ts";
+
+export interface StatusInfo {
+  readonly version: string;
+  /** e.g. `deno 2.9.6`, `bun 1.4.5`. */
+  readonly runtime: string;
+  readonly startedAt: Date;
+  readonly now: Date;
+}
+
+export interface ClaimStatus {
+  source: string;
+  state: Signal;
+  reason: string;
+  since: string;
+  updated: string;
+  actor?: string;
+}
+
+export interface StatusDocument {
+  signal: Signal;
+  decided_by: string;
+  changed_at: string;
+  changes: number;
+  stop_latch: { since: string; source: string; reason: string } | null;
+  claims: ClaimStatus[];
+  version: string;
+  runtime: string;
+  started_at: string;
+  uptime_seconds: number;
+}
+
+function claimStatus(claim: Claim): ClaimStatus {
+  return {
+    source: claim.source,
+    state: claim.state,
+    reason: claim.reason,
+    since: claim.since.toISOString(),
+    updated: claim.updated.toISOString(),
+    ...(claim.actor === undefined ? {} : { actor: claim.actor }),
+  };
+}
+
+function latchStatus(latch: StopLatch | null): StatusDocument["stop_latch"] {
+  return latch && { since: latch.since.toISOString(), source: latch.source, reason: latch.reason };
+}
+
+export function statusDocument(snapshot: ArbiterSnapshot, info: StatusInfo): StatusDocument {
+  return {
+    signal: snapshot.signal,
+    decided_by: snapshot.decidedBy,
+    changed_at: snapshot.changedAt.toISOString(),
+    changes: snapshot.seq,
+    stop_latch: latchStatus(snapshot.latch),
+    claims: snapshot.claims.map(claimStatus),
+    version: info.version,
+    runtime: info.runtime,
+    started_at: info.startedAt.toISOString(),
+    uptime_seconds: Math.max(0, (info.now.getTime() - info.startedAt.getTime()) / 1000),
+  };
+}

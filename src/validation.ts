@@ -1,0 +1,57 @@
+/**
+ * Turns valibot issues into the one-line messages users see, for config
+ * keys, flags, environment variables and query parameters alike:
+ *
+ *   kraken.port: got 70000; allowed: an integer from 0 to 65535
+ *   chaos_signal.colour: unknown key; allowed keys: max_body_bytes
+ *
+ * Schemas carry "what is allowed" as their message; this file adds the name
+ * of the thing and the bad value.
+ */
+import * as v from "valibot";
+
+/** A strict object whose unknown-key message lists the allowed keys. */
+export function strictSection<const TEntries extends v.ObjectEntries>(entries: TEntries, what: string) {
+  const keys = Object.keys(entries).join(", ") || "none";
+  return v.strictObject(entries, (issue) => (issue.expected === "never" ? keys : what));
+}
+
+/** How a bad value is shown: JSON, cut short so one line stays one line. */
+export function showValue(value: unknown): string {
+  if (value === undefined) return "nothing";
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/**
+ * One line for the first issue. `name` maps valibot's dot path (`kraken.port`,
+ * or "" for the root) to what the user typed it as (`--port`, `CHAOS_SIGNAL_PORT`).
+ */
+export function issueLine(issues: readonly v.BaseIssue<unknown>[], name: (path: string) => string): string {
+  const issue = issues[0]!;
+  const label = name(v.getDotPath(issue) ?? "");
+  if (issue.type === "strict_object" && issue.expected === "never") {
+    return `${label}: unknown key; allowed keys: ${issue.message}`;
+  }
+  return `${label}: got ${showValue(issue.input)}; allowed: ${issue.message}`;
+}
+
+/** Parses or throws a `ValidationError` whose message is one `issueLine`. */
+export function parseWith<TSchema extends v.GenericSchema>(
+  schema: TSchema,
+  input: unknown,
+  name: (path: string) => string,
+): v.InferOutput<TSchema> {
+  const result = v.safeParse(schema, input);
+  if (result.success) return result.output;
+  throw new ValidationError(issueLine(result.issues, name));
+}
+
+export class ValidationError extends Error {
+  override readonly name = "ValidationError";
+}

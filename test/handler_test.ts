@@ -1,0 +1,216 @@
+// The fetch handler in-process: every endpoint, header and error of the HTTP API.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Arbiter, createHandler, DEFAULT_MAX_BODY_BYTES, MAX_URL_BYTES, type StatusDocument } from "../mod.ts";
+
+const BASE = "http://chaos-signal.test";
+
+function setup(initialSignal: "RUN" | "PAUSE" | "STOP" = "RUN") {
+  const arbiter = new Arbiter({ initialSignal });
+  const handler = createHandler({ arbiter, version: "9.9.9", runtime: "test 1" });
+  const call = (method: string, path: string, init: RequestInit = {}) =>
+    handler(new Request(`${BASE}${path}`, { method, ...init }), { remoteAddress: "192.0.2.7" });
+  return { arbiter, handler, call };
+}
+
+async function bodyOf(response: Response): Promise<string> {
+  return await response.text();
+}
+
+test("GET / answers exactly RUN with text/plain and no-store", async () => {
+  const { call } = setup();
+  const response = await call("GET", "/");
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("content-type"), "text/plain; charset=utf-8");
+  assert.equal(response.headers.get("cache-control"), "no-store");
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  assert.deepEqual([...bytes], [...new TextEncoder().encode("RUN")]);
+});
+
+test("HEAD / has the GET headers and no body", async () => {
+  const { call } = setup("PAUSE");
+  const response = await call("HEAD", "/");
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("content-length"), "5");
+  assert.equal(response.headers.get("content-type"), "text/plain; charset=utf-8");
+  assert.equal(await bodyOf(response), "");
+});
+
+test("POST /RUN, /PAUSE, /STOP answer the effective signal after the request", async () => {
+  const { call } = setup();
+  const steps: [string, string][] = [["/PAUSE", "PAUSE"], ["/RUN", "RUN"], ["/STOP", "STOP"], ["/PAUSE", "STOP"], ["/RUN", "RUN"]];
+  for (const [path, expected] of steps) {
+    const response = await call("POST", path);
+    assert.equal(response.status, 200, path);
+    assert.equal(response.headers.get("content-type"), "text/plain; charset=utf-8");
+    assert.equal(await bodyOf(response), expected, `${path} -> ${expected}`);
+    assert.equal(await bodyOf(await call("GET", "/")), expected);
+  }
+});
+
+test("signal paths work in any letter case, percent-encoded, and with a trailing slash", async () => {
+  const { call } = setup();
+  assert.equal(await bodyOf(await call("POST", "/pause")), "PAUSE");
+  assert.equal(await bodyOf(await call("POST", "/Run")), "RUN");
+  assert.equal(await bodyOf(await call("POST", "/%53TOP")), "STOP");
+  assert.equal(await bodyOf(await call("POST", "/run/")), "RUN");
+});
+
+test("a request body is read and ignored, including JSON and a chunked stream", async () => {
+  const { call } = setup();
+  assert.equal(await bodyOf(await call("POST", "/PAUSE", { body: "{}" })), "PAUSE");
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode("anything"));
+      controller.close();
+    },
+  });
+  const response = await call("POST", "/STOP", { body: stream, duplex: "half" } as RequestInit);
+  assert.equal(await bodyOf(response), "STOP");
+});
+
+test("a body over the limit gets 413 and changes nothing, declared or streamed", async () => {
+  const { call } = setup();
+  const big = new Uint8Array(DEFAULT_MAX_BODY_BYTES + 1);
+  const declared = await call("POST", "/STOP", { body: big });
+  assert.equal(declared.status, 413);
+  assert.match(await bodyOf(declared), /larger than the limit of 65536 bytes/);
+
+  let sent = 0;
+  const endless = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      sent += 16384;
+      controller.enqueue(new Uint8Array(16384));
+      if (sent > 10 * DEFAULT_MAX_BODY_BYTES) controller.close();
+    },
+  });
+  const streamed = await call("POST", "/PAUSE", { body: endless, duplex: "half" } as RequestInit);
+  assert.equal(streamed.status, 413);
+  assert.ok(sent < 10 * DEFAULT_MAX_BODY_BYTES, "stopped reading soon after the limit");
+  assert.equal(await bodyOf(await call("GET", "/")), "RUN");
+});
+
+test("a body exactly at the limit is accepted", async () => {
+  const { call } = setup();
+  const response = await call("POST", "/PAUSE", { body: new Uint8Array(DEFAULT_MAX_BODY_BYTES) });
+  assert.equal(response.status, 200);
+});
+
+test("unknown paths get 404 with a one-line reason listing the endpoints", async () => {
+  const { call, arbiter } = setup();
+  for (const path of ["/nope", "/PAUSED", "/status/x", "/RUN/now", "/%00", "/favicon.ico"]) {
+    for (const method of ["GET", "POST", "DELETE"]) {
+      const response = await call(method, path);
+      assert.equal(response.status, 404, `${method} ${path}`);
+      const text = await bodyOf(response);
+      assert.match(text, /^no endpoint at \/\S* ?.*; endpoints: GET \/ \(the signal\), POST \/RUN, POST \/PAUSE, POST \/STOP, GET \/status\n$/);
+      assert.equal(text.split("\n").length, 2, "one line");
+    }
+  }
+  assert.equal(arbiter.signal, "RUN");
+});
+
+test("known paths with the wrong method get 405 with Allow", async () => {
+  const { call, arbiter } = setup();
+  const cases: [string, string, string][] = [
+    ["POST", "/", "GET, HEAD"],
+    ["PUT", "/", "GET, HEAD"],
+    ["DELETE", "/status", "GET, HEAD"],
+    ["GET", "/PAUSE", "POST"],
+    ["HEAD", "/STOP", "POST"],
+    ["PUT", "/run", "POST"],
+    ["OPTIONS", "/", "GET, HEAD"],
+  ];
+  for (const [method, path, allow] of cases) {
+    const response = await call(method, path);
+    assert.equal(response.status, 405, `${method} ${path}`);
+    assert.equal(response.headers.get("allow"), allow);
+    const text = await bodyOf(response);
+    if (method !== "HEAD") assert.equal(text, `method ${method} is not allowed on ${path}; allowed: ${allow}\n`);
+    else assert.equal(text, "");
+  }
+  assert.equal(arbiter.signal, "RUN");
+});
+
+test("unknown query parameters on POST get 400 and change nothing", async () => {
+  const { call, arbiter } = setup();
+  const response = await call("POST", "/PAUSE?for=15m");
+  assert.equal(response.status, 400);
+  assert.equal(await bodyOf(response), 'query parameter "for" of POST /PAUSE: unknown key; allowed keys: none\n');
+  assert.equal(arbiter.signal, "RUN");
+});
+
+test("GET / ignores query parameters (cache busters are harmless)", async () => {
+  const { call } = setup("PAUSE");
+  assert.equal(await bodyOf(await call("GET", "/?_=123")), "PAUSE");
+});
+
+test("malformed percent-encoding gets 400 and changes nothing", async () => {
+  const { call, arbiter } = setup();
+  for (const path of ["/%E0%A4%A", "/%ZZ", "/%"]) {
+    const response = await call("POST", path);
+    assert.equal(response.status, 400, path);
+    assert.match(await bodyOf(response), /^malformed percent-encoding in path/);
+  }
+  assert.equal(arbiter.signal, "RUN");
+});
+
+test("a URL over the limit gets 414 and changes nothing", async () => {
+  const { call, arbiter } = setup();
+  const response = await call("POST", `/STOP?${"x".repeat(MAX_URL_BYTES)}`);
+  assert.equal(response.status, 414);
+  assert.match(await bodyOf(response), /^request URL is \d+ bytes; the limit is 8192\n$/);
+  assert.equal(arbiter.signal, "RUN");
+});
+
+test("GET /status reports signal, claims, latch, version and uptime", async () => {
+  const { call } = setup();
+  await call("POST", "/STOP");
+  const response = await call("GET", "/status");
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("content-type"), "application/json; charset=utf-8");
+  assert.equal(response.headers.get("cache-control"), "no-store");
+  const status = await response.json() as StatusDocument;
+  assert.equal(status.signal, "STOP");
+  assert.equal(status.decided_by, "manual");
+  assert.equal(status.changes, 1);
+  assert.equal(status.version, "9.9.9");
+  assert.equal(status.runtime, "test 1");
+  assert.equal(typeof status.uptime_seconds, "number");
+  assert.ok(status.uptime_seconds >= 0);
+  assert.ok(!Number.isNaN(Date.parse(status.started_at)));
+  assert.equal(status.stop_latch?.source, "manual");
+  assert.deepEqual(
+    status.claims.map(({ source, state, reason, actor }) => ({ source, state, reason, actor })),
+    [{ source: "manual", state: "STOP", reason: "POST /STOP", actor: "192.0.2.7" }],
+  );
+  const head = await call("HEAD", "/status");
+  assert.equal(head.status, 200);
+  assert.equal(await bodyOf(head), "");
+});
+
+test("1,000 concurrent POSTs of mixed signals leave a signal that was posted, and /status agrees", async () => {
+  const { call } = setup();
+  const paths = ["/RUN", "/PAUSE", "/STOP"];
+  const responses = await Promise.all(
+    Array.from({ length: 1000 }, (_, i) => call("POST", paths[(i * 7) % 3]!)),
+  );
+  assert.ok(responses.every((r) => r.status === 200));
+  const final = await bodyOf(await call("GET", "/"));
+  assert.ok(["RUN", "PAUSE", "STOP"].includes(final));
+  const status = await (await call("GET", "/status")).json() as StatusDocument;
+  assert.equal(status.signal, final);
+});
+
+test("an unexpected error is a 500 with a reason, and is reported", async () => {
+  const arbiter = new Arbiter();
+  const errors: unknown[] = [];
+  const handler = createHandler({ arbiter, version: "1", onError: (error) => errors.push(error) });
+  arbiter.snapshot = () => {
+    throw new Error("disk on fire");
+  };
+  const response = await handler(new Request(`${BASE}/status`));
+  assert.equal(response.status, 500);
+  assert.equal(await response.text(), "internal error: disk on fire\n");
+  assert.equal(errors.length, 1);
+});

@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+// Runs the whole test suite under Deno and under Bun, then prints one line
+// "N passed, N failed" summed over both, and exits non-zero if anything
+// failed or if a runner ran no test at all.
+//
+// The counts come from each runner's JUnit report, counting leaf test cases:
+// Deno reports a describe() block as a test case of its own besides its steps.
+//
+// Usage: node test/run_all.mjs [deno|bun ...] [-- extra test files or dirs]
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bin = join(root, "node_modules", ".bin");
+const reports = join(root, "test-results");
+const dashDash = process.argv.indexOf("--");
+const wanted = process.argv.slice(2, dashDash === -1 ? undefined : dashDash);
+const targets = dashDash === -1 ? ["test/"] : process.argv.slice(dashDash + 1);
+
+const runners = {
+  deno: (report) => [join(bin, "deno"), ["test", "-A", "--no-prompt", `--junit-path=${report}`, ...targets]],
+  bun: (report) => [join(bin, "bun"), ["test", "--timeout=60000", "--reporter=junit", `--reporter-outfile=${report}`, ...targets]],
+};
+
+function decode(text) {
+  return text.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, "&");
+}
+
+/** Leaf test cases of a JUnit report: {name, failed, skipped}. */
+function leafCases(xml) {
+  const cases = [];
+  const pattern = /<testcase\b([^>]*?)(\/>|>([\s\S]*?)<\/testcase>)/g;
+  for (const match of xml.matchAll(pattern)) {
+    const name = decode(/\bname="([^"]*)"/.exec(match[1])?.[1] ?? "");
+    const classname = decode(/\bclassname="([^"]*)"/.exec(match[1])?.[1] ?? "");
+    const inner = match[3] ?? "";
+    cases.push({ name, classname, failed: /<(failure|error)\b/.test(inner), skipped: /<skipped\b/.test(inner) });
+  }
+  // Deno lists "suite" and also "suite > test": a name that prefixes another is a container.
+  const names = new Set(cases.map((c) => c.name));
+  const isContainer = (c) => [...names].some((other) => other.startsWith(`${c.name} > `));
+  return cases.filter((c) => !isContainer(c));
+}
+
+rmSync(reports, { recursive: true, force: true });
+mkdirSync(reports, { recursive: true });
+let passed = 0, failed = 0, skipped = 0, broken = false;
+for (const name of wanted.length ? wanted : Object.keys(runners)) {
+  const report = join(reports, `${name}.xml`);
+  const [command, args] = runners[name](report);
+  console.log(`\n=== ${name}: ${[command, ...args].join(" ")}`);
+  const result = spawnSync(command, args, { cwd: root, stdio: "inherit", env: { ...process.env, NO_COLOR: "1" } });
+  let cases = [];
+  try {
+    cases = leafCases(readFileSync(report, "utf8"));
+  } catch (error) {
+    console.error(`${name}: no JUnit report (${error.message})`);
+  }
+  const p = cases.filter((c) => !c.failed && !c.skipped).length;
+  const f = cases.filter((c) => c.failed).length;
+  const s = cases.filter((c) => c.skipped).length;
+  console.log(`=== ${name}: ${p} passed, ${f} failed, ${s} skipped (exit ${result.status ?? result.signal})`);
+  for (const c of cases.filter((c) => c.failed)) console.log(`    FAILED ${name}: ${c.classname} ${c.name}`);
+  // A runner that crashed or ran nothing counts as one failure: never green by accident.
+  if (result.status !== 0 && f === 0) broken = true;
+  if (cases.length === 0) broken = true;
+  passed += p;
+  failed += f + (result.status !== 0 && f === 0 ? 1 : 0) + (cases.length === 0 && result.status === 0 ? 1 : 0);
+  skipped += s;
+}
+console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
+process.exit(failed > 0 || broken ? 1 : 0);
