@@ -15,7 +15,7 @@ import { isIP } from "node:net";
 import * as v from "valibot";
 import { DEFAULT_MAX_BODY_BYTES } from "./request_body.ts";
 import { type Signal, SIGNALS } from "./signal.ts";
-import { parseWith, strictSection } from "./validation.ts";
+import { looseSection, parseWith, strictSection } from "./validation.ts";
 
 export interface Settings {
   /** TCP port; 0 lets the system pick a free one. */
@@ -68,7 +68,7 @@ export const StateSchema = v.pipe(
 export const MaxBodyBytesSchema = integer(BODY_RULE, 0, 16 * 1024 * 1024);
 
 /** Krkn's section: our three keys validated, the rest of Krkn's keys ignored. */
-const KrakenSection = v.looseObject({
+const KrakenSection = looseSection({
   port: v.optional(PortSchema),
   signal_address: v.optional(AddressSchema),
   signal_state: v.optional(StateSchema),
@@ -80,7 +80,7 @@ const ChaosSignalSection = strictSection({
 }, "a mapping (chaos-signal's own settings)");
 
 /** The whole file: other top-level keys (Krkn's cerberus:, tunings:, ...) are ignored. */
-export const ConfigFileSchema = v.looseObject({
+export const ConfigFileSchema = looseSection({
   kraken: v.optional(v.nullable(KrakenSection)),
   chaos_signal: v.optional(v.nullable(ChaosSignalSection)),
 }, "a YAML mapping with a kraken: and/or chaos_signal: section");

@@ -98,7 +98,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   const setSignal = (signal: Signal): Route => async (request, info) => {
     const query = v.safeParse(SetSignalQuery, request.query);
     if (!query.success) {
-      throw new HttpError(400, issueLine(query.issues, (key) => `query parameter "${key}" of POST /${signal}`));
+      throw new HttpError(400, issueLine(query.issues, (key) => `query parameter "${key}" of POST /${signal}`, request.query));
     }
     // Read (and bound) the body before claiming: a refused request changes nothing.
     await readBoundedBody(request, maxBodyBytes);

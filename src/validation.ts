@@ -10,10 +10,23 @@
  */
 import * as v from "valibot";
 
-/** A strict object whose unknown-key message lists the allowed keys. */
+/** valibot's objects accept arrays; a YAML list where a mapping belongs is an error. */
+function mapping(what: string) {
+  return v.custom<Record<string, unknown>>(
+    (input) => typeof input === "object" && input !== null && !Array.isArray(input),
+    what,
+  );
+}
+
+/** A mapping whose unknown keys are errors that list the allowed keys. */
 export function strictSection<const TEntries extends v.ObjectEntries>(entries: TEntries, what: string) {
   const keys = Object.keys(entries).join(", ") || "none";
-  return v.strictObject(entries, (issue) => (issue.expected === "never" ? keys : what));
+  return v.pipe(mapping(what), v.strictObject(entries, (issue) => (issue.expected === "never" ? keys : what)));
+}
+
+/** A mapping whose unknown keys are ignored (another program's section). */
+export function looseSection<const TEntries extends v.ObjectEntries>(entries: TEntries, what: string) {
+  return v.pipe(mapping(what), v.looseObject(entries, what));
 }
 
 /** How a bad value is shown: JSON, cut short so one line stays one line. */
@@ -32,13 +45,19 @@ export function showValue(value: unknown): string {
  * One line for the first issue. `name` maps valibot's dot path (`kraken.port`,
  * or "" for the root) to what the user typed it as (`--port`, `CHAOS_SIGNAL_PORT`).
  */
-export function issueLine(issues: readonly v.BaseIssue<unknown>[], name: (path: string) => string): string {
+export function issueLine(
+  issues: readonly v.BaseIssue<unknown>[],
+  name: (path: string) => string,
+  input: unknown,
+): string {
   const issue = issues[0]!;
   const label = name(v.getDotPath(issue) ?? "");
   if (issue.type === "strict_object" && issue.expected === "never") {
     return `${label}: unknown key; allowed keys: ${issue.message}`;
   }
-  return `${label}: got ${showValue(issue.input)}; allowed: ${issue.message}`;
+  // Show the value as the user wrote it, not as a pipe had transformed it (" pause " -> "PAUSE").
+  const written = issue.path?.length ? issue.path[issue.path.length - 1]!.value : input;
+  return `${label}: got ${showValue(written)}; allowed: ${issue.message}`;
 }
 
 /** Parses or throws a `ValidationError` whose message is one `issueLine`. */
@@ -49,7 +68,7 @@ export function parseWith<TSchema extends v.GenericSchema>(
 ): v.InferOutput<TSchema> {
   const result = v.safeParse(schema, input);
   if (result.success) return result.output;
-  throw new ValidationError(issueLine(result.issues, name));
+  throw new ValidationError(issueLine(result.issues, name, input));
 }
 
 export class ValidationError extends Error {

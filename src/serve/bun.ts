@@ -1,9 +1,27 @@
 /** `serve` on Bun: the only file that touches `Bun.*`. */
-/// <reference types="bun-types" />
 import { AddressInUseError, type RunningServer, type ServeHandler, type ServeOptions } from "./types.ts";
 
+/**
+ * The slice of Bun's API used here. Deno type-checks the whole tree, and
+ * bun-types' global declarations clash with Deno's own (URL, fetch, ...), so
+ * this file declares what it uses instead of referencing bun-types.
+ */
+interface BunServer {
+  readonly hostname?: string;
+  readonly port?: number;
+  requestIP(request: Request): { address: string } | null;
+  stop(closeActiveConnections?: boolean): Promise<void>;
+}
+declare const Bun: {
+  serve(options: {
+    hostname: string;
+    port: number;
+    fetch(request: Request, server: BunServer): Response | Promise<Response>;
+  }): BunServer;
+};
+
 export function serve(handler: ServeHandler, options: ServeOptions): RunningServer {
-  let server: ReturnType<typeof Bun.serve>;
+  let server: BunServer;
   try {
     server = Bun.serve({
       hostname: options.hostname,

@@ -1,0 +1,154 @@
+// The command-line program as a real process: flags, env, config files,
+// exit codes, port in use, signals, and the README's start command.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { ROOT, runCli, startServer } from "./helpers/server_process.ts";
+
+const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
+
+function tempConfig(text: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), "chaos-signal-cli-")), "config.yaml");
+  writeFileSync(path, text);
+  return path;
+}
+
+/** The lines chaos-signal itself printed (runtimes may add nothing else on a config error). */
+function lines(output: string): string[] {
+  return output.trim().split("\n").filter(Boolean);
+}
+
+test("--help and --version print and exit 0", async () => {
+  const help = await runCli(["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.output, /^Usage: chaos-signal \[flags\]/);
+  for (const flag of ["--config", "--port", "--address", "--state", "CHAOS_SIGNAL_PORT"]) assert.ok(help.output.includes(flag), flag);
+  const version = await runCli(["--version"]);
+  assert.equal(version.code, 0);
+  const { version: expected } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
+  assert.equal(version.output, `chaos-signal ${expected}\n`);
+});
+
+test("an invalid flag, env var or config value exits 2 with one line naming the key, before listening", async () => {
+  const badFile = tempConfig("kraken:\n  port: 8081\n  signal_state: HALT\n");
+  const cases: [string[], Record<string, string>, string][] = [
+    [["--port", "70000"], {}, 'chaos-signal: --port: got "70000"; allowed: an integer from 0 to 65535 (0 picks a free port)'],
+    [["--state", "go"], {}, 'chaos-signal: --state: got "go"; allowed: one of RUN, PAUSE, STOP (any letter case)'],
+    [["--bogus"], {}, "chaos-signal: --bogus: unknown flag; allowed flags: --config, --port, --address, --state, --help, --version (see --help)"],
+    [[], { CHAOS_SIGNAL_ADDRESS: "not an address" }, 'chaos-signal: CHAOS_SIGNAL_ADDRESS: got "not an address"; allowed: an IPv4 or IPv6 address or a host name, such as 0.0.0.0, 127.0.0.1, :: or localhost'],
+    [["--config", badFile], {}, `chaos-signal: ${badFile}: kraken.signal_state: got "HALT"; allowed: one of RUN, PAUSE, STOP (any letter case)`],
+    [[], { CHAOS_SIGNAL_CONFIG: "/nonexistent.yaml" }, "chaos-signal: /nonexistent.yaml: cannot read the config file (ENOENT)"],
+  ];
+  for (const [flags, env, message] of cases) {
+    const result = await runCli(flags, env);
+    assert.equal(result.code, 2, `${flags} ${JSON.stringify(env)}: ${result.output}`);
+    assert.deepEqual(lines(result.output), [message]);
+  }
+});
+
+test("a port in use exits 1 with a clear message", async () => {
+  const first = await startServer();
+  try {
+    const second = await runCli(["--address", "127.0.0.1", "--port", String(first.port)]);
+    assert.equal(second.code, 1, second.output);
+    assert.deepEqual(lines(second.output), [
+      `chaos-signal: cannot listen on 127.0.0.1:${first.port}: the port is already in use (a Krkn run with publish_kraken_status: True holds its own port; pick another with --port)`,
+    ]);
+    assert.equal(await (await fetch(`${first.url}/`)).text(), "RUN", "the first server is unharmed");
+  } finally {
+    await first.stop();
+  }
+});
+
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  test(`${signal} shuts the server down cleanly within 2 s`, async () => {
+    const server = await startServer();
+    assert.equal(await (await fetch(`${server.url}/`)).text(), "RUN");
+    const exit = await server.stop(signal);
+    assert.equal(exit.code, 0, server.output());
+    assert.ok(exit.ms < 2000, `took ${exit.ms.toFixed(0)} ms`);
+    assert.match(server.output(), new RegExp(`${signal}: shutting down`));
+  });
+}
+
+test("SIGTERM during an open slow request still exits within 2 s", async () => {
+  const server = await startServer();
+  // A request whose body never completes keeps a connection busy.
+  const { connect } = await import("node:net");
+  const socket = connect({ host: server.host, port: server.port });
+  socket.on("error", () => {});
+  socket.write("POST /STOP HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc");
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const exit = await server.stop("SIGTERM");
+  socket.destroy();
+  assert.equal(exit.code, 0);
+  assert.ok(exit.ms < 2000, `took ${exit.ms.toFixed(0)} ms`);
+});
+
+test("Krkn's config.yaml sets the initial signal and address; a flag overrides its port", async () => {
+  const server = await startServer(["--config", fixture("krkn_config.yaml"), "--port", "0"]);
+  try {
+    assert.equal(server.host, "127.0.0.1");
+    assert.notEqual(server.port, 8082);
+    assert.equal(await (await fetch(`${server.url}/`)).text(), "PAUSE");
+  } finally {
+    await server.stop();
+  }
+});
+
+test("an environment variable overrides the config file, and a flag overrides the environment", async () => {
+  const config = tempConfig("kraken:\n  signal_state: PAUSE\n  signal_address: 127.0.0.1\n  port: 0\n");
+  const fromEnv = await startServer(["--config", config], { env: { CHAOS_SIGNAL_STATE: "STOP" } });
+  try {
+    assert.equal(await (await fetch(`${fromEnv.url}/`)).text(), "STOP");
+  } finally {
+    await fromEnv.stop();
+  }
+  const fromFlag = await startServer(["--config", config, "--state", "run"], { env: { CHAOS_SIGNAL_STATE: "STOP" } });
+  try {
+    assert.equal(await (await fetch(`${fromFlag.url}/`)).text(), "RUN");
+  } finally {
+    await fromFlag.stop();
+  }
+});
+
+test("listens on IPv6 loopback", async () => {
+  const server = await startServer(["--address", "::1"]);
+  try {
+    assert.equal(server.url, `http://[::1]:${server.port}`);
+    assert.equal(await (await fetch(`${server.url}/`)).text(), "RUN");
+  } finally {
+    await server.stop();
+  }
+});
+
+test("the README's start command serves RUN at http://127.0.0.1:8081/", async () => {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const firstBlock = /```(?:sh|bash|shell)\n([\s\S]*?)```/.exec(readme)?.[1] ?? "";
+  const startLine = firstBlock.split("\n")[0]!.replace(/#.*$/, "").trim();
+  assert.match(startLine, /start/, `first README command: ${startLine}`);
+  // `npm install` already ran; start with the part after it, as a newcomer's shell would.
+  const command = startLine.split("&&").pop()!.trim();
+  const child = spawn("sh", ["-c", command], { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout!.on("data", (chunk) => (output += chunk));
+  child.stderr!.on("data", (chunk) => (output += chunk));
+  const exited = new Promise((resolve) => child.on("exit", resolve));
+  try {
+    const deadline = Date.now() + 20_000;
+    while (!/listening on http:\/\/0\.0\.0\.0:8081\//.test(output)) {
+      assert.ok(Date.now() < deadline, `"${command}" did not listen on 0.0.0.0:8081:\n${output}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const response = await fetch("http://127.0.0.1:8081/");
+    assert.equal(response.status, 200);
+    assert.equal(await response.text(), "RUN");
+  } finally {
+    // npm does not pass SIGTERM on to its child: signal the whole process group.
+    process.kill(-child.pid!, "SIGTERM");
+    await exited;
+  }
+});

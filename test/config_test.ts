@@ -1,0 +1,113 @@
+// Config layers: Krkn's config.yaml, chaos-signal's own keys, env and flags, and their error lines.
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { DEFAULT_SETTINGS, loadConfigFile, mergeSettings, settingsFromConfig, settingsFromEnv, ValidationError } from "../mod.ts";
+import { parseCliArgs } from "../src/cli_args.ts";
+
+const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
+
+function tempYaml(text: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), "chaos-signal-config-")), "config.yaml");
+  writeFileSync(path, text);
+  return path;
+}
+
+/** The one-line message a bad layer throws. */
+function errorOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof ValidationError, `expected a ValidationError, got ${error}`);
+    return error.message;
+  }
+  assert.fail("expected an error");
+}
+
+async function asyncErrorOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof ValidationError, `expected a ValidationError, got ${error}`);
+    return error.message;
+  }
+  assert.fail("expected an error");
+}
+
+test("defaults are Krkn's: 0.0.0.0:8081, RUN", () => {
+  assert.deepEqual(mergeSettings(), { port: 8081, address: "0.0.0.0", state: "RUN", maxBodyBytes: 65536 });
+  assert.deepEqual(mergeSettings(), DEFAULT_SETTINGS);
+});
+
+test("Krkn's own config.yaml is read unchanged: port, signal_address, signal_state; the rest ignored", async () => {
+  const layer = await loadConfigFile(fixture("krkn_config.yaml"));
+  assert.deepEqual(layer, { port: 8082, address: "127.0.0.1", state: "PAUSE" });
+});
+
+test("chaos-signal's own file: the kraken keys plus a chaos_signal section", async () => {
+  const layer = await loadConfigFile(fixture("chaos_signal.yaml"));
+  assert.deepEqual(layer, { port: 9090, address: "::1", state: "STOP", maxBodyBytes: 1024 });
+});
+
+test("an empty file, an empty kraken section, and a numeric string port are fine", () => {
+  assert.deepEqual(settingsFromConfig(null, "f"), {});
+  assert.deepEqual(settingsFromConfig({ kraken: null }, "f"), {});
+  assert.deepEqual(settingsFromConfig({ kraken: { port: "8083" } }, "f"), { port: 8083 });
+  assert.deepEqual(settingsFromConfig({ kraken: { signal_address: "[::1]" } }, "f"), { address: "::1" });
+});
+
+test("invalid config values name the file, the key, the value and what is allowed", () => {
+  const cases: [unknown, string][] = [
+    [{ kraken: { port: 70000 } }, "c.yaml: kraken.port: got 70000; allowed: an integer from 0 to 65535 (0 picks a free port)"],
+    [{ kraken: { port: "http" } }, 'c.yaml: kraken.port: got "http"; allowed: an integer from 0 to 65535 (0 picks a free port)'],
+    [{ kraken: { port: 80.5 } }, "c.yaml: kraken.port: got 80.5; allowed: an integer from 0 to 65535 (0 picks a free port)"],
+    [{ kraken: { signal_state: "GO" } }, 'c.yaml: kraken.signal_state: got "GO"; allowed: one of RUN, PAUSE, STOP (any letter case)'],
+    [{ kraken: { signal_address: "not an address!" } }, 'c.yaml: kraken.signal_address: got "not an address!"; allowed: an IPv4 or IPv6 address or a host name, such as 0.0.0.0, 127.0.0.1, :: or localhost'],
+    [{ chaos_signal: { colour: "red" } }, "c.yaml: chaos_signal.colour: unknown key; allowed keys: max_body_bytes"],
+    [{ chaos_signal: { max_body_bytes: -1 } }, "c.yaml: chaos_signal.max_body_bytes: got -1; allowed: an integer number of bytes from 0 to 16777216"],
+    [{ kraken: "yes" }, `c.yaml: kraken: got "yes"; allowed: a mapping (Krkn's kraken: section)`],
+    [["a"], 'c.yaml: (top level): got ["a"]; allowed: a YAML mapping with a kraken: and/or chaos_signal: section'],
+  ];
+  for (const [document, message] of cases) {
+    assert.equal(errorOf(() => settingsFromConfig(document, "c.yaml")), message);
+  }
+});
+
+test("an unreadable file and invalid YAML are one-line errors naming the file", async () => {
+  assert.match(await asyncErrorOf(loadConfigFile("/nonexistent/config.yaml")), /^\/nonexistent\/config\.yaml: cannot read the config file \(ENOENT\)$/);
+  const broken = tempYaml("kraken:\n  port: [8081\n");
+  const message = await asyncErrorOf(loadConfigFile(broken));
+  assert.ok(message.startsWith(`${broken}: not valid YAML: `), message);
+  assert.ok(!message.includes("\n"));
+});
+
+test("environment variables are read, validated and named; empty ones are unset", () => {
+  assert.deepEqual(
+    settingsFromEnv({ CHAOS_SIGNAL_PORT: "9000", CHAOS_SIGNAL_ADDRESS: "127.0.0.1", CHAOS_SIGNAL_STATE: "pause", OTHER: "x" }),
+    { port: 9000, address: "127.0.0.1", state: "PAUSE" },
+  );
+  assert.deepEqual(settingsFromEnv({ CHAOS_SIGNAL_PORT: "" }), {});
+  assert.equal(
+    errorOf(() => settingsFromEnv({ CHAOS_SIGNAL_STATE: "halt" })),
+    'CHAOS_SIGNAL_STATE: got "halt"; allowed: one of RUN, PAUSE, STOP (any letter case)',
+  );
+});
+
+test("flags are read, validated and named", () => {
+  const args = parseCliArgs(["--port", "0", "-a", "::1", "--state=STOP", "--config", "x.yaml"]);
+  assert.deepEqual(args.settings, { port: 0, address: "::1", state: "STOP" });
+  assert.equal(args.configFile, "x.yaml");
+  assert.equal(errorOf(() => parseCliArgs(["--port", "-5"])), "--port: needs a value (see --help)");
+  assert.equal(errorOf(() => parseCliArgs(["--port", "99999"])), '--port: got "99999"; allowed: an integer from 0 to 65535 (0 picks a free port)');
+  assert.match(errorOf(() => parseCliArgs(["--colour", "red"])), /^--colour: unknown flag; allowed flags: --config, --port, --address, --state, --help, --version/);
+  assert.match(errorOf(() => parseCliArgs(["serve"])), /^serve: unexpected argument/);
+});
+
+test("precedence: flags over env over file over defaults", () => {
+  const file = { port: 1, address: "10.0.0.1", state: "PAUSE" as const };
+  const env = settingsFromEnv({ CHAOS_SIGNAL_PORT: "2", CHAOS_SIGNAL_STATE: "STOP" });
+  const flags = parseCliArgs(["--port", "3"]).settings;
+  assert.deepEqual(mergeSettings(file, env, flags), { port: 3, address: "10.0.0.1", state: "STOP", maxBodyBytes: 65536 });
+});

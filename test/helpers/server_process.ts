@@ -1,0 +1,124 @@
+/**
+ * Starts the real chaos-signal process under the runtime that runs the tests
+ * (`deno test` -> `deno run`, `bun test` -> `bun run`) on a free loopback port,
+ * and drives it the way users do.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+/** The command that runs mod.ts on the runtime the tests run on. */
+export function runtimeCommand(): { command: string; args: string[]; name: string } {
+  const versions = process.versions as Record<string, string | undefined>;
+  if (versions.bun) return { command: process.execPath, args: ["run", "mod.ts"], name: "bun" };
+  if (versions.deno) return { command: process.execPath, args: ["run", "-A", "mod.ts"], name: "deno" };
+  throw new Error("run the tests with deno test or bun test");
+}
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface ServerProcess {
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  readonly child: ChildProcess;
+  readonly exited: Promise<Exit>;
+  /** Everything the process printed so far (stdout and stderr). */
+  output(): string;
+  /** Sends `signal` and resolves with the exit and how long it took. */
+  stop(signal?: NodeJS.Signals): Promise<Exit & { ms: number }>;
+}
+
+function collect(child: ChildProcess) {
+  let text = "";
+  child.stdout?.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
+  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => (text += chunk));
+  const exited = new Promise<Exit>((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
+  return { output: () => text, exited };
+}
+
+function spawnServer(flags: string[], env: Record<string, string> = {}): ChildProcess {
+  const { command, args } = runtimeCommand();
+  return spawn(command, [...args, ...flags], {
+    cwd: ROOT,
+    env: { ...process.env, NO_COLOR: "1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+/** Starts a server on 127.0.0.1 and a free port (unless the flags say otherwise). */
+export async function startServer(
+  flags: string[] = [],
+  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<ServerProcess> {
+  const defaults = [
+    ...(flags.some((f) => f.startsWith("--address") || f === "-a") ? [] : ["--address", "127.0.0.1"]),
+    ...(flags.some((f) => f.startsWith("--port") || f === "-p") ? [] : ["--port", "0"]),
+  ];
+  const child = spawnServer([...defaults, ...flags], options.env);
+  const { output, exited } = collect(child);
+  const deadline = Date.now() + (options.timeoutMs ?? 20_000);
+  let match: RegExpMatchArray | null = null;
+  let exit: Exit | undefined;
+  exited.then((e) => (exit = e));
+  while (!(match = output().match(/listening on http:\/\/(\[[^\]]+\]|[^:/]+):(\d+)\//))) {
+    if (exit) throw new Error(`server exited (${exit.code ?? exit.signal}) before listening:\n${output()}`);
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`server did not listen within the time limit:\n${output()}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const host = match[1]!;
+  const port = Number(match[2]);
+  return {
+    url: `http://${host}:${port}`,
+    host: host.replace(/^\[|\]$/g, ""),
+    port,
+    child,
+    exited,
+    output,
+    async stop(signal: NodeJS.Signals = "SIGTERM") {
+      const started = performance.now();
+      if (exit) return { ...exit, ms: 0 };
+      // process.kill, not child.kill: Deno's child_process reports a child it
+      // signalled itself as killed by that signal, whatever its real exit code.
+      process.kill(child.pid!, signal);
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      const result = await exited;
+      clearTimeout(timer);
+      return { ...result, ms: performance.now() - started };
+    },
+  };
+}
+
+/** Runs the CLI to completion (for --help, bad config, port in use). */
+export async function runCli(flags: string[], env: Record<string, string> = {}, timeoutMs = 20_000) {
+  const child = spawnServer(flags, env);
+  const { output, exited } = collect(child);
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const exit = await exited;
+  clearTimeout(timer);
+  return { ...exit, output: output() };
+}
+
+/** Runs any program to completion and returns its exit code and output. */
+export async function run(command: string, args: string[], input?: string, timeoutMs = 20_000) {
+  const child = spawn(command, args, { stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  if (input !== undefined) child.stdin!.end(input);
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (c) => resolve(c));
+  });
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
