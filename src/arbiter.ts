@@ -10,9 +10,11 @@
  *   `signal_state`, so a run can start paused as in Krkn.
  *
  * Every method is synchronous, so concurrent requests are serialised by the
- * event loop: no caller ever sees a half-applied claim.
+ * event loop: no caller ever sees a half-applied claim. Events are queued
+ * and delivered after the change is complete, in order, even when a
+ * listener claims in turn (its events follow the ones being delivered).
  */
-import { type Signal, severity } from "./signal.ts";
+import { type Signal, SIGNALS, severity } from "./signal.ts";
 
 /** Name of the source behind the `POST /RUN|PAUSE|STOP` endpoints. */
 export const MANUAL_SOURCE = "manual";
@@ -52,6 +54,17 @@ export interface ArbiterSnapshot {
   readonly latch: StopLatch | null;
   /** Every source's claim, in the order the sources first claimed. */
   readonly claims: readonly Claim[];
+  /** The last time an operator forced RUN past the automatic claims. */
+  readonly override: Override | null;
+}
+
+/** An operator's forced RUN (`POST /RUN?force=true`). */
+export interface Override {
+  readonly at: Date;
+  readonly reason: string;
+  readonly actor?: string;
+  /** The sources whose claims were overridden. */
+  readonly sources: readonly string[];
 }
 
 /** A claim was made (its state changed, or it was an explicit act). */
@@ -103,10 +116,13 @@ export class Arbiter {
   readonly #now: () => Date;
   readonly #onListenerError: (error: unknown, event: ArbiterEvent) => void;
   #latch: StopLatch | null = null;
+  #override: Override | null = null;
   #signal: Signal = "RUN";
   #decidedBy: string = MANUAL_SOURCE;
   #seq = 0;
   #changedAt: Date;
+  readonly #queue: ArbiterEvent[] = [];
+  #delivering = false;
 
   constructor(options: ArbiterOptions = {}) {
     this.#now = options.now ?? (() => new Date());
@@ -135,6 +151,9 @@ export class Arbiter {
    * Level-triggered: report the whole opinion each time, repeats are cheap.
    */
   claim(source: string, state: Signal, reason: string, options: ClaimOptions = {}): Signal {
+    // Callers in plain JavaScript get no type check: a wrong word must never reach GET /.
+    if (!SIGNALS.includes(state)) throw new TypeError(`claim state must be one of ${SIGNALS.join(", ")}, not ${JSON.stringify(state)}`);
+    if (typeof source !== "string" || source === "") throw new TypeError("claim source must be a non-empty string");
     const at = this.#now();
     const before = this.#claims.get(source);
     const stateChanged = before?.state !== state;
@@ -153,12 +172,12 @@ export class Arbiter {
     const previousSignal = this.#signal;
     this.#settle(at);
     if (stateChanged || options.explicit) {
-      this.#emit({ type: "claim", at, claim, previous: before?.state ?? null });
+      this.#queue.push({ type: "claim", at, claim, previous: before?.state ?? null });
     }
     if (this.#signal !== previousSignal) {
       this.#seq += 1;
       this.#changedAt = at;
-      this.#emit({
+      this.#queue.push({
         type: "change",
         at,
         seq: this.#seq,
@@ -167,7 +186,34 @@ export class Arbiter {
         cause: claim,
       });
     }
+    this.#deliver();
     return this.#signal;
+  }
+
+  /**
+   * An operator forces RUN past the automatic claims: every other source's
+   * claim becomes RUN and the latch opens. The override is momentary: each
+   * source re-asserts its claim on its next observation.
+   */
+  forceRun(reason: string, options: ClaimOptions = {}): Signal {
+    const at = this.#now();
+    const overridden: string[] = [];
+    for (const [source, before] of this.#claims) {
+      if (source === MANUAL_SOURCE || before.state === "RUN") continue;
+      overridden.push(source);
+      const claim: Claim = {
+        source,
+        state: "RUN",
+        reason: `overridden by ${reason}${options.actor ? ` from ${options.actor}` : ""} (was ${before.state}: ${before.reason})`,
+        since: at,
+        updated: at,
+        ...(options.actor === undefined ? {} : { actor: options.actor }),
+      };
+      this.#claims.set(source, claim);
+      this.#queue.push({ type: "claim", at, claim, previous: before.state });
+    }
+    this.#override = { at, reason, sources: overridden, ...(options.actor === undefined ? {} : { actor: options.actor }) };
+    return this.claim(MANUAL_SOURCE, "RUN", reason, { ...options, explicit: true });
   }
 
   /** Back to "no objection": the same as claiming RUN. */
@@ -183,6 +229,7 @@ export class Arbiter {
       decidedBy: this.#decidedBy,
       latch: this.#latch,
       claims: [...this.#claims.values()],
+      override: this.#override,
     };
   }
 
@@ -213,13 +260,22 @@ export class Arbiter {
     }
   }
 
-  #emit(event: ArbiterEvent): void {
-    for (const listener of this.#listeners) {
-      try {
-        listener(event);
-      } catch (error) {
-        this.#onListenerError(error, event);
+  /** Delivers queued events in order; a nested call (a listener that claims) leaves it to the outer one. */
+  #deliver(): void {
+    if (this.#delivering) return;
+    this.#delivering = true;
+    try {
+      for (let event = this.#queue.shift(); event; event = this.#queue.shift()) {
+        for (const listener of this.#listeners) {
+          try {
+            listener(event);
+          } catch (error) {
+            this.#onListenerError(error, event);
+          }
+        }
       }
+    } finally {
+      this.#delivering = false;
     }
   }
 }

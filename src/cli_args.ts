@@ -1,6 +1,6 @@
 /** Command-line flags: parsed with node:util, validated like every other layer. */
 import { parseArgs } from "node:util";
-import { type Settings, type SettingsLayer, settingsFromStrings } from "./config.ts";
+import { SETTING_RULES, type Settings, type SettingsLayer, settingsFromStrings } from "./config.ts";
 import { ValidationError } from "./validation.ts";
 
 export const USAGE = `Usage: chaos-signal [flags]
@@ -28,47 +28,57 @@ const OPTIONS = {
 
 const FLAG_LIST = Object.keys(OPTIONS).map((name) => `--${name}`).join(", ");
 
-export interface CliArgs {
+export interface CliFlags {
   readonly help: boolean;
   readonly version: boolean;
   readonly configFile?: string;
-  readonly settings: SettingsLayer;
+  /** Setting flags as typed, not validated yet (so --help works whatever else is wrong). */
+  readonly strings: { readonly [K in keyof Settings]?: string | undefined };
 }
 
-/** Throws `ValidationError` with one line naming the flag. */
-export function parseCliArgs(argv: readonly string[]): CliArgs {
+/** Reads the flags; throws `ValidationError` with one line naming the flag. */
+export function readFlags(argv: readonly string[]): CliFlags {
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }));
   } catch (error) {
     throw new ValidationError(flagError(error));
   }
-  const strings = {
-    port: values.port as string | undefined,
-    address: values.address as string | undefined,
-    state: values.state as string | undefined,
-  } satisfies { [K in keyof Settings]?: string | undefined };
   const configFile = values.config as string | undefined;
+  if (configFile === "") throw new ValidationError("--config: needs a file path (see --help)");
   return {
     help: values.help === true,
     version: values.version === true,
     ...(configFile === undefined ? {} : { configFile }),
-    settings: settingsFromStrings(strings, (key) => `--${key}`),
+    strings: {
+      port: values.port as string | undefined,
+      address: values.address as string | undefined,
+      state: values.state as string | undefined,
+    },
   };
+}
+
+/** Validates the setting flags; errors name the flag. */
+export function settingsFromFlags(flags: CliFlags): SettingsLayer {
+  return settingsFromStrings(flags.strings, (key) => `--${key}`);
 }
 
 /** node:util's messages differ between runtimes; say it the same way everywhere. */
 function flagError(error: unknown): string {
-  const { code, message } = error as { code?: string; message?: string };
-  const flag = /'(-[^' ]*)/.exec(message ?? "")?.[1] ?? "";
+  const { code, message = "" } = error as { code?: string; message?: string };
+  // Node writes "'-p, --port <value>'", Deno and Bun alike; take the long name.
+  const flag = /'(?:-\w, )?(--?[\w-]+)/.exec(message)?.[1] ?? "";
+  const setting = flag.replace(/^--/, "") as keyof Settings;
   switch (code) {
     case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
       return `${flag}: unknown flag; allowed flags: ${FLAG_LIST} (see --help)`;
     case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
-      return `${flag}: needs a value (see --help)`;
+      if (/does not take an argument/.test(message)) return `${flag}: takes no value (see --help)`;
+      return `${flag}: needs a value` + (SETTING_RULES[setting] ? `; allowed: ${SETTING_RULES[setting]}` : "") +
+        (/ambiguous|starting with a dash/i.test(message) ? ` (for a value that starts with "-", write ${flag}=VALUE)` : "");
     case "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL":
-      return `${/'([^']*)'/.exec(message ?? "")?.[1] ?? "argument"}: unexpected argument; chaos-signal takes only flags (see --help)`;
+      return `${/'([^']*)'/.exec(message)?.[1] ?? "argument"}: unexpected argument; chaos-signal takes only flags (see --help)`;
     default:
-      return `${message ?? String(error)} (see --help)`;
+      return `${message || String(error)} (see --help)`;
   }
 }

@@ -37,7 +37,16 @@ export const DEFAULT_SETTINGS: Settings = {
 const PORT_RULE = "an integer from 0 to 65535 (0 picks a free port)";
 const ADDRESS_RULE = "an IPv4 or IPv6 address or a host name, such as 0.0.0.0, 127.0.0.1, :: or localhost";
 const STATE_RULE = `one of ${SIGNALS.join(", ")} (any letter case)`;
+const KRAKEN_STATE_RULE = `one of ${SIGNALS.join(", ")} in capitals: Krkn reads the same key and compares the exact words`;
 const BODY_RULE = "an integer number of bytes from 0 to 16777216";
+
+/** What each setting allows, for messages about flags given without a value. */
+export const SETTING_RULES: Record<keyof Settings, string> = {
+  port: PORT_RULE,
+  address: ADDRESS_RULE,
+  state: STATE_RULE,
+  maxBodyBytes: BODY_RULE,
+};
 
 /** Whole numbers also arrive as strings: from flags, env and quoted YAML. */
 function integer(rule: string, min: number, max: number) {
@@ -67,11 +76,15 @@ export const StateSchema = v.pipe(
 );
 export const MaxBodyBytesSchema = integer(BODY_RULE, 0, 16 * 1024 * 1024);
 
-/** Krkn's section: our three keys validated, the rest of Krkn's keys ignored. */
+/**
+ * Krkn's section: our three keys validated, the rest of Krkn's keys ignored.
+ * `signal_state` must be exact here: Krkn serves `pause` as written and its
+ * runner, comparing with == "PAUSE", would run; one file must mean one thing.
+ */
 const KrakenSection = looseSection({
   port: v.optional(PortSchema),
   signal_address: v.optional(AddressSchema),
-  signal_state: v.optional(StateSchema),
+  signal_state: v.optional(v.picklist(SIGNALS, KRAKEN_STATE_RULE)),
 }, "a mapping (Krkn's kraken: section)");
 
 /** chaos-signal's own section: every key known, so typos are errors. */

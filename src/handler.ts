@@ -42,7 +42,7 @@ export interface HandlerOptions {
   readonly onError?: (error: unknown, request: Request) => void;
 }
 
-/** Longer request targets get 414; the runtimes' own header limits apply too. */
+/** Longer request targets (path and query) get 414; the runtimes' own limits apply too. */
 export const MAX_URL_BYTES = 8 * 1024;
 
 const ENDPOINTS = "GET / (the signal), POST /RUN, POST /PAUSE, POST /STOP, GET /status";
@@ -52,13 +52,14 @@ const SetSignalQuery = strictSection({}, "no query parameters");
 
 type Route = (request: IRequest, info: RequestInfo | undefined) => Response | Promise<Response> | undefined;
 
-/** Dispatches on the method; any other method gets 405 with `Allow`. */
+/** Dispatches on the method; any other method gets 405 with `Allow` (and the endpoint list). */
 function resource(methods: Record<string, Route>): Route {
   const allow = Object.keys(methods).join(", ");
   return (request, info) => {
     const route = methods[request.method];
     if (route) return route(request, info);
-    throw new HttpError(405, `method ${request.method} is not allowed on ${new URL(request.url).pathname}; allowed: ${allow}`, { allow });
+    const path = showPath(new URL(request.url).pathname);
+    throw new HttpError(405, `method ${request.method} is not allowed on ${path}; allowed: ${allow}; endpoints: ${ENDPOINTS}`, { allow });
   };
 }
 
@@ -133,12 +134,31 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     .all("/:name", signalEndpoint)
     .all("*", notFound);
 
-  return (request, info) => router.fetch(request, info);
+  return async (request, info) => {
+    try {
+      return await router.fetch(absolute(request), info);
+    } catch (error) {
+      // itty-router parses the URL before its own catch is armed; nothing may escape as a runtime error page.
+      onError(error, request);
+      return errorResponse(new HttpError(400, `cannot read the request: ${(error as Error)?.message ?? error}`));
+    }
+  };
+}
+
+/**
+ * Bun hands over a path-only URL when a request has no Host header (HTTP/1.0
+ * clients, Krkn's own tools); Krkn's server answers those, so we do too.
+ */
+function absolute(request: Request): Request {
+  if (!request.url.startsWith("/")) return request;
+  return new Request(new URL(request.url, "http://localhost"), request);
 }
 
 function rejectLongUrl(request: IRequest): undefined {
-  if (request.url.length > MAX_URL_BYTES) {
-    throw new HttpError(414, `request URL is ${request.url.length} bytes; the limit is ${MAX_URL_BYTES}`);
+  const url = new URL(request.url);
+  const bytes = new TextEncoder().encode(url.pathname + url.search).byteLength;
+  if (bytes > MAX_URL_BYTES) {
+    throw new HttpError(414, `request target is ${bytes} bytes; the limit is ${MAX_URL_BYTES}`);
   }
   return undefined;
 }

@@ -7,10 +7,27 @@ export interface Logger {
   error(message: string): void;
 }
 
+/**
+ * Writes never throw: when whoever reads the log goes away (`| head`, a
+ * closed pipe), the signal server must keep answering Krkn's polls.
+ */
+function safeWriter(stream: NodeJS.WriteStream): (line: string) => void {
+  stream.on("error", () => {});
+  return (line) => {
+    try {
+      stream.write(line);
+    } catch {
+      // The log reader is gone; the server is not.
+    }
+  };
+}
+
 export function consoleLogger(now: () => Date = () => new Date()): Logger {
+  const out = safeWriter(process.stdout);
+  const err = safeWriter(process.stderr);
   return {
-    info: (message) => process.stdout.write(`${now().toISOString()} ${message}\n`),
-    error: (message) => process.stderr.write(`${now().toISOString()} ${message}\n`),
+    info: (message) => out(`${now().toISOString()} ${message}\n`),
+    error: (message) => err(`${now().toISOString()} ${message}\n`),
   };
 }
 

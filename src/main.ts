@@ -8,7 +8,7 @@
  */
 import process from "node:process";
 import { Arbiter } from "./arbiter.ts";
-import { parseCliArgs, USAGE } from "./cli_args.ts";
+import { type CliFlags, readFlags, settingsFromFlags, USAGE } from "./cli_args.ts";
 import { ENV_CONFIG_FILE, mergeSettings, type Settings, settingsFromEnv } from "./config.ts";
 import { loadConfigFile } from "./config_file.ts";
 import { createHandler } from "./handler.ts";
@@ -17,19 +17,19 @@ import { AddressInUseError, runtime, serve } from "./serve/mod.ts";
 import { ValidationError } from "./validation.ts";
 import { VERSION } from "./version.ts";
 
-/** SIGINT/SIGTERM must end the process within 2 s, open requests or not. */
-const SHUTDOWN_GRACE_MS = 1500;
+/** SIGINT/SIGTERM must end the process within 2 s, open requests or not: 1 s for them, 1 s of slack. */
+const SHUTDOWN_GRACE_MS = 1000;
 
 export const EXIT_OK = 0;
 export const EXIT_CANNOT_LISTEN = 1;
 export const EXIT_BAD_CONFIG = 2;
 
 /** Flags, env and file, merged and validated; throws `ValidationError`. */
-async function resolveSettings(argv: readonly string[], env: Record<string, string | undefined>) {
-  const args = parseCliArgs(argv);
-  const configFile = args.configFile ?? (env[ENV_CONFIG_FILE] || undefined);
+async function resolveSettings(flags: CliFlags, env: Record<string, string | undefined>): Promise<Settings> {
+  const flagLayer = settingsFromFlags(flags);
+  const configFile = flags.configFile ?? (env[ENV_CONFIG_FILE] || undefined);
   const fileLayer = configFile === undefined ? {} : await loadConfigFile(configFile);
-  return { args, settings: mergeSettings(fileLayer, settingsFromEnv(env), args.settings) };
+  return mergeSettings(fileLayer, settingsFromEnv(env), flagLayer);
 }
 
 function fail(code: number, message: string): never {
@@ -46,21 +46,16 @@ export async function runCli(
   env: Record<string, string | undefined> = process.env,
   log: Logger = consoleLogger(),
 ): Promise<void> {
-  let resolved: { args: { help: boolean; version: boolean }; settings: Settings };
+  let settings: Settings;
   try {
-    resolved = await resolveSettings(argv, env);
+    const flags = readFlags(argv);
+    // Help and version answer whatever else is wrong.
+    if (flags.help) return void process.stdout.write(USAGE);
+    if (flags.version) return void process.stdout.write(`chaos-signal ${VERSION}\n`);
+    settings = await resolveSettings(flags, env);
   } catch (error) {
     if (error instanceof ValidationError) fail(EXIT_BAD_CONFIG, error.message);
     throw error;
-  }
-  const { args, settings } = resolved;
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  if (args.version) {
-    process.stdout.write(`chaos-signal ${VERSION}\n`);
-    return;
   }
 
   const platform = runtime();
@@ -87,7 +82,6 @@ export async function runCli(
     }
     fail(EXIT_CANNOT_LISTEN, `cannot listen on ${where}: ${(error as Error).message}`);
   }
-  log.info(`chaos-signal ${VERSION} (${platform.name} ${platform.version}) listening on ${urlOf(server.hostname, server.port)} signal ${arbiter.signal}`);
 
   let stopping = false;
   const shutdown = (signalName: string) => {
@@ -99,4 +93,6 @@ export async function runCli(
   };
   process.on("SIGINT", () => shutdown("SIGINT"));
   process.on("SIGTERM", () => shutdown("SIGTERM"));
+  // Printed last: whoever waits for this line may signal us at once.
+  log.info(`chaos-signal ${VERSION} (${platform.name} ${platform.version}) listening on ${urlOf(server.hostname, server.port)} signal ${arbiter.signal}`);
 }

@@ -22,10 +22,12 @@ export function mostSevere(a: Signal, b: Signal): Signal {
 }
 
 /**
- * Reads a signal name in any letter case (`pause`, `Pause`, ` STOP `).
- * Returns `undefined` for anything else, so callers decide how to complain.
+ * Reads a signal name in any letter case (`pause`, `Pause`), and nothing
+ * else: no blanks around it, so `/%20STOP%0A` is not a signal endpoint.
+ * Callers that read files trim first. Returns `undefined` for anything else,
+ * so callers decide how to complain.
  */
 export function parseSignal(text: string): Signal | undefined {
-  const upper = text.trim().toUpperCase();
-  return (SIGNALS as readonly string[]).includes(upper) ? upper as Signal : undefined;
+  // ASCII case only: toUpperCase() would turn "ſtop" (long s) into "STOP".
+  return /^(run|pause|stop)$/i.test(text) ? text.toUpperCase() as Signal : undefined;
 }

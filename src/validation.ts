@@ -10,6 +10,9 @@
  */
 import * as v from "valibot";
 
+/** Values under keys like these are never echoed in error messages. */
+const SECRET_KEY = /token|password|secret|credential/i;
+
 /** valibot's objects accept arrays; a YAML list where a mapping belongs is an error. */
 function mapping(what: string) {
   return v.custom<Record<string, unknown>>(
@@ -55,9 +58,11 @@ export function issueLine(
   if (issue.type === "strict_object" && issue.expected === "never") {
     return `${label}: unknown key; allowed keys: ${issue.message}`;
   }
-  // Show the value as the user wrote it, not as a pipe had transformed it (" pause " -> "PAUSE").
+  // Show the value as the user wrote it, not as a pipe had transformed it (" pause " -> "PAUSE"),
+  // except under a key that holds a secret: error lines end up in logs.
   const written = issue.path?.length ? issue.path[issue.path.length - 1]!.value : input;
-  return `${label}: got ${showValue(written)}; allowed: ${issue.message}`;
+  const secret = issue.path?.some((item) => SECRET_KEY.test(String(item.key)));
+  return `${label}: got ${secret ? "(hidden)" : showValue(written)}; allowed: ${issue.message}`;
 }
 
 /** Parses or throws a `ValidationError` whose message is one `issueLine`. */

@@ -147,3 +147,27 @@ test("snapshots are consistent with the signal after every one of many mixed cla
     assert.equal(arbiter.signal, snapshot.signal);
   }
 });
+
+test("a listener that claims in turn: events stay in order, each change reports its true previous signal", () => {
+  const arbiter = new Arbiter();
+  arbiter.subscribe((event) => {
+    // A guard that stops the run as soon as anyone pauses it.
+    if (event.type === "claim" && event.claim.source === MANUAL_SOURCE && event.claim.state === "PAUSE") {
+      arbiter.claim("guard", "STOP", "paused means stop here");
+    }
+  });
+  const events = recorder(arbiter);
+  assert.equal(arbiter.claim(MANUAL_SOURCE, "PAUSE", "POST /PAUSE"), "STOP", "the outer call returns the signal after the nested claim");
+  assert.deepEqual(
+    events.map((e) => (e.type === "claim" ? `claim ${e.claim.source} ${e.previous}->${e.claim.state}` : `change ${e.seq} ${e.previous}->${e.signal}`)),
+    ["claim manual RUN->PAUSE", "change 1 RUN->PAUSE", "claim guard null->STOP", "change 2 PAUSE->STOP"],
+  );
+});
+
+test("claims with a state that is not a signal are refused before anything changes", () => {
+  const arbiter = new Arbiter();
+  assert.throws(() => arbiter.claim("x", "pause" as never, "r"), /claim state must be one of RUN, PAUSE, STOP, not "pause"/);
+  assert.throws(() => arbiter.claim("", "PAUSE", "r"), /non-empty/);
+  assert.equal(arbiter.signal, "RUN");
+  assert.equal(arbiter.snapshot().claims.length, 1);
+});

@@ -2,19 +2,12 @@
 // exit codes, port in use, signals, and the README's start command.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
-import { ROOT, runCli, startServer } from "./helpers/server_process.ts";
-
-const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
-
-function tempConfig(text: string): string {
-  const path = join(mkdtempSync(join(tmpdir(), "chaos-signal-cli-")), "config.yaml");
-  writeFileSync(path, text);
-  return path;
-}
+import { fixture, tempFile } from "./helpers/files.ts";
+import { ROOT, runCli, runtimeCommand, startServer } from "./helpers/server_process.ts";
 
 /** The lines chaos-signal itself printed (runtimes may add nothing else on a config error). */
 function lines(output: string): string[] {
@@ -26,6 +19,9 @@ test("--help and --version print and exit 0", async () => {
   assert.equal(help.code, 0);
   assert.match(help.output, /^Usage: chaos-signal \[flags\]/);
   for (const flag of ["--config", "--port", "--address", "--state", "CHAOS_SIGNAL_PORT"]) assert.ok(help.output.includes(flag), flag);
+  const helpDespiteBadEnv = await runCli(["--help"], { CHAOS_SIGNAL_PORT: "abc" });
+  assert.equal(helpDespiteBadEnv.code, 0, "--help answers whatever else is wrong");
+  assert.match(helpDespiteBadEnv.output, /^Usage: /);
   const version = await runCli(["--version"]);
   assert.equal(version.code, 0);
   const { version: expected } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
@@ -33,13 +29,14 @@ test("--help and --version print and exit 0", async () => {
 });
 
 test("an invalid flag, env var or config value exits 2 with one line naming the key, before listening", async () => {
-  const badFile = tempConfig("kraken:\n  port: 8081\n  signal_state: HALT\n");
+  const badFile = tempFile("kraken:\n  port: 8081\n  signal_state: HALT\n");
   const cases: [string[], Record<string, string>, string][] = [
     [["--port", "70000"], {}, 'chaos-signal: --port: got "70000"; allowed: an integer from 0 to 65535 (0 picks a free port)'],
     [["--state", "go"], {}, 'chaos-signal: --state: got "go"; allowed: one of RUN, PAUSE, STOP (any letter case)'],
+    [["--port"], {}, "chaos-signal: --port: needs a value; allowed: an integer from 0 to 65535 (0 picks a free port)"],
     [["--bogus"], {}, "chaos-signal: --bogus: unknown flag; allowed flags: --config, --port, --address, --state, --help, --version (see --help)"],
     [[], { CHAOS_SIGNAL_ADDRESS: "not an address" }, 'chaos-signal: CHAOS_SIGNAL_ADDRESS: got "not an address"; allowed: an IPv4 or IPv6 address or a host name, such as 0.0.0.0, 127.0.0.1, :: or localhost'],
-    [["--config", badFile], {}, `chaos-signal: ${badFile}: kraken.signal_state: got "HALT"; allowed: one of RUN, PAUSE, STOP (any letter case)`],
+    [["--config", badFile], {}, `chaos-signal: ${badFile}: kraken.signal_state: got "HALT"; allowed: one of RUN, PAUSE, STOP in capitals: Krkn reads the same key and compares the exact words`],
     [[], { CHAOS_SIGNAL_CONFIG: "/nonexistent.yaml" }, "chaos-signal: /nonexistent.yaml: cannot read the config file (ENOENT)"],
   ];
   for (const [flags, env, message] of cases) {
@@ -100,7 +97,7 @@ test("Krkn's config.yaml sets the initial signal and address; a flag overrides i
 });
 
 test("an environment variable overrides the config file, and a flag overrides the environment", async () => {
-  const config = tempConfig("kraken:\n  signal_state: PAUSE\n  signal_address: 127.0.0.1\n  port: 0\n");
+  const config = tempFile("kraken:\n  signal_state: PAUSE\n  signal_address: 127.0.0.1\n  port: 0\n");
   const fromEnv = await startServer(["--config", config], { env: { CHAOS_SIGNAL_STATE: "STOP" } });
   try {
     assert.equal(await (await fetch(`${fromEnv.url}/`)).text(), "STOP");
@@ -125,13 +122,40 @@ test("listens on IPv6 loopback", async () => {
   }
 });
 
+test("the log reader going away does not take the server down", async () => {
+  const server = await startServer();
+  try {
+    // Nobody reads the log any more: the next log writes hit a closed pipe.
+    server.child.stdout!.destroy();
+    server.child.stderr!.destroy();
+    for (const signal of ["PAUSE", "RUN", "STOP", "RUN"]) {
+      const response = await fetch(`${server.url}/${signal}`, { method: "POST" });
+      assert.equal(await response.text(), signal);
+    }
+    assert.equal(await (await fetch(`${server.url}/`)).text(), "RUN");
+  } finally {
+    await server.stop();
+  }
+});
+
+/** Resolves whether nothing listens on 127.0.0.1:port (by trying to listen there). */
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once("error", () => resolve(false));
+    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve(true)));
+  });
+}
+
 test("the README's start command serves RUN at http://127.0.0.1:8081/", async () => {
+  assert.ok(await portIsFree(8081), "port 8081 is taken on this machine: this test needs it free (the README's default)");
   const readme = readFileSync(join(ROOT, "README.md"), "utf8");
   const firstBlock = /```(?:sh|bash|shell)\n([\s\S]*?)```/.exec(readme)?.[1] ?? "";
   const startLine = firstBlock.split("\n")[0]!.replace(/#.*$/, "").trim();
-  assert.match(startLine, /start/, `first README command: ${startLine}`);
-  // `npm install` already ran; start with the part after it, as a newcomer's shell would.
-  const command = startLine.split("&&").pop()!.trim();
+  assert.match(startLine, /npm start/, `first README command: ${startLine}`);
+  // `npm install` already ran. Under bun test, run the README's Bun variant of the same command.
+  const command = runtimeCommand().name === "bun" ? "npm run start:bun" : startLine.split("&&").pop()!.trim();
+  assert.ok(readme.includes(runtimeCommand().name === "bun" ? "npm run start:bun" : command), `the README shows ${command}`);
   const child = spawn("sh", ["-c", command], { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout!.on("data", (chunk) => (output += chunk));
@@ -149,6 +173,8 @@ test("the README's start command serves RUN at http://127.0.0.1:8081/", async ()
   } finally {
     // npm does not pass SIGTERM on to its child: signal the whole process group.
     process.kill(-child.pid!, "SIGTERM");
+    const killer = setTimeout(() => process.kill(-child.pid!, "SIGKILL"), 5000);
     await exited;
+    clearTimeout(killer);
   }
 });

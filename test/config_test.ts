@@ -1,19 +1,11 @@
 // Config layers: Krkn's config.yaml, chaos-signal's own keys, env and flags, and their error lines.
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
 import { DEFAULT_SETTINGS, loadConfigFile, mergeSettings, settingsFromConfig, settingsFromEnv, ValidationError } from "../mod.ts";
-import { parseCliArgs } from "../src/cli_args.ts";
+import { readFlags, settingsFromFlags } from "../src/cli_args.ts";
+import { fixture, tempFile } from "./helpers/files.ts";
 
-const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
-
-function tempYaml(text: string): string {
-  const path = join(mkdtempSync(join(tmpdir(), "chaos-signal-config-")), "config.yaml");
-  writeFileSync(path, text);
-  return path;
-}
+const parseFlags = (argv: string[]) => settingsFromFlags(readFlags(argv));
 
 /** The one-line message a bad layer throws. */
 function errorOf(fn: () => unknown): string {
@@ -63,7 +55,8 @@ test("invalid config values name the file, the key, the value and what is allowe
     [{ kraken: { port: 70000 } }, "c.yaml: kraken.port: got 70000; allowed: an integer from 0 to 65535 (0 picks a free port)"],
     [{ kraken: { port: "http" } }, 'c.yaml: kraken.port: got "http"; allowed: an integer from 0 to 65535 (0 picks a free port)'],
     [{ kraken: { port: 80.5 } }, "c.yaml: kraken.port: got 80.5; allowed: an integer from 0 to 65535 (0 picks a free port)"],
-    [{ kraken: { signal_state: "GO" } }, 'c.yaml: kraken.signal_state: got "GO"; allowed: one of RUN, PAUSE, STOP (any letter case)'],
+    [{ kraken: { signal_state: "GO" } }, 'c.yaml: kraken.signal_state: got "GO"; allowed: one of RUN, PAUSE, STOP in capitals: Krkn reads the same key and compares the exact words'],
+    [{ kraken: { signal_state: "pause" } }, 'c.yaml: kraken.signal_state: got "pause"; allowed: one of RUN, PAUSE, STOP in capitals: Krkn reads the same key and compares the exact words'],
     [{ kraken: { signal_address: "not an address!" } }, 'c.yaml: kraken.signal_address: got "not an address!"; allowed: an IPv4 or IPv6 address or a host name, such as 0.0.0.0, 127.0.0.1, :: or localhost'],
     [{ chaos_signal: { colour: "red" } }, "c.yaml: chaos_signal.colour: unknown key; allowed keys: max_body_bytes"],
     [{ chaos_signal: { max_body_bytes: -1 } }, "c.yaml: chaos_signal.max_body_bytes: got -1; allowed: an integer number of bytes from 0 to 16777216"],
@@ -77,7 +70,7 @@ test("invalid config values name the file, the key, the value and what is allowe
 
 test("an unreadable file and invalid YAML are one-line errors naming the file", async () => {
   assert.match(await asyncErrorOf(loadConfigFile("/nonexistent/config.yaml")), /^\/nonexistent\/config\.yaml: cannot read the config file \(ENOENT\)$/);
-  const broken = tempYaml("kraken:\n  port: [8081\n");
+  const broken = tempFile("kraken:\n  port: [8081\n");
   const message = await asyncErrorOf(loadConfigFile(broken));
   assert.ok(message.startsWith(`${broken}: not valid YAML: `), message);
   assert.ok(!message.includes("\n"));
@@ -96,18 +89,27 @@ test("environment variables are read, validated and named; empty ones are unset"
 });
 
 test("flags are read, validated and named", () => {
-  const args = parseCliArgs(["--port", "0", "-a", "::1", "--state=STOP", "--config", "x.yaml"]);
-  assert.deepEqual(args.settings, { port: 0, address: "::1", state: "STOP" });
-  assert.equal(args.configFile, "x.yaml");
-  assert.equal(errorOf(() => parseCliArgs(["--port", "-5"])), "--port: needs a value (see --help)");
-  assert.equal(errorOf(() => parseCliArgs(["--port", "99999"])), '--port: got "99999"; allowed: an integer from 0 to 65535 (0 picks a free port)');
-  assert.match(errorOf(() => parseCliArgs(["--colour", "red"])), /^--colour: unknown flag; allowed flags: --config, --port, --address, --state, --help, --version/);
-  assert.match(errorOf(() => parseCliArgs(["serve"])), /^serve: unexpected argument/);
+  const flags = readFlags(["--port", "0", "-a", "::1", "--state=stop", "--config", "x.yaml"]);
+  assert.deepEqual(settingsFromFlags(flags), { port: 0, address: "::1", state: "STOP" });
+  assert.equal(flags.configFile, "x.yaml");
+  const portRule = "an integer from 0 to 65535 (0 picks a free port)";
+  assert.equal(errorOf(() => parseFlags(["--port"])), `--port: needs a value; allowed: ${portRule}`);
+  assert.equal(errorOf(() => parseFlags(["-p"])), `--port: needs a value; allowed: ${portRule}`);
+  assert.equal(
+    errorOf(() => parseFlags(["--port", "-5"])),
+    `--port: needs a value; allowed: ${portRule} (for a value that starts with "-", write --port=VALUE)`,
+  );
+  assert.equal(errorOf(() => parseFlags(["--port=-5"])), `--port: got "-5"; allowed: ${portRule}`);
+  assert.equal(errorOf(() => parseFlags(["--port", "99999"])), `--port: got "99999"; allowed: ${portRule}`);
+  assert.equal(errorOf(() => parseFlags(["--help=x"])), "--help: takes no value (see --help)");
+  assert.equal(errorOf(() => parseFlags(["--config="])), "--config: needs a file path (see --help)");
+  assert.match(errorOf(() => parseFlags(["--colour", "red"])), /^--colour: unknown flag; allowed flags: --config, --port, --address, --state, --help, --version/);
+  assert.match(errorOf(() => parseFlags(["serve"])), /^serve: unexpected argument/);
 });
 
 test("precedence: flags over env over file over defaults", () => {
   const file = { port: 1, address: "10.0.0.1", state: "PAUSE" as const };
   const env = settingsFromEnv({ CHAOS_SIGNAL_PORT: "2", CHAOS_SIGNAL_STATE: "STOP" });
-  const flags = parseCliArgs(["--port", "3"]).settings;
+  const flags = parseFlags(["--port", "3"]);
   assert.deepEqual(mergeSettings(file, env, flags), { port: 3, address: "10.0.0.1", state: "STOP", maxBodyBytes: 65536 });
 });

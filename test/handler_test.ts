@@ -126,7 +126,9 @@ test("known paths with the wrong method get 405 with Allow", async () => {
     assert.equal(response.status, 405, `${method} ${path}`);
     assert.equal(response.headers.get("allow"), allow);
     const text = await bodyOf(response);
-    if (method !== "HEAD") assert.equal(text, `method ${method} is not allowed on ${path}; allowed: ${allow}\n`);
+    if (method !== "HEAD") {
+      assert.equal(text, `method ${method} is not allowed on ${path}; allowed: ${allow}; endpoints: GET / (the signal), POST /RUN, POST /PAUSE, POST /STOP, GET /status\n`);
+    }
     else assert.equal(text, "");
   }
   assert.equal(arbiter.signal, "RUN");
@@ -155,11 +157,18 @@ test("malformed percent-encoding gets 400 and changes nothing", async () => {
   assert.equal(arbiter.signal, "RUN");
 });
 
+test("the URL limit counts the request target, not the host", async () => {
+  const { handler } = setup();
+  const longHost = `http://${"h".repeat(60)}.${"x".repeat(60)}.test`;
+  const response = await handler(new Request(`${longHost}/?${"q".repeat(MAX_URL_BYTES - 100)}`));
+  assert.equal(response.status, 200);
+});
+
 test("a URL over the limit gets 414 and changes nothing", async () => {
   const { call, arbiter } = setup();
   const response = await call("POST", `/STOP?${"x".repeat(MAX_URL_BYTES)}`);
   assert.equal(response.status, 414);
-  assert.match(await bodyOf(response), /^request URL is \d+ bytes; the limit is 8192\n$/);
+  assert.match(await bodyOf(response), /^request target is \d+ bytes; the limit is 8192\n$/);
   assert.equal(arbiter.signal, "RUN");
 });
 
@@ -189,17 +198,25 @@ test("GET /status reports signal, claims, latch, version and uptime", async () =
   assert.equal(await bodyOf(head), "");
 });
 
-test("1,000 concurrent POSTs of mixed signals leave a signal that was posted, and /status agrees", async () => {
-  const { call } = setup();
-  const paths = ["/RUN", "/PAUSE", "/STOP"];
-  const responses = await Promise.all(
-    Array.from({ length: 1000 }, (_, i) => call("POST", paths[(i * 7) % 3]!)),
-  );
-  assert.ok(responses.every((r) => r.status === 200));
-  const final = await bodyOf(await call("GET", "/"));
-  assert.ok(["RUN", "PAUSE", "STOP"].includes(final));
+test("1,000 concurrent POSTs of mixed signals: each answer is consistent, and so is the end state", async () => {
+  const { call, arbiter } = setup();
+  let changes = 0;
+  arbiter.subscribe((event) => {
+    if (event.type === "change") changes += 1;
+  });
+  const posted = Array.from({ length: 1000 }, (_, i) => ["RUN", "PAUSE", "STOP"][(i * 7) % 3]!);
+  const responses = await Promise.all(posted.map((signal) => call("POST", `/${signal}`)));
+  const answers = await Promise.all(responses.map(bodyOf));
+  answers.forEach((answer, i) => {
+    assert.equal(responses[i]!.status, 200);
+    const allowed = posted[i] === "PAUSE" ? ["PAUSE", "STOP"] : [posted[i]];
+    assert.ok(allowed.includes(answer), `POST /${posted[i]} answered ${answer}`);
+  });
   const status = await (await call("GET", "/status")).json() as StatusDocument;
-  assert.equal(status.signal, final);
+  assert.equal(await bodyOf(await call("GET", "/")), status.signal);
+  const manual = status.claims.find((claim) => claim.source === "manual")!;
+  assert.equal(status.signal, status.stop_latch ? "STOP" : manual.state);
+  assert.equal(status.changes, changes);
 });
 
 test("an unexpected error is a 500 with a reason, and is reported", async () => {

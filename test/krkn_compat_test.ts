@@ -2,27 +2,23 @@
 // server today: Krkn's runner (Python http.client), the docs' set_stop_signal.py
 // and the docs' curl commands.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { run, type ServerProcess, startServer } from "./helpers/server_process.ts";
-
-const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).pathname;
+import { after, describe, test } from "node:test";
+import { fixture } from "./helpers/files.ts";
+import { run, sharedServer } from "./helpers/server_process.ts";
 
 describe("Krkn's clients against the real server", () => {
-  let server: ServerProcess;
-  before(async () => {
-    server = await startServer();
-  });
-  after(async () => {
-    await server.stop();
-  });
+  const shared = sharedServer();
+  after(() => shared.stop());
 
   async function krknReads(): Promise<string[]> {
+    const server = await shared.get();
     const result = await run("python3", [fixture("krkn_get_status.py"), server.host, String(server.port)]);
     assert.equal(result.code, 0, result.stderr);
     return result.stdout.trim().split("\n");
   }
 
   async function setSignal(path: string): Promise<string> {
+    const server = await shared.get();
     const result = await run("python3", [fixture("set_stop_signal.py"), server.host, String(server.port), path]);
     assert.equal(result.code, 0, result.stderr);
     return result.stdout;
@@ -45,6 +41,7 @@ describe("Krkn's clients against the real server", () => {
   });
 
   test("the docs' curl commands work as printed (single-slash URL included)", async () => {
+    const server = await shared.get();
     const hostPort = `${server.host}:${server.port}`;
     // The docs print "curl -X POST http:/0.0.0.0:8081/STOP"; curl mends the single slash.
     for (const [path, expected] of [["PAUSE", "PAUSE"], ["RUN", "RUN"], ["STOP", "STOP"]] as const) {
@@ -58,6 +55,7 @@ describe("Krkn's clients against the real server", () => {
   });
 
   test("curl sees the documented headers and an answer on unknown paths", async () => {
+    const server = await shared.get();
     const head = await run("curl", ["-sS", "-i", `${server.url}/`]);
     assert.match(head.stdout, /^HTTP\/1\.1 200 OK\r\n/);
     assert.match(head.stdout, /\r\ncontent-type: text\/plain; charset=utf-8\r\n/i);
@@ -67,7 +65,17 @@ describe("Krkn's clients against the real server", () => {
     assert.equal(unknown.stdout, "404");
   });
 
+  test("HEAD over the wire: the GET headers, no body", async () => {
+    const server = await shared.get();
+    const head = await run("curl", ["-sS", "-I", `${server.url}/`]);
+    assert.match(head.stdout, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(head.stdout, /\r\ncontent-length: 3\r\n/i);
+    assert.match(head.stdout, /\r\ncontent-type: text\/plain; charset=utf-8\r\n/i);
+    assert.ok(head.stdout.endsWith("\r\n\r\n"), "no body");
+  });
+
   test("HTTP/1.0 clients (Krkn's own server speaks it) are answered", async () => {
+    const server = await shared.get();
     const result = await run("curl", ["-sS", "--http1.0", "-i", `${server.url}/`]);
     assert.match(result.stdout, /^HTTP\/1\.[01] 200 OK\r\n/);
     assert.ok(result.stdout.endsWith("\r\n\r\nRUN"));

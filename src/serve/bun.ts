@@ -16,7 +16,10 @@ declare const Bun: {
   serve(options: {
     hostname: string;
     port: number;
+    development: boolean;
+    reusePort: boolean;
     fetch(request: Request, server: BunServer): Response | Promise<Response>;
+    error(error: Error): Response;
   }): BunServer;
 };
 
@@ -26,6 +29,15 @@ export function serve(handler: ServeHandler, options: ServeOptions): RunningServ
     server = Bun.serve({
       hostname: options.hostname,
       port: options.port,
+      // Never Bun's HTML error page: it shows source code and file paths.
+      development: false,
+      // Two servers must not share a port: the second one has to fail (exit 1), as on Deno.
+      reusePort: false,
+      error: (error) =>
+        new Response(`internal error: ${error.message.replace(/[\r\n]+/g, " ")}\n`, {
+          status: 500,
+          headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" },
+        }),
       fetch(request, self) {
         const remoteAddress = self.requestIP(request)?.address;
         return handler(request, remoteAddress === undefined ? {} : { remoteAddress });

@@ -5,15 +5,14 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { runtime } from "../../src/serve/mod.ts";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 /** The command that runs mod.ts on the runtime the tests run on. */
-export function runtimeCommand(): { command: string; args: string[]; name: string } {
-  const versions = process.versions as Record<string, string | undefined>;
-  if (versions.bun) return { command: process.execPath, args: ["run", "mod.ts"], name: "bun" };
-  if (versions.deno) return { command: process.execPath, args: ["run", "-A", "mod.ts"], name: "deno" };
-  throw new Error("run the tests with deno test or bun test");
+export function runtimeCommand(): { command: string; args: string[]; name: "deno" | "bun" } {
+  const { name } = runtime();
+  return { command: process.execPath, args: name === "deno" ? ["run", "-A", "mod.ts"] : ["run", "mod.ts"], name };
 }
 
 export interface Exit {
@@ -121,4 +120,23 @@ export async function run(command: string, args: string[], input?: string, timeo
   });
   clearTimeout(timer);
   return { code, stdout, stderr };
+}
+
+/**
+ * One server shared by the tests of a file, started by the first test that
+ * asks. No before() hook: when a hook fails, Bun still reports the tests as
+ * passed; a failed start here fails every test that needed the server.
+ */
+export function sharedServer(flags: string[] = [], options: { env?: Record<string, string> } = {}) {
+  let started: Promise<ServerProcess> | undefined;
+  return {
+    get(): Promise<ServerProcess> {
+      started ??= startServer(flags, options);
+      return started;
+    },
+    async stop(): Promise<void> {
+      const server = await started?.catch(() => undefined);
+      await server?.stop();
+    },
+  };
 }
