@@ -19,6 +19,7 @@ export type {
   Claim,
   ClaimEvent,
   ClaimOptions,
+  Override,
   StopLatch,
 } from "./src/arbiter.ts";
 export { createHandler, MAX_URL_BYTES } from "./src/handler.ts";
@@ -26,12 +27,34 @@ export type { FetchHandler, HandlerOptions, RequestInfo } from "./src/handler.ts
 export { statusDocument } from "./src/status.ts";
 export type { ClaimStatus, StatusDocument } from "./src/status.ts";
 export { DEFAULT_SETTINGS, ENV_CONFIG_FILE, ENV_VARS, mergeSettings, settingsFromConfig, settingsFromEnv } from "./src/config.ts";
-export type { Settings, SettingsLayer } from "./src/config.ts";
+export type { Settings, SettingsLayer, SourceSetting } from "./src/config.ts";
 export { loadConfigFile } from "./src/config_file.ts";
 export { DEFAULT_MAX_BODY_BYTES } from "./src/request_body.ts";
 export { AddressInUseError, runtime, serve } from "./src/serve/mod.ts";
 export type { RunningServer, Runtime, ServeHandler, ServeOptions } from "./src/serve/mod.ts";
-export { ValidationError } from "./src/validation.ts";
+export { strictSection, ValidationError } from "./src/validation.ts";
+export { definePlugin, PluginNameSchema } from "./src/plugin.ts";
+export type { Plugin, PluginFactory, RouteContext, SourceContext } from "./src/plugin.ts";
+export { PluginHost } from "./src/plugin_host.ts";
+export type { PluginHostOptions, PluginStatus, SourceHealth } from "./src/plugin_host.ts";
+export { durationSchema, formatDuration, parseDuration } from "./src/duration.ts";
+export { HttpError, jsonResponse, textResponse } from "./src/http_response.ts";
+export { readJsonBody } from "./src/json_body.ts";
+export { delay } from "./src/timers.ts";
+export {
+  alertmanagerSource,
+  BUILTIN_SOURCES,
+  fileSource,
+  prometheusSource,
+  sourcesFromConfig,
+  webhookSource,
+} from "./plugins/mod.ts";
+export type {
+  AlertmanagerSourceOptions,
+  FileSourceOptions,
+  PrometheusSourceOptions,
+  WebhookSourceOptions,
+} from "./plugins/mod.ts";
 export { VERSION } from "./src/version.ts";
 
 if (import.meta.main) {

@@ -243,8 +243,9 @@ export class Arbiter {
   #settle(at: Date): void {
     let top: Claim | undefined;
     for (const claim of this.#claims.values()) {
-      // Strictly greater: on a tie the earliest source keeps the decision.
-      if (!top || severity(claim.state) > severity(top.state)) top = claim;
+      // On a tie, the claim that has held its state longest is named as the decider.
+      const rank = top ? severity(claim.state) - severity(top.state) : 1;
+      if (rank > 0 || (rank === 0 && claim.since < top!.since)) top = claim;
     }
     // The manual claim always exists, so there is always a top claim.
     const winner = top!;

@@ -1,6 +1,6 @@
 /** Command-line flags: parsed with node:util, validated like every other layer. */
 import { parseArgs } from "node:util";
-import { SETTING_RULES, type Settings, type SettingsLayer, settingsFromStrings } from "./config.ts";
+import { SETTING_RULES, type SettingsLayer, settingsFromStrings, type StringSetting } from "./config.ts";
 import { ValidationError } from "./validation.ts";
 
 export const USAGE = `Usage: chaos-signal [flags]
@@ -33,7 +33,7 @@ export interface CliFlags {
   readonly version: boolean;
   readonly configFile?: string;
   /** Setting flags as typed, not validated yet (so --help works whatever else is wrong). */
-  readonly strings: { readonly [K in keyof Settings]?: string | undefined };
+  readonly strings: { readonly [K in StringSetting]?: string | undefined };
 }
 
 /** Reads the flags; throws `ValidationError` with one line naming the flag. */
@@ -68,7 +68,7 @@ function flagError(error: unknown): string {
   const { code, message = "" } = error as { code?: string; message?: string };
   // Node writes "'-p, --port <value>'", Deno and Bun alike; take the long name.
   const flag = /'(?:-\w, )?(--?[\w-]+)/.exec(message)?.[1] ?? "";
-  const setting = flag.replace(/^--/, "") as keyof Settings;
+  const setting = flag.replace(/^--/, "") as StringSetting;
   switch (code) {
     case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
       return `${flag}: unknown flag; allowed flags: ${FLAG_LIST} (see --help)`;

@@ -25,6 +25,15 @@ export interface Settings {
   /** The `manual` source's initial claim. */
   readonly state: Signal;
   readonly maxBodyBytes: number;
+  /** Signal sources from the config file, validated by their plugins when built. */
+  readonly sources: readonly SourceSetting[];
+}
+
+/** One entry of `chaos_signal.sources`: its `type` names the plugin, the rest are its options. */
+export interface SourceSetting {
+  /** Where it was written, for error messages: `config.yaml: chaos_signal.sources[2]`. */
+  readonly where: string;
+  readonly entry: { readonly type: string } & Readonly<Record<string, unknown>>;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -32,6 +41,7 @@ export const DEFAULT_SETTINGS: Settings = {
   address: "0.0.0.0",
   state: "RUN",
   maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+  sources: [],
 };
 
 const PORT_RULE = "an integer from 0 to 65535 (0 picks a free port)";
@@ -41,12 +51,15 @@ const KRAKEN_STATE_RULE = `one of ${SIGNALS.join(", ")} in capitals: Krkn reads 
 const BODY_RULE = "an integer number of bytes from 0 to 16777216";
 
 /** What each setting allows, for messages about flags given without a value. */
-export const SETTING_RULES: Record<keyof Settings, string> = {
+export const SETTING_RULES: Record<StringSetting, string> = {
   port: PORT_RULE,
   address: ADDRESS_RULE,
   state: STATE_RULE,
   maxBodyBytes: BODY_RULE,
 };
+
+/** The settings that flags and environment variables can give as strings. */
+export type StringSetting = Exclude<keyof Settings, "sources">;
 
 /** Whole numbers also arrive as strings: from flags, env and quoted YAML. */
 function integer(rule: string, min: number, max: number) {
@@ -87,9 +100,15 @@ const KrakenSection = looseSection({
   signal_state: v.optional(v.picklist(SIGNALS, KRAKEN_STATE_RULE)),
 }, "a mapping (Krkn's kraken: section)");
 
+/** A source entry: the plugin checks its own keys; here only that it names a type. */
+const SourceEntrySchema = looseSection({
+  type: v.pipe(v.string("a source type such as prometheus"), v.nonEmpty("a source type such as prometheus")),
+}, "a mapping with type:, name: and the source's options");
+
 /** chaos-signal's own section: every key known, so typos are errors. */
 const ChaosSignalSection = strictSection({
   max_body_bytes: v.optional(MaxBodyBytesSchema),
+  sources: v.optional(v.array(SourceEntrySchema, "a list of sources")),
 }, "a mapping (chaos-signal's own settings)");
 
 /** The whole file: other top-level keys (Krkn's cerberus:, tunings:, ...) are ignored. */
@@ -109,6 +128,10 @@ export function settingsFromConfig(document: unknown, fileName: string): Setting
     address: config.kraken?.signal_address,
     state: config.kraken?.signal_state,
     maxBodyBytes: config.chaos_signal?.max_body_bytes,
+    sources: config.chaos_signal?.sources?.map((entry, index) => ({
+      where: `${fileName}: chaos_signal.sources[${index}]`,
+      entry,
+    })),
   });
 }
 
@@ -117,7 +140,7 @@ export const ENV_VARS = {
   CHAOS_SIGNAL_PORT: "port",
   CHAOS_SIGNAL_ADDRESS: "address",
   CHAOS_SIGNAL_STATE: "state",
-} as const satisfies Record<string, keyof Settings>;
+} as const satisfies Record<string, StringSetting>;
 
 /** Names the config file; read before the file itself, so not a setting. */
 export const ENV_CONFIG_FILE = "CHAOS_SIGNAL_CONFIG";
@@ -127,15 +150,15 @@ const LayerSchemas = {
   address: AddressSchema,
   state: StateSchema,
   maxBodyBytes: MaxBodyBytesSchema,
-} satisfies Record<keyof Settings, v.GenericSchema>;
+} satisfies Record<StringSetting, v.GenericSchema>;
 
 /** Validates string values from env or flags; `label` names each key as the user typed it. */
 export function settingsFromStrings(
-  values: { readonly [K in keyof Settings]?: string | undefined },
-  label: (key: keyof Settings) => string,
+  values: { readonly [K in StringSetting]?: string | undefined },
+  label: (key: StringSetting) => string,
 ): SettingsLayer {
   const layer: Record<string, unknown> = {};
-  for (const [key, raw] of Object.entries(values) as [keyof Settings, string | undefined][]) {
+  for (const [key, raw] of Object.entries(values) as [StringSetting, string | undefined][]) {
     if (raw === undefined) continue;
     layer[key] = parseWith(LayerSchemas[key], raw, () => label(key));
   }
@@ -144,7 +167,7 @@ export function settingsFromStrings(
 
 /** Reads the documented environment variables; empty ones count as unset. */
 export function settingsFromEnv(env: Record<string, string | undefined>): SettingsLayer {
-  const values: Partial<Record<keyof Settings, string>> = {};
+  const values: Partial<Record<StringSetting, string>> = {};
   for (const [name, key] of Object.entries(ENV_VARS)) {
     const value = env[name];
     if (value !== undefined && value !== "") values[key] = value;

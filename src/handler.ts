@@ -3,7 +3,9 @@
  *
  *   GET|HEAD /                 the effective signal: exactly `RUN`, `PAUSE` or `STOP`
  *   POST /RUN|/PAUSE|/STOP     a manual claim (any letter case); answers the signal after it
- *   GET|HEAD /status           JSON: claims, latch, version, uptime (see status.ts)
+ *   GET|HEAD /status           JSON: claims, sources, latch, version, uptime (see status.ts)
+ *   POST /RUN?force=true       an operator's override: RUN past every automatic claim
+ *   /hooks/<name>              a plugin's own route (webhook receivers)
  *
  * Unlike Krkn's server, which closes the connection without a word on an
  * unknown path, every request gets an answer: 404 or 405 (with `Allow`) and a
@@ -12,6 +14,7 @@
 import { type IRequest, Router } from "itty-router";
 import * as v from "valibot";
 import { type Arbiter, MANUAL_SOURCE } from "./arbiter.ts";
+import type { PluginHost } from "./plugin_host.ts";
 import { errorResponse, HttpError, jsonResponse, textResponse } from "./http_response.ts";
 import { DEFAULT_MAX_BODY_BYTES, readBoundedBody } from "./request_body.ts";
 import { parseSignal, type Signal, SIGNALS } from "./signal.ts";
@@ -40,32 +43,47 @@ export interface HandlerOptions {
   readonly now?: () => Date;
   /** Told of unexpected errors (answered with 500). @default ignore */
   readonly onError?: (error: unknown, request: Request) => void;
+  /** The plugins: their routes are mounted at `/hooks/<name>`, their health shown in `/status`. */
+  readonly plugins?: PluginHost;
 }
 
 /** Longer request targets (path and query) get 414; the runtimes' own limits apply too. */
 export const MAX_URL_BYTES = 8 * 1024;
 
-const ENDPOINTS = "GET / (the signal), POST /RUN, POST /PAUSE, POST /STOP, GET /status";
+const CORE_ENDPOINTS = "GET / (the signal), POST /RUN, POST /PAUSE, POST /STOP, GET /status";
 
-/** No query parameter is accepted on the signal endpoints yet: a typo must not pass silently. */
-const SetSignalQuery = strictSection({}, "no query parameters");
+/**
+ * Query parameters of the signal endpoints: every other one is an error, so
+ * a typo (`?forse=true`) must not pass silently.
+ */
+const FLAG_RULE = "true or false";
+const SetSignalQuery = {
+  RUN: strictSection({
+    /** Force RUN past every automatic claim (they re-assert on their next observation). */
+    force: v.optional(v.picklist(["true", "false", "1", "0"], FLAG_RULE)),
+  }, "force=true or nothing"),
+  PAUSE: strictSection({}, "no query parameters"),
+  STOP: strictSection({}, "no query parameters"),
+} as const;
 
 type Route = (request: IRequest, info: RequestInfo | undefined) => Response | Promise<Response> | undefined;
 
 /** Dispatches on the method; any other method gets 405 with `Allow` (and the endpoint list). */
-function resource(methods: Record<string, Route>): Route {
+function resource(methods: Record<string, Route>, endpoints: string): Route {
   const allow = Object.keys(methods).join(", ");
   return (request, info) => {
     const route = methods[request.method];
     if (route) return route(request, info);
     const path = showPath(new URL(request.url).pathname);
-    throw new HttpError(405, `method ${request.method} is not allowed on ${path}; allowed: ${allow}; endpoints: ${ENDPOINTS}`, { allow });
+    throw new HttpError(405, `method ${request.method} is not allowed on ${path}; allowed: ${allow}; endpoints: ${endpoints}`, { allow });
   };
 }
 
-function notFound(request: IRequest): never {
-  const path = new URL(request.url).pathname;
-  throw new HttpError(404, `no endpoint at ${showPath(path)}; endpoints: ${ENDPOINTS}`);
+function notFound(endpoints: string): Route {
+  return (request) => {
+    const path = new URL(request.url).pathname;
+    throw new HttpError(404, `no endpoint at ${showPath(path)}; endpoints: ${endpoints}`);
+  };
 }
 
 /** Paths are echoed in errors; keep them short and on one line. */
@@ -88,35 +106,48 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   const startedAt = options.startedAt ?? now();
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const onError = options.onError ?? (() => {});
+  const plugins = options.plugins;
+  const hookRoutes = plugins?.routes() ?? [];
+  const endpoints = [CORE_ENDPOINTS, ...hookRoutes.map((route) => `POST ${route}`)].join(", ");
 
   const readSignal: Route = (request) => textResponse(arbiter.signal, { head: request.method === "HEAD" });
 
   const readStatus: Route = (request) =>
-    jsonResponse(statusDocument(arbiter.snapshot(), { version, runtime, startedAt, now: now() }), {
-      head: request.method === "HEAD",
-    });
+    jsonResponse(
+      statusDocument(arbiter.snapshot(), { version, runtime, startedAt, now: now(), sources: plugins?.statuses() ?? [] }),
+      { head: request.method === "HEAD" },
+    );
 
   const setSignal = (signal: Signal): Route => async (request, info) => {
-    const query = v.safeParse(SetSignalQuery, request.query);
+    const query = v.safeParse(SetSignalQuery[signal], request.query);
     if (!query.success) {
       throw new HttpError(400, issueLine(query.issues, (key) => `query parameter "${key}" of POST /${signal}`, request.query));
     }
     // Read (and bound) the body before claiming: a refused request changes nothing.
     await readBoundedBody(request, maxBodyBytes);
     const actor = info?.remoteAddress;
-    const result = arbiter.claim(MANUAL_SOURCE, signal, `POST /${signal}`, {
-      explicit: true,
-      ...(actor === undefined ? {} : { actor }),
-    });
+    const claimOptions = { explicit: true, ...(actor === undefined ? {} : { actor }) };
+    const force = "force" in query.output && (query.output.force === "true" || query.output.force === "1");
+    const result = force
+      ? arbiter.forceRun("POST /RUN?force=true", claimOptions)
+      : arbiter.claim(MANUAL_SOURCE, signal, `POST /${signal}`, claimOptions);
     return textResponse(result);
   };
 
-  const signalResources = new Map(SIGNALS.map((signal) => [signal, resource({ POST: setSignal(signal) })]));
+  const signalResources = new Map(SIGNALS.map((signal) => [signal, resource({ POST: setSignal(signal) }, endpoints)]));
 
   /** `/:name` is a signal endpoint only when the name is a signal; else it falls through to 404. */
   const signalEndpoint: Route = (request, info) => {
     const signal = parseSignal(decodeSegment(request.params.name ?? ""));
     return signal && signalResources.get(signal)!(request, info);
+  };
+
+  /** `/hooks/<name>`: the plugin's own route, given a context to claim through. */
+  const hookEndpoint: Route = (request, info) => {
+    const found = plugins?.plugin(decodeSegment(request.params.name ?? ""));
+    if (!found?.plugin.fetch) return undefined;
+    const remoteAddress = info?.remoteAddress;
+    return found.plugin.fetch(request, { source: found.context, ...(remoteAddress === undefined ? {} : { remoteAddress }) });
   };
 
   const router = Router<IRequest, [RequestInfo | undefined]>({
@@ -129,10 +160,11 @@ export function createHandler(options: HandlerOptions): FetchHandler {
     },
   });
   router
-    .all("/", resource({ GET: readSignal, HEAD: readSignal }))
-    .all("/status", resource({ GET: readStatus, HEAD: readStatus }))
+    .all("/", resource({ GET: readSignal, HEAD: readSignal }, endpoints))
+    .all("/status", resource({ GET: readStatus, HEAD: readStatus }, endpoints))
+    .all("/hooks/:name", hookEndpoint)
     .all("/:name", signalEndpoint)
-    .all("*", notFound);
+    .all("*", notFound(endpoints));
 
   return async (request, info) => {
     try {

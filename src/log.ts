@@ -25,9 +25,11 @@ function safeWriter(stream: NodeJS.WriteStream): (line: string) => void {
 export function consoleLogger(now: () => Date = () => new Date()): Logger {
   const out = safeWriter(process.stdout);
   const err = safeWriter(process.stderr);
+  // One event, one line: reasons come from outside (alert names, file contents, webhook bodies).
+  const line = (message: string) => `${now().toISOString()} ${message.replace(/[\r\n]+/g, " ")}\n`;
   return {
-    info: (message) => out(`${now().toISOString()} ${message}\n`),
-    error: (message) => err(`${now().toISOString()} ${message}\n`),
+    info: (message) => out(line(message)),
+    error: (message) => err(line(message)),
   };
 }
 

@@ -12,8 +12,11 @@ import { type CliFlags, readFlags, settingsFromFlags, USAGE } from "./cli_args.t
 import { ENV_CONFIG_FILE, mergeSettings, type Settings, settingsFromEnv } from "./config.ts";
 import { loadConfigFile } from "./config_file.ts";
 import { createHandler } from "./handler.ts";
+import { PluginHost } from "./plugin_host.ts";
+import { sourcesFromConfig } from "../plugins/mod.ts";
 import { consoleLogger, describeEvent, type Logger } from "./log.ts";
 import { AddressInUseError, runtime, serve } from "./serve/mod.ts";
+import type { Plugin } from "./plugin.ts";
 import { ValidationError } from "./validation.ts";
 import { VERSION } from "./version.ts";
 
@@ -47,12 +50,14 @@ export async function runCli(
   log: Logger = consoleLogger(),
 ): Promise<void> {
   let settings: Settings;
+  let sources: Plugin[];
   try {
     const flags = readFlags(argv);
     // Help and version answer whatever else is wrong.
     if (flags.help) return void process.stdout.write(USAGE);
     if (flags.version) return void process.stdout.write(`chaos-signal ${VERSION}\n`);
     settings = await resolveSettings(flags, env);
+    sources = sourcesFromConfig(settings.sources);
   } catch (error) {
     if (error instanceof ValidationError) fail(EXIT_BAD_CONFIG, error.message);
     throw error;
@@ -64,7 +69,12 @@ export async function runCli(
     onListenerError: (error) => log.error(`listener failed: ${error}`),
   });
   arbiter.subscribe((event) => log.info(describeEvent(event)));
+  const plugins = new PluginHost(arbiter, sources, { log: (line) => log.info(line) });
+  // Sources start before the server listens, so the first GET already sees their claims
+  // (a Prometheus source claims PAUSE until its first answer).
+  plugins.start();
   const handler = createHandler({
+    plugins,
     arbiter,
     version: VERSION,
     runtime: `${platform.name} ${platform.version}`,
@@ -89,7 +99,8 @@ export async function runCli(
     stopping = true;
     log.info(`${signalName}: shutting down`);
     const grace = new Promise((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS));
-    Promise.race([server.close(), grace]).finally(() => process.exit(EXIT_OK));
+    const closing = Promise.allSettled([plugins.stop(SHUTDOWN_GRACE_MS / 2), server.close()]);
+    Promise.race([closing, grace]).finally(() => process.exit(EXIT_OK));
   };
   process.on("SIGINT", () => shutdown("SIGINT"));
   process.on("SIGTERM", () => shutdown("SIGTERM"));

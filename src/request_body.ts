@@ -13,7 +13,7 @@ export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
 
 export async function readBoundedBody(request: Request, maxBytes: number): Promise<Uint8Array> {
   const tooLarge = () =>
-    new HttpError(413, `request body is larger than the limit of ${maxBytes} bytes; the signal endpoints need no body`);
+    new HttpError(413, `request body is larger than the limit of ${maxBytes} bytes`);
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > maxBytes) throw tooLarge();
   if (!request.body) return new Uint8Array(0);

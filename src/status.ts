@@ -2,7 +2,8 @@
  * The JSON document served at `GET /status`. Field names are snake_case like
  * the config keys (`signal_state`, ...) and are documented in the README.
  */
-import type { ArbiterSnapshot, Claim, StopLatch } from "./arbiter.ts";
+import type { ArbiterSnapshot, Claim, Override, StopLatch } from "./arbiter.ts";
+import type { PluginStatus } from "./plugin_host.ts";
 import type { Signal } from "./signal.ts";
 
 export interface StatusInfo {
@@ -11,6 +12,8 @@ export interface StatusInfo {
   readonly runtime: string;
   readonly startedAt: Date;
   readonly now: Date;
+  /** Health and last observation of each plugin. */
+  readonly sources?: readonly PluginStatus[];
 }
 
 export interface ClaimStatus {
@@ -29,6 +32,8 @@ export interface StatusDocument {
   changes: number;
   stop_latch: { since: string; source: string; reason: string } | null;
   claims: ClaimStatus[];
+  sources: PluginStatus[];
+  last_override: { at: string; reason: string; actor?: string; sources: string[] } | null;
   version: string;
   runtime: string;
   started_at: string;
@@ -46,6 +51,15 @@ function claimStatus(claim: Claim): ClaimStatus {
   };
 }
 
+function overrideStatus(override: Override | null): StatusDocument["last_override"] {
+  return override && {
+    at: override.at.toISOString(),
+    reason: override.reason,
+    ...(override.actor === undefined ? {} : { actor: override.actor }),
+    sources: [...override.sources],
+  };
+}
+
 function latchStatus(latch: StopLatch | null): StatusDocument["stop_latch"] {
   return latch && { since: latch.since.toISOString(), source: latch.source, reason: latch.reason };
 }
@@ -58,6 +72,8 @@ export function statusDocument(snapshot: ArbiterSnapshot, info: StatusInfo): Sta
     changes: snapshot.seq,
     stop_latch: latchStatus(snapshot.latch),
     claims: snapshot.claims.map(claimStatus),
+    sources: [...(info.sources ?? [])],
+    last_override: overrideStatus(snapshot.override),
     version: info.version,
     runtime: info.runtime,
     started_at: info.startedAt.toISOString(),

@@ -54,15 +54,37 @@ export function issueLine(
   input: unknown,
 ): string {
   const issue = issues[0]!;
-  const label = name(v.getDotPath(issue) ?? "");
+  const label = name(pathText(issue.path));
   if (issue.type === "strict_object" && issue.expected === "never") {
     return `${label}: unknown key; allowed keys: ${issue.message}`;
   }
+  if (/object$/.test(issue.type) && issue.received === "undefined" && issue.path?.length) {
+    return `${label}: missing; it is required`;
+  }
   // Show the value as the user wrote it, not as a pipe had transformed it (" pause " -> "PAUSE"),
   // except under a key that holds a secret: error lines end up in logs.
-  const written = issue.path?.length ? issue.path[issue.path.length - 1]!.value : input;
+  const written = issue.path?.length ? writtenValue(input, issue.path) : input;
   const secret = issue.path?.some((item) => SECRET_KEY.test(String(item.key)));
   return `${label}: got ${secret ? "(hidden)" : showValue(written)}; allowed: ${issue.message}`;
+}
+
+/** `chaos_signal.sources[2].name`: dots between keys, brackets around list indexes. */
+function pathText(path: readonly v.IssuePathItem[] | undefined): string {
+  let text = "";
+  for (const item of path ?? []) {
+    text += typeof item.key === "number" ? `[${item.key}]` : `${text ? "." : ""}${String(item.key)}`;
+  }
+  return text;
+}
+
+/** The value at `path` in the original input; checks after a transform report the transformed one. */
+function writtenValue(input: unknown, path: readonly v.IssuePathItem[]): unknown {
+  let value = input;
+  for (const item of path) {
+    if (typeof value !== "object" || value === null || !(String(item.key) in value)) return path[path.length - 1]!.value;
+    value = (value as Record<string, unknown>)[String(item.key)];
+  }
+  return value;
 }
 
 /** Parses or throws a `ValidationError` whose message is one `issueLine`. */

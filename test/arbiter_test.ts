@@ -41,11 +41,14 @@ test("the most severe claim wins", () => {
   assert.equal(arbiter.signal, "RUN");
 });
 
-test("on a tie the source that claimed first decides", () => {
-  const arbiter = new Arbiter();
-  arbiter.claim("a", "PAUSE", "a");
+test("on a tie the claim that has held its state longest is named as the decider", () => {
+  const arbiter = new Arbiter({ now: steppingClock() });
+  arbiter.release("a", "a has no objection yet"); // a exists first, but claims PAUSE later
   arbiter.claim("b", "PAUSE", "b");
-  assert.equal(arbiter.snapshot().decidedBy, "a");
+  arbiter.claim("a", "PAUSE", "a");
+  assert.equal(arbiter.snapshot().decidedBy, "b");
+  arbiter.claim("b", "PAUSE", "b again"); // re-asserting keeps since
+  assert.equal(arbiter.snapshot().decidedBy, "b");
 });
 
 test("STOP latches until a manual RUN, even after the source lets go", () => {

@@ -30,6 +30,7 @@ test("--help and --version print and exit 0", async () => {
 
 test("an invalid flag, env var or config value exits 2 with one line naming the key, before listening", async () => {
   const badFile = tempFile("kraken:\n  port: 8081\n  signal_state: HALT\n");
+  const badSource = tempFile("chaos_signal:\n  sources:\n    - type: prometheus\n      name: load\n      url: http://127.0.0.1:9090\n      query: up\n      pause_above: high\n");
   const cases: [string[], Record<string, string>, string][] = [
     [["--port", "70000"], {}, 'chaos-signal: --port: got "70000"; allowed: an integer from 0 to 65535 (0 picks a free port)'],
     [["--state", "go"], {}, 'chaos-signal: --state: got "go"; allowed: one of RUN, PAUSE, STOP (any letter case)'],
@@ -38,6 +39,7 @@ test("an invalid flag, env var or config value exits 2 with one line naming the 
     [[], { CHAOS_SIGNAL_ADDRESS: "not an address" }, 'chaos-signal: CHAOS_SIGNAL_ADDRESS: got "not an address"; allowed: an IPv4 or IPv6 address or a host name, such as 0.0.0.0, 127.0.0.1, :: or localhost'],
     [["--config", badFile], {}, `chaos-signal: ${badFile}: kraken.signal_state: got "HALT"; allowed: one of RUN, PAUSE, STOP in capitals: Krkn reads the same key and compares the exact words`],
     [[], { CHAOS_SIGNAL_CONFIG: "/nonexistent.yaml" }, "chaos-signal: /nonexistent.yaml: cannot read the config file (ENOENT)"],
+    [["--config", badSource], {}, `chaos-signal: ${badSource}: chaos_signal.sources[0] (prometheus "load"): pause_above: got "high"; allowed: a number`],
   ];
   for (const [flags, env, message] of cases) {
     const result = await runCli(flags, env);

@@ -45,13 +45,16 @@ function leafCases(xml) {
 }
 
 rmSync(reports, { recursive: true, force: true });
-mkdirSync(reports, { recursive: true });
+// The tests' temporary files go here and are removed at the end (Deno's test
+// runner fires no process "exit" event for the tests' own clean-up).
+const scratch = join(reports, "tmp");
+mkdirSync(scratch, { recursive: true });
 let passed = 0, failed = 0, skipped = 0, broken = false;
 for (const name of wanted.length ? wanted : Object.keys(runners)) {
   const report = join(reports, `${name}.xml`);
   const [command, args] = runners[name](report);
   console.log(`\n=== ${name}: ${[command, ...args].join(" ")}`);
-  const result = spawnSync(command, args, { cwd: root, stdio: "inherit", env: { ...process.env, NO_COLOR: "1" } });
+  const result = spawnSync(command, args, { cwd: root, stdio: "inherit", env: { ...process.env, NO_COLOR: "1", TMPDIR: scratch } });
   let cases = [];
   try {
     cases = leafCases(readFileSync(report, "utf8"));
@@ -70,5 +73,6 @@ for (const name of wanted.length ? wanted : Object.keys(runners)) {
   failed += f + (result.status !== 0 && f === 0 ? 1 : 0) + (cases.length === 0 && result.status === 0 ? 1 : 0);
   skipped += s;
 }
+rmSync(scratch, { recursive: true, force: true });
 console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
 process.exit(failed > 0 || broken ? 1 : 0);

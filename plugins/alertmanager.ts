@@ -1,0 +1,182 @@
+/**
+ * Alertmanager webhook source: `POST /hooks/<name>` takes Alertmanager's
+ * webhook payload (version 4). Firing alerts that match a rule give that
+ * rule's claim (PAUSE unless the rule says STOP); the claim is released
+ * when every matching alert is resolved.
+ *
+ * Alerts are tracked by fingerprint, so a group that resolves one alert of
+ * two keeps the claim for the other. A resolve can come late or never (a
+ * receiver down, `send_resolved: false`), so an alert not re-sent within
+ * `max_age` is dropped; Alertmanager re-sends firing alerts every
+ * `repeat_interval`, so set `max_age` above it.
+ */
+import * as v from "valibot";
+import { requireBearer, TokenSourceSchema } from "../src/bearer.ts";
+import { durationSchema, formatDuration } from "../src/duration.ts";
+import { jsonResponse } from "../src/http_response.ts";
+import { readJsonBody, requirePost } from "../src/json_body.ts";
+import { definePlugin, PluginNameSchema, type SourceContext } from "../src/plugin.ts";
+import { mostSevere, type Signal } from "../src/signal.ts";
+import { delay } from "../src/timers.ts";
+import { looseSection } from "../src/validation.ts";
+import { type Matcher, MatcherError, parseMatcher } from "./alert_matchers.ts";
+
+export const ALERTMANAGER_KIND = "alertmanager";
+
+/** Alertmanager sends every alert of a group with its annotations: allow large groups. */
+const MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;
+
+const MatcherSchema = v.pipe(
+  v.string('a label matcher such as severity="critical"'),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    try {
+      return parseMatcher(dataset.value);
+    } catch (error) {
+      // issueLine prints "got <value>; allowed: <message>": the message says what is allowed.
+      addIssue({ message: error instanceof MatcherError ? error.allowed : (error as Error).message });
+      return NEVER;
+    }
+  }),
+);
+
+const RuleSchema = v.strictObject({
+  /** Every matcher must match; none = every alert. */
+  match: v.optional(v.array(MatcherSchema, "a list of label matchers"), []),
+  /** @default "PAUSE" */
+  claim: v.optional(v.picklist(["PAUSE", "STOP"], "PAUSE or STOP"), "PAUSE"),
+});
+
+export const AlertmanagerSourceSchema = v.strictObject({
+  /** The source's name; the route is `/hooks/<name>`. */
+  name: PluginNameSchema,
+  /**
+   * Which alerts count and what they claim; the first rule that matches an
+   * alert decides, and alerts no rule matches are ignored.
+   * @default [{ match: [], claim: "PAUSE" }] (every alert pauses)
+   */
+  rules: v.optional(v.pipe(v.array(RuleSchema, "a list of {match, claim} rules"), v.minLength(1, "at least one rule")), [{}]),
+  /** An alert not re-sent within this long is dropped. @default "6h" (Alertmanager's repeat_interval is 4h) */
+  max_age: v.optional(durationSchema(1000, 30 * 86_400_000), "6h"),
+  /** Require `Authorization: Bearer <token>` (Alertmanager's `http_config.authorization`). */
+  token: v.optional(TokenSourceSchema),
+});
+
+export type AlertmanagerSourceOptions = v.InferInput<typeof AlertmanagerSourceSchema>;
+
+const LABELS_RULE = "an object of label names to strings";
+
+/** Alertmanager's webhook payload, version 4; unknown fields (newer versions) are tolerated, arrays for objects are not. */
+const AlertSchema = looseSection({
+  status: v.picklist(["firing", "resolved"], "firing or resolved"),
+  labels: v.pipe(
+    // valibot's record takes an array as an object with keys "0", "1", ...
+    v.custom<Record<string, unknown>>((input) => typeof input === "object" && input !== null && !Array.isArray(input), LABELS_RULE),
+    // Without its own message the value schema would answer valibot's "Invalid type: ...".
+    v.record(v.string(), v.string("a string (label values are strings)"), LABELS_RULE),
+  ),
+  // annotations, startsAt, generatorURL, ... are not read, so not checked either.
+  fingerprint: v.optional(v.string("a string")),
+}, "an alert object");
+
+const PayloadSchema = looseSection({
+  version: v.optional(v.string('a string such as "4"')),
+  status: v.optional(v.picklist(["firing", "resolved"], "firing or resolved")),
+  alerts: v.array(AlertSchema, "a list of alerts"),
+  truncatedAlerts: v.optional(v.number("a number")),
+}, "Alertmanager's webhook payload (a JSON object with an alerts list)");
+
+interface TrackedAlert {
+  readonly name: string;
+  readonly claim: Signal;
+  readonly lastSeen: number;
+}
+
+/** Alertmanager's fingerprint, or one made from the sorted labels when a sender omits it. */
+function fingerprintOf(alert: { fingerprint?: string | undefined; labels: Record<string, string> }): string {
+  if (alert.fingerprint) return alert.fingerprint;
+  return JSON.stringify(Object.entries(alert.labels).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+/** Names for a reason: each once, at most three, then a count. */
+function listed(names: readonly string[]): string {
+  const unique = [...new Set(names)];
+  return unique.length > 3 ? `${unique.slice(0, 3).join(", ")} and ${unique.length - 3} more` : unique.join(", ");
+}
+
+export const alertmanagerSource = definePlugin(ALERTMANAGER_KIND, AlertmanagerSourceSchema, (options) => {
+  const rules = options.rules.map((rule) => ({ matchers: rule.match as Matcher[], claim: rule.claim as Signal }));
+  const tracked = new Map<string, TrackedAlert>();
+  let deliveries = 0;
+
+  function ruleFor(labels: Record<string, string>) {
+    return rules.find((rule) => rule.matchers.every((matcher) => matcher.matches(labels)));
+  }
+
+  /** Drops alerts not re-sent within max_age; returns their names, for the claim's reason. */
+  function expire(context: SourceContext): string[] {
+    const now = Date.now();
+    const dropped: string[] = [];
+    for (const [fingerprint, alert] of tracked) {
+      if (now - alert.lastSeen >= options.max_age) {
+        tracked.delete(fingerprint);
+        dropped.push(alert.name);
+        context.log(`alert ${alert.name} (${fingerprint}) not re-sent within max_age ${formatDuration(options.max_age)}: dropped`);
+      }
+    }
+    return dropped;
+  }
+
+  /** Reports the claim the tracked alerts add up to. */
+  function settle(context: SourceContext, actor?: string, dropped: readonly string[] = []): Signal {
+    const claimOptions = actor === undefined ? {} : { actor };
+    context.observe({ deliveries, firing: [...tracked.values()].map((alert) => alert.name) });
+    if (tracked.size === 0) {
+      const why = dropped.length ? `; ${listed(dropped)} not re-sent within max_age ${formatDuration(options.max_age)}` : "";
+      return context.release(`no matching alert is firing${why}`, claimOptions);
+    }
+    let state: Signal = "RUN";
+    for (const alert of tracked.values()) state = mostSevere(state, alert.claim);
+    const names = [...tracked.values()].map((alert) => alert.name);
+    return context.claim(state, `${tracked.size} alert${tracked.size === 1 ? "" : "s"} firing: ${listed(names)}`, claimOptions);
+  }
+
+  return {
+    name: options.name,
+    kind: ALERTMANAGER_KIND,
+    async run(context) {
+      settle(context);
+      const every = Math.max(200, Math.min(options.max_age / 10, 60_000));
+      while (!context.signal.aborted) {
+        await delay(every, context.signal).catch(() => {});
+        // Claim again only when an alert expired: re-claiming on every tick would undo an
+        // operator's forced RUN within seconds, long before Alertmanager sends anything new.
+        const dropped = context.signal.aborted ? [] : expire(context);
+        if (dropped.length) settle(context, undefined, dropped);
+      }
+    },
+    async fetch(request, { source, remoteAddress }) {
+      requirePost(request);
+      if (options.token !== undefined) requireBearer(request, options.token);
+      const payload = await readJsonBody(request, PayloadSchema, MAX_PAYLOAD_BYTES, "Alertmanager's webhook payload");
+      const now = Date.now();
+      for (const alert of payload.alerts) {
+        const rule = ruleFor(alert.labels);
+        if (!rule) continue;
+        const fingerprint = fingerprintOf(alert);
+        if (alert.status === "firing") {
+          tracked.set(fingerprint, { name: alert.labels.alertname ?? fingerprint, claim: rule.claim, lastSeen: now });
+        } else {
+          tracked.delete(fingerprint);
+        }
+      }
+      deliveries += 1;
+      // The 2xx goes out only after the claim is applied: Alertmanager retries on 5xx.
+      const signal = settle(source, remoteAddress, expire(source));
+      // After settle, whose observation would otherwise mark the source healthy again at once.
+      if (payload.truncatedAlerts) {
+        source.warn(`Alertmanager left out ${payload.truncatedAlerts} alerts (max_alerts): claims may be incomplete`);
+      }
+      return jsonResponse({ signal, source: options.name, firing: tracked.size });
+    },
+  };
+});

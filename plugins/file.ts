@@ -1,0 +1,194 @@
+/**
+ * File watcher source: the trimmed content of a file (`RUN`, `PAUSE` or
+ * `STOP`, any letter case) is its claim; a missing or empty file means no
+ * objection.
+ *
+ * It watches the file's *directory*, not the file: editors and `mv` replace
+ * a file by rename, and Kubernetes updates a mounted ConfigMap by swapping a
+ * `..data` symlink, and a watch on the old inode would see none of that. A
+ * periodic re-read backs the events up (some filesystems send none) and
+ * re-asserts the claim after an operator forced RUN.
+ */
+import { type FSWatcher, statSync, watch } from "node:fs";
+import { open } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import * as v from "valibot";
+import { durationSchema, formatDuration } from "../src/duration.ts";
+import { definePlugin, PluginNameSchema, type SourceContext } from "../src/plugin.ts";
+import { parseSignal } from "../src/signal.ts";
+import { delay } from "../src/timers.ts";
+
+export const FILE_KIND = "file";
+
+/** Larger files are not signal files: reading no more keeps a wrong path from eating memory. */
+const MAX_FILE_BYTES = 4096;
+
+export const FileSourceSchema = v.strictObject({
+  /** The source's name, unique among sources. */
+  name: PluginNameSchema,
+  /** The file to watch; relative paths are taken from the working directory. */
+  path: v.pipe(v.string("a file path"), v.nonEmpty("a file path")),
+  /**
+   * How often the file is read even without a filesystem event.
+   * @default "5s"
+   */
+  interval: v.optional(durationSchema(50, 3_600_000), "5s"),
+  /**
+   * What content other than RUN/PAUSE/STOP does: `hold` keeps the previous
+   * claim, `pause` claims PAUSE. Either way it is a warning.
+   * @default "hold"
+   */
+  on_invalid: v.optional(v.picklist(["hold", "pause"], "hold or pause"), "hold"),
+});
+
+export type FileSourceOptions = v.InferInput<typeof FileSourceSchema>;
+
+export const fileSource = definePlugin(FILE_KIND, FileSourceSchema, (options) => {
+  const path = resolve(options.path);
+  const directory = dirname(path);
+
+  /** At most MAX_FILE_BYTES + 1 bytes: one more tells that the file is too large. */
+  async function readHead(): Promise<{ text: string; tooLarge: boolean }> {
+    const file = await open(path, "r");
+    try {
+      const buffer = new Uint8Array(MAX_FILE_BYTES + 1);
+      let length = 0;
+      while (length < buffer.length) {
+        const { bytesRead } = await file.read(buffer, length, buffer.length - length, length);
+        if (bytesRead === 0) break;
+        length += bytesRead;
+      }
+      return { text: new TextDecoder().decode(buffer.subarray(0, length)), tooLarge: length > MAX_FILE_BYTES };
+    } finally {
+      await file.close();
+    }
+  }
+
+  async function readState(context: SourceContext): Promise<void> {
+    let head: { text: string; tooLarge: boolean };
+    try {
+      head = await readHead();
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === "ENOENT" || code === "ENOTDIR") {
+        context.observe({ path, content: null });
+        context.release(`${path} does not exist`);
+        return;
+      }
+      context.warn(new Error(`cannot read ${path}`, { cause: error }));
+      return;
+    }
+    if (head.tooLarge) {
+      context.observe({ path, content: `${head.text.slice(0, 40)}...` });
+      context.warn(`${path} is larger than ${MAX_FILE_BYTES} bytes; expected RUN, PAUSE or STOP (any case), or nothing`);
+      if (options.on_invalid === "pause") context.claim("PAUSE", `${path} is larger than ${MAX_FILE_BYTES} bytes`);
+      return;
+    }
+    const text = head.text.trim();
+    context.observe({ path, content: text.slice(0, 80) });
+    if (text === "") {
+      context.release(`${path} is empty`);
+      return;
+    }
+    const state = parseSignal(text);
+    if (state === "RUN") context.release(`${path} says RUN`);
+    else if (state) context.claim(state, `${path} says ${state}`);
+    else {
+      context.warn(`${path} holds ${JSON.stringify(text.slice(0, 40))}; expected RUN, PAUSE or STOP (any case), or nothing`);
+      if (options.on_invalid === "pause") context.claim("PAUSE", `${path} holds something other than RUN, PAUSE or STOP`);
+    }
+  }
+
+  /**
+   * The directory's identity: one removed and made again needs a new watch.
+   * Filesystems reuse inode numbers at once (ext4 does), so the birth time counts too.
+   */
+  function identity(): string | undefined {
+    try {
+      const stats = statSync(directory);
+      return stats.isDirectory() ? `${stats.dev}:${stats.ino}:${stats.birthtimeMs}` : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  return {
+    name: options.name,
+    kind: FILE_KIND,
+    async run(context) {
+      // Reads never overlap: an event during a read asks for one more read after it.
+      let reading: Promise<void> | undefined;
+      let again = false;
+      const check = (): void => {
+        if (reading) {
+          again = true;
+          return;
+        }
+        reading = readState(context).finally(() => {
+          reading = undefined;
+          if (again && !context.signal.aborted) {
+            again = false;
+            check();
+          }
+        });
+      };
+
+      /**
+       * Watches the directory, not the file: any change in it may be ours (a
+       * rename over the file, a new file, a `..data` symlink swap), and a read
+       * is cheap. A directory that is missing, or was removed (its watch then
+       * goes silent, without an error), is watched again by a later call.
+       */
+      let watched: { watcher: FSWatcher; id: string } | undefined;
+      let warned = false;
+      const unwatch = () => {
+        watched?.watcher.close();
+        watched = undefined;
+      };
+      const rewatch = (): void => {
+        const id = identity();
+        if (watched && watched.id === id) return;
+        unwatch();
+        if (id === undefined) {
+          if (!warned) context.warn(`cannot watch ${directory}: it does not exist; re-reading every ${formatDuration(options.interval)}`);
+          warned = true;
+          return;
+        }
+        try {
+          const watcher = watch(directory, { persistent: false }, () => {
+            // The directory itself went away: drop its watch now, and a later re-read watches
+            // anew. (Deno never again reports events for a path made again while a watch of
+            // the old one was still open.)
+            if (watched?.watcher === watcher && identity() !== watched.id) unwatch();
+            check();
+          });
+          // Deno reports a failed watch here, after watch() returned; drop it so a later call retries.
+          watcher.on("error", (error) => {
+            if (watched?.watcher === watcher) unwatch();
+            context.warn(new Error(`watching ${directory} failed; re-reading every ${formatDuration(options.interval)}`, { cause: error }));
+          });
+          watched = { watcher, id };
+          warned = false;
+        } catch (error) {
+          if (!warned) context.warn(new Error(`cannot watch ${directory}; re-reading every ${formatDuration(options.interval)}`, { cause: error }));
+          warned = true;
+        }
+      };
+
+      rewatch();
+      check();
+      try {
+        while (!context.signal.aborted) {
+          await delay(options.interval, context.signal);
+          rewatch();
+          check();
+        }
+      } catch (error) {
+        if (!context.signal.aborted) throw error;
+      } finally {
+        unwatch();
+        await reading;
+      }
+    },
+  };
+});

@@ -1,0 +1,48 @@
+/**
+ * The built-in plugins by type name, as config files name them
+ * (`chaos_signal.sources[].type`).
+ */
+import type { SourceSetting } from "../src/config.ts";
+import type { Plugin, PluginFactory } from "../src/plugin.ts";
+import { showValue, ValidationError } from "../src/validation.ts";
+import { alertmanagerSource } from "./alertmanager.ts";
+import { fileSource } from "./file.ts";
+import { prometheusSource } from "./prometheus.ts";
+import { webhookSource } from "./webhook.ts";
+
+export { alertmanagerSource, fileSource, prometheusSource, webhookSource };
+export type { AlertmanagerSourceOptions } from "./alertmanager.ts";
+export type { FileSourceOptions } from "./file.ts";
+export type { PrometheusSourceOptions } from "./prometheus.ts";
+export type { WebhookSourceOptions } from "./webhook.ts";
+
+// deno-lint-ignore no-explicit-any
+export const BUILTIN_SOURCES: Readonly<Record<string, PluginFactory<any>>> = {
+  file: fileSource,
+  webhook: webhookSource,
+  alertmanager: alertmanagerSource,
+  prometheus: prometheusSource,
+};
+
+/**
+ * Builds the sources of a config file. Each plugin validates its own options;
+ * errors name the file, the entry and the key. Names must be unique.
+ */
+export function sourcesFromConfig(
+  settings: readonly SourceSetting[],
+  registry: Readonly<Record<string, PluginFactory<unknown>>> = BUILTIN_SOURCES,
+): Plugin[] {
+  const taken = new Map<string, string>();
+  return settings.map(({ where, entry }) => {
+    const { type, ...options } = entry;
+    const factory = registry[type];
+    if (!factory) {
+      throw new ValidationError(`${where}.type: got ${showValue(type)}; allowed: one of ${Object.keys(registry).join(", ")}`);
+    }
+    const plugin = factory(options, where);
+    const first = taken.get(plugin.name);
+    if (first) throw new ValidationError(`${where}.name: got "${plugin.name}"; allowed: a name no other source has (${first} has it)`);
+    taken.set(plugin.name, where);
+    return plugin;
+  });
+}

@@ -1,0 +1,90 @@
+/**
+ * Generic webhook source: `POST /hooks/<name>` with
+ * `{"state": "PAUSE", "reason": "..."}` sets this source's claim
+ * (`RUN` releases it). Optionally a claim expires when not refreshed within
+ * `max_age`, for senders that may die without saying RUN.
+ */
+import * as v from "valibot";
+import { TokenSourceSchema, requireBearer } from "../src/bearer.ts";
+import { durationSchema, formatDuration } from "../src/duration.ts";
+import { jsonResponse } from "../src/http_response.ts";
+import { readJsonBody, requirePost } from "../src/json_body.ts";
+import { definePlugin, PluginNameSchema, type SourceContext } from "../src/plugin.ts";
+import { DEFAULT_MAX_BODY_BYTES } from "../src/request_body.ts";
+import { looseSection } from "../src/validation.ts";
+import { parseSignal, type Signal, SIGNALS } from "../src/signal.ts";
+import { aborted, delay } from "../src/timers.ts";
+
+export const WEBHOOK_KIND = "webhook";
+
+export const WebhookSourceSchema = v.strictObject({
+  /** The source's name; the route is `/hooks/<name>`. */
+  name: PluginNameSchema,
+  /** Require `Authorization: Bearer <token>`. @default no token */
+  token: v.optional(TokenSourceSchema),
+  /** A claim not refreshed within this long is released. @default never */
+  max_age: v.optional(durationSchema(1000, 30 * 86_400_000)),
+});
+
+export type WebhookSourceOptions = v.InferInput<typeof WebhookSourceSchema>;
+
+const STATE_RULE = `one of ${SIGNALS.join(", ")} (any letter case)`;
+
+/** The body: tolerant of extra fields, strict about the ones it reads (and no array for an object). */
+const WebhookBody = looseSection({
+  // parseSignal folds ASCII case only: toUpperCase() would read "ſtop" (long s) as STOP.
+  state: v.pipe(
+    v.string(STATE_RULE),
+    v.trim(),
+    v.transform(parseSignal),
+    v.check((state): state is Signal => state !== undefined, STATE_RULE),
+    v.transform((state) => state as Signal),
+  ),
+  reason: v.optional(
+    v.pipe(
+      v.string("a string of up to 500 characters"),
+      v.maxLength(500, "a string of up to 500 characters"),
+      // Reasons end up in one-line log entries.
+      // deno-lint-ignore no-control-regex
+      v.transform((reason) => reason.replace(/[\u0000-\u001f\u007f]+/g, " ").trim()),
+    ),
+  ),
+}, 'a JSON object such as {"state": "PAUSE", "reason": "deploying"}');
+
+export const webhookSource = definePlugin(WEBHOOK_KIND, WebhookSourceSchema, (options) => {
+  let received = 0;
+  /** When the standing claim was last made; 0 when there is none to expire. */
+  let lastClaimAt = 0;
+
+  return {
+    name: options.name,
+    kind: WEBHOOK_KIND,
+    async run(context: SourceContext) {
+      context.observe({ received });
+      const maxAge = options.max_age;
+      if (maxAge === undefined) return await aborted(context.signal);
+      // Check often enough that a claim outlives max_age by at most a tenth of it (or a second).
+      const every = Math.max(200, Math.min(maxAge / 10, 1000));
+      while (!context.signal.aborted) {
+        await delay(every, context.signal).catch(() => {});
+        if (lastClaimAt && Date.now() - lastClaimAt >= maxAge) {
+          lastClaimAt = 0;
+          context.release(`no refresh within max_age ${formatDuration(maxAge)}`);
+        }
+      }
+    },
+    async fetch(request, { source, remoteAddress }) {
+      requirePost(request);
+      if (options.token !== undefined) requireBearer(request, options.token);
+      const body = await readJsonBody(request, WebhookBody, DEFAULT_MAX_BODY_BYTES, '{"state": "RUN" | "PAUSE" | "STOP", "reason": "..."}');
+      // An empty reason would leave /status and the log without a why.
+      const reason = body.reason || `webhook said ${body.state}`;
+      const claimOptions = { explicit: true, ...(remoteAddress === undefined ? {} : { actor: remoteAddress }) };
+      const signal = body.state === "RUN" ? source.release(reason, claimOptions) : source.claim(body.state, reason, claimOptions);
+      lastClaimAt = body.state === "RUN" ? 0 : Date.now();
+      received += 1;
+      source.observe({ received, state: body.state, reason });
+      return jsonResponse({ signal, source: options.name, state: body.state });
+    },
+  };
+});

@@ -1,0 +1,34 @@
+/** Reads a bounded JSON request body and validates it; every failure is a 4xx with the reason. */
+import * as v from "valibot";
+import { HttpError } from "./http_response.ts";
+import { readBoundedBody } from "./request_body.ts";
+import { issueLine } from "./validation.ts";
+
+export async function readJsonBody<TSchema extends v.GenericSchema>(
+  request: Request,
+  schema: TSchema,
+  maxBytes: number,
+  what: string,
+): Promise<v.InferOutput<TSchema>> {
+  const bytes = await readBoundedBody(request, maxBytes);
+  let document: unknown;
+  try {
+    document = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (error) {
+    throw new HttpError(400, `body is not JSON: ${(error as Error).message}; expected ${what}`);
+  }
+  const result = v.safeParse(schema, document);
+  if (!result.success) {
+    throw new HttpError(400, issueLine(result.issues, (path) => `body${path ? `.${path}` : ""}`, document));
+  }
+  return result.output;
+}
+
+/** Only POST delivers to a webhook; anything else gets 405 with `Allow`. */
+export function requirePost(request: Request): void {
+  if (request.method !== "POST") {
+    throw new HttpError(405, `method ${request.method} is not allowed on ${new URL(request.url).pathname}; allowed: POST`, {
+      allow: "POST",
+    });
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * Runs the plugins: gives each a context bound to the arbiter, keeps its
+ * health for `/status`, restarts a source whose `run` fails (with backoff),
+ * tells hooks of every change, and stops them all on shutdown.
+ */
+import type { Arbiter, ChangeEvent } from "./arbiter.ts";
+import type { Plugin, SourceContext } from "./plugin.ts";
+import { delay } from "./timers.ts";
+
+export type SourceHealth = "starting" | "ok" | "warning" | "failed" | "stopped";
+
+export interface PluginStatus {
+  name: string;
+  kind: string;
+  /** `starting` until the first observation; `warning` after a warning until the next observation. */
+  health: SourceHealth;
+  last_observation: ({ at: string } & Record<string, unknown>) | null;
+  last_warning: { at: string; message: string } | null;
+  warnings: number;
+  restarts: number;
+  /** The plugin's HTTP route, if it has one. */
+  route?: string;
+}
+
+export interface PluginHostOptions {
+  readonly log?: (line: string) => void;
+  readonly now?: () => Date;
+  /** First restart delay after a failed `run`; doubles up to `maxRestartDelayMs`. @default 1000 */
+  readonly restartDelayMs?: number;
+  /** @default 30000 */
+  readonly maxRestartDelayMs?: number;
+}
+
+interface Entry {
+  readonly plugin: Plugin;
+  readonly status: PluginStatus;
+  readonly context: SourceContext;
+  running?: Promise<void>;
+}
+
+export function messageOf(problem: unknown): string {
+  if (problem instanceof Error) {
+    const cause = problem.cause instanceof Error ? `: ${problem.cause.message}` : "";
+    return `${problem.message}${cause}`;
+  }
+  return String(problem);
+}
+
+export class PluginHost {
+  readonly #arbiter: Arbiter;
+  readonly #entries = new Map<string, Entry>();
+  readonly #controller = new AbortController();
+  readonly #log: (line: string) => void;
+  readonly #now: () => Date;
+  readonly #restartDelayMs: number;
+  readonly #maxRestartDelayMs: number;
+  #unsubscribe: (() => void) | undefined;
+
+  constructor(arbiter: Arbiter, plugins: readonly Plugin[], options: PluginHostOptions = {}) {
+    this.#arbiter = arbiter;
+    this.#log = options.log ?? (() => {});
+    this.#now = options.now ?? (() => new Date());
+    this.#restartDelayMs = options.restartDelayMs ?? 1000;
+    this.#maxRestartDelayMs = options.maxRestartDelayMs ?? 30_000;
+    for (const plugin of plugins) {
+      if (this.#entries.has(plugin.name)) throw new Error(`two plugins are named "${plugin.name}"; names must be unique`);
+      const status: PluginStatus = {
+        name: plugin.name,
+        kind: plugin.kind,
+        health: plugin.run ? "starting" : "ok",
+        last_observation: null,
+        last_warning: null,
+        warnings: 0,
+        restarts: 0,
+        ...(plugin.fetch ? { route: `/hooks/${plugin.name}` } : {}),
+      };
+      this.#entries.set(plugin.name, { plugin, status, context: this.#contextFor(plugin, status) });
+    }
+  }
+
+  /** Starts every source's `run` and subscribes the hooks. */
+  start(): void {
+    this.#unsubscribe = this.#arbiter.subscribe((event) => {
+      if (event.type === "change") this.#notify(event);
+    });
+    for (const entry of this.#entries.values()) {
+      if (entry.plugin.run) entry.running = this.#supervise(entry);
+    }
+  }
+
+  /** Aborts every source and waits (at most `graceMs`) for them to finish. */
+  async stop(graceMs = 1000): Promise<void> {
+    this.#unsubscribe?.();
+    this.#controller.abort(new Error("chaos-signal is shutting down"));
+    const running = [...this.#entries.values()].map((entry) => entry.running).filter(Boolean);
+    await Promise.race([Promise.allSettled(running), delay(graceMs)]);
+    for (const entry of this.#entries.values()) entry.status.health = "stopped";
+  }
+
+  plugin(name: string): { plugin: Plugin; context: SourceContext } | undefined {
+    const entry = this.#entries.get(name);
+    return entry && { plugin: entry.plugin, context: entry.context };
+  }
+
+  /** Names of the plugins that have HTTP routes. */
+  routes(): string[] {
+    return [...this.#entries.values()].filter((e) => e.plugin.fetch).map((e) => `/hooks/${e.plugin.name}`);
+  }
+
+  statuses(): PluginStatus[] {
+    return [...this.#entries.values()].map((entry) => structuredClone(entry.status));
+  }
+
+  /** True once every source with a `run` has observed something at least once. */
+  get ready(): boolean {
+    return [...this.#entries.values()].every((e) => !e.plugin.run || e.status.last_observation !== null);
+  }
+
+  #contextFor(plugin: Plugin, status: PluginStatus): SourceContext {
+    const arbiter = this.#arbiter;
+    const log = (message: string) => this.#log(`${plugin.kind} "${plugin.name}": ${message}`);
+    return {
+      name: plugin.name,
+      signal: this.#controller.signal,
+      claim: (state, reason, options) => arbiter.claim(plugin.name, state, reason, options),
+      release: (reason, options) => arbiter.release(plugin.name, reason, options),
+      warn: (problem) => {
+        const message = messageOf(problem);
+        status.warnings += 1;
+        status.last_warning = { at: this.#now().toISOString(), message };
+        if (status.health !== "failed") status.health = "warning";
+        log(`warning: ${message}`);
+      },
+      observe: (observation) => {
+        status.last_observation = { at: this.#now().toISOString(), ...observation };
+        status.health = "ok";
+      },
+      log,
+    };
+  }
+
+  /** Runs a source; on failure reports it and restarts after a growing delay. */
+  async #supervise(entry: Entry): Promise<void> {
+    const signal = this.#controller.signal;
+    let backoff = this.#restartDelayMs;
+    while (!signal.aborted) {
+      try {
+        await entry.plugin.run!(entry.context);
+        if (signal.aborted) return;
+        throw new Error("run() returned before shutdown");
+      } catch (error) {
+        if (signal.aborted) return;
+        entry.context.warn(new Error(`source failed, restarting in ${backoff} ms`, { cause: error }));
+        entry.status.health = "failed";
+        entry.status.restarts += 1;
+        await delay(backoff, signal).catch(() => {});
+        backoff = Math.min(backoff * 2, this.#maxRestartDelayMs);
+      }
+    }
+  }
+
+  #notify(event: ChangeEvent): void {
+    for (const entry of this.#entries.values()) {
+      if (!entry.plugin.onChange) continue;
+      try {
+        entry.plugin.onChange(event);
+      } catch (error) {
+        entry.context.warn(error);
+      }
+    }
+  }
+}

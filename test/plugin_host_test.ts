@@ -1,0 +1,202 @@
+// The plugin host: contexts, health, restarts, hooks, shutdown; and sources built from config.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import * as v from "valibot";
+import {
+  Arbiter,
+  type ChangeEvent,
+  createHandler,
+  definePlugin,
+  type Plugin,
+  PluginHost,
+  PluginNameSchema,
+  settingsFromConfig,
+  sourcesFromConfig,
+  ValidationError,
+} from "../mod.ts";
+import { waitFor } from "./helpers/wait.ts";
+
+test("a source that fails is reported and restarted with growing delays", async () => {
+  let runs = 0;
+  const flaky: Plugin = {
+    name: "flaky",
+    kind: "test",
+    async run(context) {
+      runs += 1;
+      context.observe({ run: runs });
+      if (runs < 3) throw new Error(`crash ${runs}`);
+      context.claim("PAUSE", "third time lucky");
+      await new Promise((resolve) => context.signal.addEventListener("abort", resolve, { once: true }));
+    },
+  };
+  const arbiter = new Arbiter();
+  const host = new PluginHost(arbiter, [flaky], { restartDelayMs: 20, maxRestartDelayMs: 40 });
+  host.start();
+  try {
+    await waitFor(() => arbiter.signal === "PAUSE", "the third run to claim");
+    const status = host.statuses()[0]!;
+    assert.equal(status.restarts, 2);
+    assert.equal(status.warnings, 2);
+    assert.match(status.last_warning!.message, /^source failed, restarting in 40 ms: crash 2$/);
+    assert.equal(status.health, "ok", "healthy again after its next observation");
+  } finally {
+    await host.stop();
+  }
+});
+
+test("a run() that returns before shutdown counts as a failure", async () => {
+  const quitter: Plugin = { name: "quitter", kind: "test", async run() {} };
+  const host = new PluginHost(new Arbiter(), [quitter], { restartDelayMs: 10_000 });
+  host.start();
+  try {
+    await waitFor(() => host.statuses()[0]!.health === "failed", "failed health");
+    assert.match(host.statuses()[0]!.last_warning!.message, /run\(\) returned before shutdown/);
+  } finally {
+    await host.stop();
+  }
+});
+
+test("hooks hear every change of the effective signal; a throwing hook is a warning", async () => {
+  const heard: string[] = [];
+  const hook: Plugin = {
+    name: "relay",
+    kind: "test",
+    onChange: (event: ChangeEvent) => heard.push(`${event.previous}->${event.signal}`),
+  };
+  const broken: Plugin = {
+    name: "broken",
+    kind: "test",
+    onChange: () => {
+      throw new Error("target down");
+    },
+  };
+  const arbiter = new Arbiter();
+  const host = new PluginHost(arbiter, [hook, broken]);
+  host.start();
+  arbiter.claim("manual", "PAUSE", "x");
+  arbiter.claim("manual", "PAUSE", "again"); // no change, no event
+  arbiter.claim("manual", "RUN", "y");
+  await host.stop();
+  arbiter.claim("manual", "STOP", "after stop");
+  assert.deepEqual(heard, ["RUN->PAUSE", "PAUSE->RUN"]);
+  assert.equal(host.statuses().find((s) => s.name === "broken")!.warnings, 2);
+});
+
+test("plugin names must be unique", () => {
+  const plugin: Plugin = { name: "same", kind: "test" };
+  assert.throws(() => new PluginHost(new Arbiter(), [plugin, { ...plugin }]), /two plugins are named "same"/);
+});
+
+test("ready once every source has observed once", async () => {
+  let release!: () => void;
+  const slow: Plugin = {
+    name: "slow",
+    kind: "test",
+    async run(context) {
+      await new Promise<void>((resolve) => (release = resolve));
+      context.observe({ ok: true });
+      await new Promise((resolve) => context.signal.addEventListener("abort", resolve, { once: true }));
+    },
+  };
+  const host = new PluginHost(new Arbiter(), [slow, { name: "hook", kind: "test", onChange() {} }]);
+  host.start();
+  try {
+    assert.equal(host.ready, false);
+    assert.equal(host.statuses()[0]!.health, "starting");
+    release();
+    await waitFor(() => host.ready, "ready");
+  } finally {
+    await host.stop();
+  }
+});
+
+test("definePlugin: options are validated at construction, errors name the plugin and where it was configured", () => {
+  const echo = definePlugin("echo", v.strictObject({ name: PluginNameSchema, times: v.number("a number") }), (options) => ({
+    name: options.name,
+    kind: "echo",
+  }));
+  assert.equal(echo({ name: "e", times: 2 }).name, "e");
+  assert.throws(() => echo({ name: "e", times: "2" as never }), new ValidationError('echo "e": times: got "2"; allowed: a number'));
+  assert.throws(
+    () => echo({ name: "Bad Name", times: 1 }, "c.yaml: chaos_signal.sources[0]"),
+    new ValidationError('c.yaml: chaos_signal.sources[0] (echo "Bad Name"): name: got "Bad Name"; allowed: a name of lower-case letters, digits, - and _ (up to 63)'),
+  );
+  assert.throws(() => echo({ name: "manual", times: 1 }), /name: got "manual"; allowed: any name but manual and stop_latch/);
+});
+
+test("sources from a config file: types, options and names are checked with the entry named", () => {
+  const settings = (sources: unknown[]) => settingsFromConfig({ chaos_signal: { sources } }, "c.yaml").sources!;
+  const plugins = sourcesFromConfig(settings([
+    { type: "file", name: "switch", path: "/tmp/x" },
+    { type: "webhook", name: "ci" },
+    { type: "alertmanager", name: "alerts" },
+    { type: "prometheus", name: "load", url: "http://127.0.0.1:9090", query: "up", pause_above: 1 },
+  ]));
+  assert.deepEqual(plugins.map((p) => `${p.kind}:${p.name}`), ["file:switch", "webhook:ci", "alertmanager:alerts", "prometheus:load"]);
+  const cases: [unknown[], string][] = [
+    [[{ type: "kafka", name: "k" }], 'c.yaml: chaos_signal.sources[0].type: got "kafka"; allowed: one of file, webhook, alertmanager, prometheus'],
+    [[{ name: "k" }], "c.yaml: chaos_signal.sources[0].type: missing; it is required"],
+    [
+      [{ type: "webhook", name: "ci" }, { type: "file", name: "ci", path: "/x" }],
+      'c.yaml: chaos_signal.sources[1].name: got "ci"; allowed: a name no other source has (c.yaml: chaos_signal.sources[0] has it)',
+    ],
+    [
+      [{ type: "prometheus", name: "load", url: "http://p:9090", query: "up", pause_above: "high" }],
+      'c.yaml: chaos_signal.sources[0] (prometheus "load"): pause_above: got "high"; allowed: a number',
+    ],
+  ];
+  for (const [sources, message] of cases) {
+    assert.throws(() => sourcesFromConfig(settings(sources)), (error: Error) => {
+      assert.ok(error instanceof ValidationError, String(error));
+      assert.equal(error.message, message);
+      return true;
+    });
+  }
+});
+
+test("/hooks/<name> routes to the plugin; unknown hooks get 404 listing the hook endpoints", async () => {
+  const echo: Plugin = {
+    name: "echo",
+    kind: "test",
+    fetch: (request, { source, remoteAddress }) => new Response(`${request.method} ${source.name} ${remoteAddress}`),
+  };
+  const arbiter = new Arbiter();
+  const host = new PluginHost(arbiter, [echo]);
+  const handler = createHandler({ arbiter, version: "t", plugins: host });
+  const hit = await handler(new Request("http://x/hooks/echo", { method: "POST" }), { remoteAddress: "192.0.2.1" });
+  assert.equal(await hit.text(), "POST echo 192.0.2.1");
+  const missing = await handler(new Request("http://x/hooks/nope", { method: "POST" }));
+  assert.equal(missing.status, 404);
+  assert.match(await missing.text(), /; endpoints: GET \/ \(the signal\), POST \/RUN, POST \/PAUSE, POST \/STOP, GET \/status, POST \/hooks\/echo\n$/);
+  const status = await (await handler(new Request("http://x/status"))).json();
+  assert.deepEqual(status.sources.map((s: { name: string; route?: string }) => [s.name, s.route]), [["echo", "/hooks/echo"]]);
+});
+
+test("POST /RUN?force=true overrides every automatic claim and the latch, and /status says so", async () => {
+  const arbiter = new Arbiter();
+  const handler = createHandler({ arbiter, version: "t" });
+  arbiter.claim("load", "PAUSE", "load 5 above 4");
+  arbiter.claim("alerts", "STOP", "critical alert");
+  const plain = await handler(new Request("http://x/RUN", { method: "POST" }));
+  assert.equal(await plain.text(), "STOP", "a plain RUN does not outvote the sources");
+  const forced = await handler(new Request("http://x/RUN?force=true", { method: "POST" }), { remoteAddress: "192.0.2.9" });
+  assert.equal(await forced.text(), "RUN");
+  const status = await (await handler(new Request("http://x/status"))).json();
+  assert.equal(status.signal, "RUN");
+  assert.equal(status.stop_latch, null);
+  assert.deepEqual(status.last_override.sources, ["load", "alerts"]);
+  assert.equal(status.last_override.actor, "192.0.2.9");
+  const load = status.claims.find((c: { source: string }) => c.source === "load");
+  assert.equal(load.state, "RUN");
+  assert.equal(load.reason, "overridden by POST /RUN?force=true from 192.0.2.9 (was PAUSE: load 5 above 4)");
+  // The source re-asserts on its next observation.
+  arbiter.claim("load", "PAUSE", "load 5 above 4");
+  assert.equal(arbiter.signal, "PAUSE");
+  for (const query of ["force=yes", "forse=true"]) {
+    const bad = await handler(new Request(`http://x/RUN?${query}`, { method: "POST" }));
+    assert.equal(bad.status, 400, query);
+  }
+  const onPause = await handler(new Request("http://x/PAUSE?force=true", { method: "POST" }));
+  assert.equal(onPause.status, 400);
+  assert.equal(await onPause.text(), 'query parameter "force" of POST /PAUSE: unknown key; allowed keys: none\n');
+});

@@ -1,0 +1,47 @@
+// The README's configuration examples work as pasted: chaos-signal's blocks
+// build their sources, Alertmanager's passes amtool, the alerting rule passes promtool.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { test } from "node:test";
+import { parse } from "yaml";
+import { settingsFromConfig, sourcesFromConfig } from "../mod.ts";
+import { tempFile } from "./helpers/files.ts";
+import { ROOT, run } from "./helpers/server_process.ts";
+
+const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+
+/** The ```yaml blocks whose first line is `# <label>`. */
+function blocks(label: string): string[] {
+  return [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).filter((text) => text.startsWith(`# ${label}\n`));
+}
+
+test("every chaos-signal config block in the README builds its sources", () => {
+  const found = blocks("chaos-signal config");
+  assert.ok(found.length >= 5, `found ${found.length} blocks`);
+  // The examples read their tokens from these variables, as a deployment would.
+  process.env.ALERTMANAGER_TOKEN = "example-alertmanager-token";
+  process.env.DEPLOY_TOKEN = "example-deploy-token";
+  for (const text of found) {
+    const settings = settingsFromConfig(parse(text), "README");
+    const sources = sourcesFromConfig(settings.sources ?? []);
+    assert.ok(sources.length > 0, text);
+  }
+});
+
+test("the README's Alertmanager route and receiver pass amtool check-config", async () => {
+  const [text] = blocks("alertmanager.yml");
+  assert.ok(text, "the README has an alertmanager.yml block");
+  const result = await run("amtool", ["check-config", tempFile(text, "alertmanager.yml")]);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.match(result.stdout, /SUCCESS/);
+});
+
+test("the README's alerting rule passes promtool check rules", async () => {
+  const [text] = blocks("prometheus rules");
+  assert.ok(text, "the README has a prometheus rules block");
+  const result = await run("promtool", ["check", "rules", tempFile(text, "rules.yml")]);
+  assert.equal(result.code, 0, result.stdout + result.stderr);
+  assert.match(result.stdout, /SUCCESS: 1 rules found/);
+});
