@@ -45,7 +45,9 @@ export {
   alertmanagerSource,
   BUILTIN_SOURCES,
   fileSource,
+  pluginsFromConfig,
   prometheusSource,
+  relay,
   sourcesFromConfig,
   webhookSource,
 } from "./plugins/mod.ts";
@@ -53,6 +55,8 @@ export type {
   AlertmanagerSourceOptions,
   FileSourceOptions,
   PrometheusSourceOptions,
+  RelayOptions,
+  RelayTargetStatus,
   WebhookSourceOptions,
 } from "./plugins/mod.ts";
 export { VERSION } from "./src/version.ts";

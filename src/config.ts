@@ -27,6 +27,8 @@ export interface Settings {
   readonly maxBodyBytes: number;
   /** Signal sources from the config file, validated by their plugins when built. */
   readonly sources: readonly SourceSetting[];
+  /** Relays from the config file (`chaos_signal.relays`), validated when built. */
+  readonly relays: readonly SourceSetting[];
 }
 
 /** One entry of `chaos_signal.sources`: its `type` names the plugin, the rest are its options. */
@@ -42,6 +44,7 @@ export const DEFAULT_SETTINGS: Settings = {
   state: "RUN",
   maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
   sources: [],
+  relays: [],
 };
 
 const PORT_RULE = "an integer from 0 to 65535 (0 picks a free port)";
@@ -59,7 +62,7 @@ export const SETTING_RULES: Record<StringSetting, string> = {
 };
 
 /** The settings that flags and environment variables can give as strings. */
-export type StringSetting = Exclude<keyof Settings, "sources">;
+export type StringSetting = Exclude<keyof Settings, "sources" | "relays">;
 
 /** Whole numbers also arrive as strings: from flags, env and quoted YAML. */
 function integer(rule: string, min: number, max: number) {
@@ -109,6 +112,7 @@ const SourceEntrySchema = looseSection({
 const ChaosSignalSection = strictSection({
   max_body_bytes: v.optional(MaxBodyBytesSchema),
   sources: v.optional(v.array(SourceEntrySchema, "a list of sources")),
+  relays: v.optional(v.array(looseSection({}, "a mapping with name:, targets: and the relay's options"), "a list of relays")),
 }, "a mapping (chaos-signal's own settings)");
 
 /** The whole file: other top-level keys (Krkn's cerberus:, tunings:, ...) are ignored. */
@@ -131,6 +135,10 @@ export function settingsFromConfig(document: unknown, fileName: string): Setting
     sources: config.chaos_signal?.sources?.map((entry, index) => ({
       where: `${fileName}: chaos_signal.sources[${index}]`,
       entry,
+    })),
+    relays: config.chaos_signal?.relays?.map((entry, index) => ({
+      where: `${fileName}: chaos_signal.relays[${index}]`,
+      entry: { type: "relay", ...entry },
     })),
   });
 }

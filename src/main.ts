@@ -13,7 +13,7 @@ import { ENV_CONFIG_FILE, mergeSettings, type Settings, settingsFromEnv } from "
 import { loadConfigFile } from "./config_file.ts";
 import { createHandler } from "./handler.ts";
 import { PluginHost } from "./plugin_host.ts";
-import { sourcesFromConfig } from "../plugins/mod.ts";
+import { pluginsFromConfig } from "../plugins/mod.ts";
 import { consoleLogger, describeEvent, type Logger } from "./log.ts";
 import { AddressInUseError, runtime, serve } from "./serve/mod.ts";
 import type { Plugin } from "./plugin.ts";
@@ -57,7 +57,7 @@ export async function runCli(
     if (flags.help) return void process.stdout.write(USAGE);
     if (flags.version) return void process.stdout.write(`chaos-signal ${VERSION}\n`);
     settings = await resolveSettings(flags, env);
-    sources = sourcesFromConfig(settings.sources);
+    sources = pluginsFromConfig(settings);
   } catch (error) {
     if (error instanceof ValidationError) fail(EXIT_BAD_CONFIG, error.message);
     throw error;

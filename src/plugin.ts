@@ -28,6 +28,8 @@ export interface SourceContext {
   observe(observation: Record<string, unknown>): void;
   /** One log line, prefixed with the plugin's name. */
   log(message: string): void;
+  /** The effective signal right now (what `GET /` answers): relay targets push it. */
+  current(): Signal;
 }
 
 /** What a plugin's HTTP route gets besides the request. */

@@ -136,6 +136,7 @@ export class PluginHost {
         status.health = "ok";
       },
       log,
+      current: () => arbiter.signal,
     };
   }
 

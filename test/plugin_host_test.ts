@@ -138,7 +138,7 @@ test("sources from a config file: types, options and names are checked with the 
     [[{ name: "k" }], "c.yaml: chaos_signal.sources[0].type: missing; it is required"],
     [
       [{ type: "webhook", name: "ci" }, { type: "file", name: "ci", path: "/x" }],
-      'c.yaml: chaos_signal.sources[1].name: got "ci"; allowed: a name no other source has (c.yaml: chaos_signal.sources[0] has it)',
+      'c.yaml: chaos_signal.sources[1].name: got "ci"; allowed: a name no other plugin has (c.yaml: chaos_signal.sources[0] has it)',
     ],
     [
       [{ type: "prometheus", name: "load", url: "http://p:9090", query: "up", pause_above: "high" }],

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
 import { parse } from "yaml";
-import { settingsFromConfig, sourcesFromConfig } from "../mod.ts";
+import { pluginsFromConfig, settingsFromConfig } from "../mod.ts";
 import { tempFile } from "./helpers/files.ts";
 import { ROOT, run } from "./helpers/server_process.ts";
 
@@ -17,16 +17,16 @@ function blocks(label: string): string[] {
   return [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).filter((text) => text.startsWith(`# ${label}\n`));
 }
 
-test("every chaos-signal config block in the README builds its sources", () => {
+test("every chaos-signal config block in the README builds its sources and relays", () => {
   const found = blocks("chaos-signal config");
-  assert.ok(found.length >= 5, `found ${found.length} blocks`);
+  assert.ok(found.length >= 6, `found ${found.length} blocks`);
   // The examples read their tokens from these variables, as a deployment would.
   process.env.ALERTMANAGER_TOKEN = "example-alertmanager-token";
   process.env.DEPLOY_TOKEN = "example-deploy-token";
   for (const text of found) {
     const settings = settingsFromConfig(parse(text), "README");
-    const sources = sourcesFromConfig(settings.sources ?? []);
-    assert.ok(sources.length > 0, text);
+    const plugins = pluginsFromConfig(settings);
+    assert.ok(plugins.length > 0, text);
   }
 });
 

@@ -1,0 +1,136 @@
+/**
+ * Keeps one downstream signal endpoint (a Krkn run's embedded server, or
+ * another chaos-signal) on the latest effective signal.
+ *
+ * One loop per target, one request at a time: Krkn's server is a
+ * single-threaded HTTP/1.0 `HTTPServer`, and a strict order is what keeps a
+ * target from ending on an older signal than the latest. After each push the
+ * loop looks at the signal again and pushes once more if it moved meanwhile.
+ * Every `interval` it reads the target back (`GET /`) and pushes again when
+ * they differ: a restarted Krkn starts over from its `signal_state`.
+ */
+import type { SourceContext } from "../src/plugin.ts";
+import { parseSignal, type Signal } from "../src/signal.ts";
+import { Wakeup } from "../src/wakeup.ts";
+
+export interface RelayTargetOptions {
+  /** Base URL; `POST <url>/<SIGNAL>` and `GET <url>/` are sent to it. */
+  readonly url: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  /** First retry delay after a failure; doubles up to `maxBackoffMs`. */
+  readonly backoffMs: number;
+  readonly maxBackoffMs: number;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export interface RelayTargetStatus {
+  url: string;
+  /** The target is known to hold the latest effective signal. */
+  in_sync: boolean;
+  last_pushed: { signal: Signal; at: string } | null;
+  last_seen: { signal: Signal; at: string } | null;
+  last_error: { message: string; at: string } | null;
+  /** Failed requests in a row (0 when the last one worked). */
+  failures: number;
+}
+
+export class RelayTarget {
+  readonly #options: RelayTargetOptions;
+  readonly #base: string;
+  readonly #wakeup = new Wakeup();
+  readonly #status: RelayTargetStatus;
+  /** What the target holds as far as we know; undefined after a failure (unknown). */
+  #held: Signal | undefined;
+
+  constructor(options: RelayTargetOptions) {
+    this.#options = options;
+    this.#base = options.url.replace(/\/+$/, "");
+    this.#status = { url: options.url, in_sync: false, last_pushed: null, last_seen: null, last_error: null, failures: 0 };
+  }
+
+  /** The signal changed: push without waiting for the next reconcile. */
+  wake(): void {
+    this.#wakeup.wake();
+  }
+
+  status(): RelayTargetStatus {
+    return structuredClone(this.#status);
+  }
+
+  /** Runs until `context.signal` aborts; `report` is called after every attempt. */
+  async run(context: SourceContext, report: (target: RelayTarget, error?: Error) => void): Promise<void> {
+    const { signal } = context;
+    let backoff = this.#options.backoffMs;
+    let reconcileAt = 0;
+    while (!signal.aborted) {
+      const wanted = context.current();
+      try {
+        if (this.#held !== wanted) {
+          await this.#push(wanted, signal);
+        } else if (Date.now() >= reconcileAt) {
+          const seen = await this.#read(signal);
+          if (seen !== wanted) {
+            context.log(`${this.#options.url} holds ${seen}, not ${wanted} (restarted?): pushing ${wanted}`);
+            await this.#push(wanted, signal);
+          }
+        }
+        reconcileAt = Date.now() + this.#options.intervalMs;
+        backoff = this.#options.backoffMs;
+        this.#status.failures = 0;
+        this.#status.in_sync = this.#held === context.current();
+        report(this);
+        // Moved while we pushed: go again at once, so the target never stays behind.
+        if (this.#held !== context.current()) continue;
+        await this.#wakeup.sleep(reconcileAt - Date.now(), signal);
+      } catch (error) {
+        if (signal.aborted) break;
+        this.#held = undefined;
+        this.#status.failures += 1;
+        this.#status.in_sync = false;
+        const problem = error instanceof Error ? error : new Error(String(error));
+        this.#status.last_error = { message: problem.message, at: new Date().toISOString() };
+        report(this, new Error(`${this.#options.url}: ${problem.message}; retrying in ${backoff} ms`));
+        await this.#wakeup.sleep(backoff, signal);
+        backoff = Math.min(backoff * 2, this.#options.maxBackoffMs);
+      }
+    }
+  }
+
+  async #push(wanted: Signal, signal: AbortSignal): Promise<void> {
+    // Krkn answers 200 with an empty body; another chaos-signal with its signal. Only the status matters.
+    await this.#request("POST", `/${wanted}`, signal);
+    this.#held = wanted;
+    this.#status.last_pushed = { signal: wanted, at: new Date().toISOString() };
+  }
+
+  async #read(signal: AbortSignal): Promise<Signal> {
+    const body = await this.#request("GET", "/", signal);
+    const seen = parseSignal(body);
+    if (!seen) throw new Error(`GET / answered ${JSON.stringify(body.slice(0, 40))}, not RUN, PAUSE or STOP`);
+    this.#held = seen;
+    this.#status.last_seen = { signal: seen, at: new Date().toISOString() };
+    return seen;
+  }
+
+  async #request(method: "GET" | "POST", path: string, signal: AbortSignal): Promise<string> {
+    const timeout = AbortSignal.timeout(this.#options.timeoutMs);
+    let response: Response;
+    try {
+      response = await fetch(`${this.#base}${path}`, {
+        method,
+        headers: this.#options.headers,
+        signal: AbortSignal.any([signal, timeout]),
+      });
+      const body = await response.text();
+      if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${body.trim().slice(0, 80)}`);
+      return body;
+    } catch (error) {
+      if (signal.aborted) throw error;
+      if (timeout.aborted) throw new Error(`${method} ${path}: no answer within ${this.#options.timeoutMs} ms`);
+      if (error instanceof Error && error.message.startsWith(`${method} ${path}`)) throw error;
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      throw new Error(`${method} ${path}: ${cause?.code ?? cause?.message ?? (error as Error).message}`);
+    }
+  }
+}

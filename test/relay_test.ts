@@ -1,0 +1,154 @@
+// Relay targets against a stand-in for the server a Krkn run embeds, and
+// against another chaos-signal, through the plugin and through the real CLI.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Arbiter, PluginHost, relay, ValidationError } from "../mod.ts";
+import { tempFile } from "./helpers/files.ts";
+import { startKrknServer } from "./helpers/krkn_server.ts";
+import { startServer } from "./helpers/server_process.ts";
+import { waitFor } from "./helpers/wait.ts";
+
+function relayRig(targets: string[], options: { interval?: string; max_backoff?: string } = {}) {
+  const arbiter = new Arbiter();
+  const host = new PluginHost(arbiter, [
+    relay({ name: "krkn", targets, interval: options.interval ?? "200ms", timeout: "500ms", max_backoff: options.max_backoff ?? "200ms" }),
+  ]);
+  host.start();
+  const status = () => host.statuses()[0]!;
+  const target = (i = 0) => (status().last_observation?.targets as { in_sync: boolean; failures: number; last_pushed: { signal: string } | null }[] | undefined)?.[i];
+  return { arbiter, host, status, target };
+}
+
+test("a PAUSE from a source reaches Krkn's server, and RUN follows", async () => {
+  const krkn = await startKrknServer();
+  const { arbiter, host, target } = relayRig([krkn.url]);
+  try {
+    await waitFor(() => target()?.in_sync, "the first sync");
+    assert.equal(await krkn.state(), "RUN");
+    arbiter.claim("load", "PAUSE", "load 5 above 4");
+    await waitFor(async () => (await krkn.state()) === "PAUSE", "Krkn's server to hold PAUSE");
+    assert.equal(target()?.last_pushed?.signal, "PAUSE");
+    arbiter.release("load", "load 1");
+    await waitFor(async () => (await krkn.state()) === "RUN", "Krkn's server to hold RUN");
+    assert.ok(krkn.requests().includes("POST /PAUSE"));
+  } finally {
+    await host.stop();
+    await krkn.stop();
+  }
+});
+
+test("a restarted Krkn server (back at its signal_state) is reconciled", async () => {
+  let krkn = await startKrknServer();
+  const { arbiter, host, target } = relayRig([krkn.url]);
+  try {
+    arbiter.claim("manual", "PAUSE", "POST /PAUSE");
+    await waitFor(async () => (await krkn.state()) === "PAUSE", "PAUSE pushed");
+    const port = krkn.port;
+    await krkn.stop();
+    krkn = await startKrknServer(port, "RUN"); // a new Krkn run starts over from signal_state RUN
+    await waitFor(async () => (await krkn.state()) === "PAUSE", "PAUSE pushed again after the restart", 5000);
+    await waitFor(() => target()?.in_sync, "in sync");
+  } finally {
+    await host.stop();
+    await krkn.stop();
+  }
+});
+
+test("a target down for a while is in sync at the latest signal soon after it is back", async () => {
+  let krkn = await startKrknServer();
+  const { arbiter, host, status, target } = relayRig([krkn.url], { interval: "10s", max_backoff: "300ms" });
+  try {
+    await waitFor(() => target()?.in_sync, "the first sync");
+    const port = krkn.port;
+    await krkn.stop();
+    arbiter.claim("manual", "PAUSE", "1");
+    await waitFor(() => (target()?.failures ?? 0) >= 2, "failures while it is down");
+    assert.equal(target()?.in_sync, false);
+    assert.equal(status().health, "warning");
+    assert.match(status().last_warning!.message, new RegExp(`^http://127\\.0\\.0\\.1:${port}: POST /PAUSE: .*; retrying in \\d+ ms$`));
+    // More changes while it is down: only the latest matters.
+    arbiter.claim("manual", "STOP", "2");
+    arbiter.claim("manual", "RUN", "3");
+    arbiter.claim("manual", "PAUSE", "4");
+    krkn = await startKrknServer(port, "RUN");
+    // With a 10 s reconcile interval, only the retry loop can bring it back this fast.
+    await waitFor(async () => target()?.in_sync && (await krkn.state()) === "PAUSE", "in sync at PAUSE after the outage", 3000);
+    assert.equal(status().health, "ok");
+  } finally {
+    await host.stop();
+    await krkn.stop();
+  }
+});
+
+test("many rapid changes: the target ends on the latest signal, never an older one", async () => {
+  const krkn = await startKrknServer();
+  const { arbiter, host, target } = relayRig([krkn.url], { interval: "10s" });
+  try {
+    await waitFor(() => target()?.in_sync, "the first sync");
+    for (let i = 0; i < 60; i++) {
+      arbiter.claim("manual", i % 2 ? "RUN" : "PAUSE", `flip ${i}`);
+      if (i % 7 === 0) await new Promise((resolve) => setTimeout(resolve, 3));
+    }
+    arbiter.claim("manual", "PAUSE", "last");
+    await waitFor(() => target()?.in_sync, "in sync after the burst", 5000);
+    assert.equal(await krkn.state(), "PAUSE");
+    // A while later it is still the latest (nothing older arrives late).
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(await krkn.state(), "PAUSE");
+  } finally {
+    await host.stop();
+    await krkn.stop();
+  }
+});
+
+test("several targets, one down: the others stay in sync", async () => {
+  const up = await startKrknServer();
+  const down = await startKrknServer();
+  const downUrl = down.url;
+  await down.stop();
+  const { arbiter, host, target } = relayRig([up.url, downUrl]);
+  try {
+    arbiter.claim("manual", "PAUSE", "x");
+    await waitFor(async () => (await up.state()) === "PAUSE", "the live target to follow");
+    assert.equal(target(0)?.in_sync, true);
+    assert.equal(target(1)?.in_sync, false);
+  } finally {
+    await host.stop();
+    await up.stop();
+  }
+});
+
+test("relay options are validated; errors name the key", () => {
+  assert.throws(() => relay({ name: "r", targets: [] }), new ValidationError('relay "r": targets: got []; allowed: at least one URL'));
+  assert.throws(() => relay({ name: "r", targets: ["krkn:8081"] }), /relay "r": targets\[0\]: got "krkn:8081"; allowed: an http\(s\) URL/);
+});
+
+test("the real CLI with chaos_signal.relays: a POST /PAUSE reaches Krkn's server, and another chaos-signal", async () => {
+  const krkn = await startKrknServer();
+  const downstream = await startServer();
+  const config = tempFile([
+    "chaos_signal:",
+    "  relays:",
+    "    - name: krkn",
+    "      interval: 500ms",
+    `      targets: [${krkn.url}, ${downstream.url}]`,
+    "",
+  ].join("\n"));
+  const upstream = await startServer(["--config", config]);
+  try {
+    assert.equal((await fetch(`${upstream.url}/PAUSE`, { method: "POST" })).status, 200);
+    await waitFor(async () => (await krkn.state()) === "PAUSE", "Krkn's server to hold PAUSE");
+    await waitFor(async () => (await (await fetch(`${downstream.url}/`)).text()) === "PAUSE", "the downstream chaos-signal to hold PAUSE");
+    const status = await (await fetch(`${upstream.url}/status`)).json();
+    const relayStatus = status.sources.find((s: { name: string }) => s.name === "krkn");
+    await waitFor(async () => {
+      const s = await (await fetch(`${upstream.url}/status`)).json();
+      return s.sources.find((x: { name: string }) => x.name === "krkn").last_observation?.in_sync;
+    }, "the relay to report in sync");
+    assert.equal(relayStatus.kind, "relay");
+  } finally {
+    await upstream.stop();
+    await downstream.stop();
+    await krkn.stop();
+  }
+});
