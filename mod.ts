@@ -23,7 +23,14 @@ export type {
   StopLatch,
 } from "./src/arbiter.ts";
 export { createHandler, MAX_URL_BYTES } from "./src/handler.ts";
-export type { FetchHandler, HandlerOptions, RequestInfo } from "./src/handler.ts";
+export type { FetchHandler, HandlerOptions, RequestInfo, SignalHandler } from "./src/handler.ts";
+export type { SignalState, SubscriberCounts } from "./src/events.ts";
+export { DEFAULT_HEARTBEAT_MS, RETRY_MS } from "./src/event_stream.ts";
+export { MAX_WAIT_MS } from "./src/long_poll.ts";
+export { RunStoppedError, SignalClient, SignalRequestError } from "./src/client.ts";
+export type { FetchFunction, RequestOptions, SetOptions, SignalClientOptions, WatchOptions } from "./src/client.ts";
+export { EventStreamParser } from "./src/sse_parser.ts";
+export type { ServerSentEvent } from "./src/sse_parser.ts";
 export { statusDocument } from "./src/status.ts";
 export type { ClaimStatus, StatusDocument } from "./src/status.ts";
 export { DEFAULT_SETTINGS, ENV_CONFIG_FILE, ENV_VARS, mergeSettings, settingsFromConfig, settingsFromEnv } from "./src/config.ts";

@@ -2,6 +2,8 @@
  * The HTTP API as one runtime-agnostic `fetch(Request) => Promise<Response>`.
  *
  *   GET|HEAD /                 the effective signal: exactly `RUN`, `PAUSE` or `STOP`
+ *   GET /?wait=30s&since=RUN   the same, long-polled: answers when the signal differs from `since`
+ *   GET /events                the signal as Server-Sent Events: now, then every change
  *   POST /RUN|/PAUSE|/STOP     a manual claim (any letter case); answers the signal after it
  *   GET|HEAD /status           JSON: claims, sources, latch, version, uptime (see status.ts)
  *   POST /RUN?force=true       an operator's override: RUN past every automatic claim
@@ -17,6 +19,9 @@ import { type Arbiter, MANUAL_SOURCE } from "./arbiter.ts";
 import type { PluginHost } from "./plugin_host.ts";
 import { errorResponse, HttpError, jsonResponse, textResponse } from "./http_response.ts";
 import { DEFAULT_MAX_BODY_BYTES, readBoundedBody } from "./request_body.ts";
+import { SignalEvents, type SubscriberCounts } from "./events.ts";
+import { DEFAULT_HEARTBEAT_MS, eventStreamResponse } from "./event_stream.ts";
+import { longPollFromQuery, waitForChange } from "./long_poll.ts";
 import { parseSignal, type Signal, SIGNALS } from "./signal.ts";
 import { statusDocument } from "./status.ts";
 import { issueLine, strictSection } from "./validation.ts";
@@ -25,9 +30,28 @@ import { issueLine, strictSection } from "./validation.ts";
 export interface RequestInfo {
   /** The client's IP address, recorded as the actor of manual claims. */
   readonly remoteAddress?: string;
+  /**
+   * Lets this request stay quiet for `seconds` (0: no limit) before the
+   * runtime's idle timeout cuts it: long-polls and event streams are quiet
+   * on purpose. Bun's serve file sets it (Bun's default is 10 s); Deno has no
+   * such timeout.
+   */
+  readonly holdOpen?: (seconds: number) => void;
 }
 
 export type FetchHandler = (request: Request, info?: RequestInfo) => Promise<Response>;
+
+/** The handler, plus what a server needs to see and end its open streams. */
+export interface SignalHandler extends FetchHandler {
+  /** Open event streams and pending long-polls right now. */
+  subscribers(): SubscriberCounts;
+  /**
+   * Ends every event stream and answers every pending long-poll now, so that
+   * the server's graceful shutdown does not wait for them. Later `/events`
+   * requests get 503; later long-polls answer at once.
+   */
+  close(): void;
+}
 
 export interface HandlerOptions {
   readonly arbiter: Arbiter;
@@ -45,12 +69,14 @@ export interface HandlerOptions {
   readonly onError?: (error: unknown, request: Request) => void;
   /** The plugins: their routes are mounted at `/hooks/<name>`, their health shown in `/status`. */
   readonly plugins?: PluginHost;
+  /** How often `GET /events` sends a keep-alive comment. @default 15000 */
+  readonly heartbeatMs?: number;
 }
 
 /** Longer request targets (path and query) get 414; the runtimes' own limits apply too. */
 export const MAX_URL_BYTES = 8 * 1024;
 
-const CORE_ENDPOINTS = "GET / (the signal), POST /RUN, POST /PAUSE, POST /STOP, GET /status";
+const CORE_ENDPOINTS = "GET / (the signal), POST /RUN, POST /PAUSE, POST /STOP, GET /status, GET /events";
 
 /**
  * Query parameters of the signal endpoints: every other one is an error, so
@@ -99,8 +125,11 @@ function decodeSegment(segment: string): string {
   }
 }
 
-export function createHandler(options: HandlerOptions): FetchHandler {
+export function createHandler(options: HandlerOptions): SignalHandler {
   const { arbiter, version } = options;
+  const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+  if (!Number.isFinite(heartbeatMs) || heartbeatMs < 1) throw new RangeError(`heartbeatMs: got ${heartbeatMs}; allowed: a number of milliseconds, 1 or more`);
+  const events = new SignalEvents(arbiter);
   const runtime = options.runtime ?? "unknown";
   const now = options.now ?? (() => new Date());
   const startedAt = options.startedAt ?? now();
@@ -110,11 +139,34 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   const hookRoutes = plugins?.routes() ?? [];
   const endpoints = [CORE_ENDPOINTS, ...hookRoutes.map((route) => `POST ${route}`)].join(", ");
 
-  const readSignal: Route = (request) => textResponse(arbiter.signal, { head: request.method === "HEAD" });
+  const readSignal: Route = async (request, info) => {
+    const head = request.method === "HEAD";
+    const poll = longPollFromQuery(request.query);
+    if (!poll) return textResponse(arbiter.signal, { head });
+    // The wait plus a margin: a client that went away is noticed through request.signal, but the
+    // keep-alive connection keeps this idle timeout after the answer, so it must stay bounded.
+    info?.holdOpen?.(Math.ceil(poll.waitMs / 1000) + 10);
+    return textResponse(await waitForChange(events, poll, request.signal), { head });
+  };
+
+  const streamEvents: Route = (request, info) => {
+    if (events.closed) throw new HttpError(503, "the server is shutting down; reconnect to another instance or later");
+    const head = request.method === "HEAD";
+    // Each heartbeat resets the runtime's idle timer; a client that stops reading stops them, and is cut.
+    if (!head) info?.holdOpen?.(2 * Math.ceil(heartbeatMs / 1000) + 10);
+    return eventStreamResponse(events, { lastEventId: request.headers.get("last-event-id"), heartbeatMs, head, abort: request.signal });
+  };
 
   const readStatus: Route = (request) =>
     jsonResponse(
-      statusDocument(arbiter.snapshot(), { version, runtime, startedAt, now: now(), sources: plugins?.statuses() ?? [] }),
+      statusDocument(arbiter.snapshot(), {
+        version,
+        runtime,
+        startedAt,
+        now: now(),
+        sources: plugins?.statuses() ?? [],
+        subscribers: events.counts(),
+      }),
       { head: request.method === "HEAD" },
     );
 
@@ -162,11 +214,12 @@ export function createHandler(options: HandlerOptions): FetchHandler {
   router
     .all("/", resource({ GET: readSignal, HEAD: readSignal }, endpoints))
     .all("/status", resource({ GET: readStatus, HEAD: readStatus }, endpoints))
+    .all("/events", resource({ GET: streamEvents, HEAD: streamEvents }, endpoints))
     .all("/hooks/:name", hookEndpoint)
     .all("/:name", signalEndpoint)
     .all("*", notFound(endpoints));
 
-  return async (request, info) => {
+  const handler: FetchHandler = async (request, info) => {
     try {
       return await router.fetch(absolute(request), info);
     } catch (error) {
@@ -175,6 +228,7 @@ export function createHandler(options: HandlerOptions): FetchHandler {
       return errorResponse(new HttpError(400, `cannot read the request: ${(error as Error)?.message ?? error}`));
     }
   };
+  return Object.assign(handler, { subscribers: () => events.counts(), close: () => events.close() });
 }
 
 /**

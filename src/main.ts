@@ -98,6 +98,8 @@ export async function runCli(
     if (stopping) return;
     stopping = true;
     log.info(`${signalName}: shutting down`);
+    // End event streams and answer long-polls first: the runtimes' graceful shutdown waits for open responses.
+    handler.close();
     const grace = new Promise((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS));
     const closing = Promise.allSettled([plugins.stop(SHUTDOWN_GRACE_MS / 2), server.close()]);
     Promise.race([closing, grace]).finally(() => process.exit(EXIT_OK));

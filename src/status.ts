@@ -14,6 +14,8 @@ export interface StatusInfo {
   readonly now: Date;
   /** Health and last observation of each plugin. */
   readonly sources?: readonly PluginStatus[];
+  /** Open event streams and pending long-polls. */
+  readonly subscribers?: { readonly events: number; readonly longPolls: number };
 }
 
 export interface ClaimStatus {
@@ -34,6 +36,7 @@ export interface StatusDocument {
   claims: ClaimStatus[];
   sources: PluginStatus[];
   last_override: { at: string; reason: string; actor?: string; sources: string[] } | null;
+  subscribers: { events: number; long_polls: number };
   version: string;
   runtime: string;
   started_at: string;
@@ -74,6 +77,7 @@ export function statusDocument(snapshot: ArbiterSnapshot, info: StatusInfo): Sta
     claims: snapshot.claims.map(claimStatus),
     sources: [...(info.sources ?? [])],
     last_override: overrideStatus(snapshot.override),
+    subscribers: { events: info.subscribers?.events ?? 0, long_polls: info.subscribers?.longPolls ?? 0 },
     version: info.version,
     runtime: info.runtime,
     started_at: info.startedAt.toISOString(),

@@ -10,6 +10,8 @@ interface BunServer {
   readonly hostname?: string;
   readonly port?: number;
   requestIP(request: Request): { address: string } | null;
+  /** Resets the idle timeout of this request's connection to `seconds` (0: none). */
+  timeout(request: Request, seconds: number): void;
   stop(closeActiveConnections?: boolean): Promise<void>;
 }
 declare const Bun: {
@@ -40,7 +42,10 @@ export function serve(handler: ServeHandler, options: ServeOptions): RunningServ
         }),
       fetch(request, self) {
         const remoteAddress = self.requestIP(request)?.address;
-        return handler(request, remoteAddress === undefined ? {} : { remoteAddress });
+        // Bun cuts a connection quiet for idleTimeout (10 s by default), a pending request included;
+        // long-polls and event streams lift it for themselves, and everything else keeps it.
+        const holdOpen = (seconds: number) => self.timeout(request, seconds);
+        return handler(request, remoteAddress === undefined ? { holdOpen } : { remoteAddress, holdOpen });
       },
     });
   } catch (error) {
