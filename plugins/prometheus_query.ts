@@ -3,6 +3,7 @@
  * turned into plain numbers or a `QueryError` that says what went wrong in
  * words an operator can act on.
  */
+import { fetchFailure } from "../src/fetch_error.ts";
 
 export interface QueryResult {
   /** One value per series (a scalar result gives one). May hold NaN and ±Infinity. */
@@ -83,14 +84,14 @@ export async function runQuery(options: QueryOptions): Promise<QueryResult> {
   } catch (error) {
     if (options.signal.aborted) throw error;
     if (timeout.aborted) throw new QueryError(`no answer from ${endpoint.origin} within ${options.timeoutMs} ms`);
-    throw new QueryError(`cannot reach ${endpoint.origin}: ${causeOf(error)}`);
+    throw new QueryError(`cannot reach ${endpoint.origin}: ${fetchFailure(error)}`);
   }
   let text: string;
   try {
     text = await response.text();
   } catch (error) {
     if (options.signal.aborted) throw error;
-    throw new QueryError(timeout.aborted ? `answer not complete within ${options.timeoutMs} ms` : `reading the answer failed: ${causeOf(error)}`);
+    throw new QueryError(timeout.aborted ? `answer not complete within ${options.timeoutMs} ms` : `reading the answer failed: ${fetchFailure(error)}`);
   }
   let body: unknown;
   try {
@@ -105,7 +106,3 @@ export async function runQuery(options: QueryOptions): Promise<QueryResult> {
   return readQueryResponse(body);
 }
 
-function causeOf(error: unknown): string {
-  const cause = (error as { cause?: { code?: string; message?: string } })?.cause;
-  return cause?.code ?? cause?.message ?? (error as Error)?.message ?? String(error);
-}

@@ -9,6 +9,7 @@
  * Every `interval` it reads the target back (`GET /`) and pushes again when
  * they differ: a restarted Krkn starts over from its `signal_state`.
  */
+import { fetchFailure } from "../src/fetch_error.ts";
 import type { SourceContext } from "../src/plugin.ts";
 import { parseSignal, type Signal } from "../src/signal.ts";
 import { Wakeup } from "../src/wakeup.ts";
@@ -129,8 +130,7 @@ export class RelayTarget {
       if (signal.aborted) throw error;
       if (timeout.aborted) throw new Error(`${method} ${path}: no answer within ${this.#options.timeoutMs} ms`);
       if (error instanceof Error && error.message.startsWith(`${method} ${path}`)) throw error;
-      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      throw new Error(`${method} ${path}: ${cause?.code ?? cause?.message ?? (error as Error).message}`);
+      throw new Error(`${method} ${path}: ${fetchFailure(error)}`);
     }
   }
 }
