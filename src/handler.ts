@@ -25,6 +25,7 @@ import { longPollFromQuery, waitForChange } from "./long_poll.ts";
 import { parseSignal, type Signal, SIGNALS } from "./signal.ts";
 import { statusDocument } from "./status.ts";
 import { issueLine, strictSection } from "./validation.ts";
+import { Metrics } from "./metrics.ts";
 
 /** What the runtime knows about a request beyond the `Request` itself. */
 export interface RequestInfo {
@@ -117,6 +118,15 @@ function showPath(path: string): string {
   return path.length > 64 ? `${path.slice(0, 61)}...` : path;
 }
 
+/** Like decodeSegment, without the 400: for labels only. */
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 function decodeSegment(segment: string): string {
   try {
     return decodeURIComponent(segment);
@@ -155,6 +165,30 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     // Each heartbeat resets the runtime's idle timer; a client that stops reading stops them, and is cut.
     if (!head) info?.holdOpen?.(2 * Math.ceil(heartbeatMs / 1000) + 10);
     return eventStreamResponse(events, { lastEventId: request.headers.get("last-event-id"), heartbeatMs, head, abort: request.signal });
+  };
+
+  const metrics = new Metrics(arbiter);
+  const readMetrics: Route = (request) =>
+    textResponse(
+      metrics.render({
+        snapshot: arbiter.snapshot(),
+        sources: plugins?.statuses() ?? [],
+        subscribers: events.counts(),
+        version,
+        runtime,
+        startedAt,
+      }),
+      { head: request.method === "HEAD", headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } },
+    );
+
+  /** Liveness: the process answers. */
+  const healthz: Route = (request) => textResponse("ok\n", { head: request.method === "HEAD" });
+
+  /** Readiness: every source has reported at least once (until then the signal may lack a claim). */
+  const readyz: Route = (request) => {
+    const waiting = plugins?.statuses().filter((s) => s.last_observation === null).map((s) => s.name) ?? [];
+    if (waiting.length === 0) return textResponse("ready\n", { head: request.method === "HEAD" });
+    throw new HttpError(503, `not ready: waiting for the first observation of ${waiting.join(", ")}`);
   };
 
   const readStatus: Route = (request) =>
@@ -215,18 +249,45 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     .all("/", resource({ GET: readSignal, HEAD: readSignal }, endpoints))
     .all("/status", resource({ GET: readStatus, HEAD: readStatus }, endpoints))
     .all("/events", resource({ GET: streamEvents, HEAD: streamEvents }, endpoints))
+    .all("/metrics", resource({ GET: readMetrics, HEAD: readMetrics }, endpoints))
+    .all("/healthz", resource({ GET: healthz, HEAD: healthz }, endpoints))
+    .all("/readyz", resource({ GET: readyz, HEAD: readyz }, endpoints))
     .all("/hooks/:name", hookEndpoint)
     .all("/:name", signalEndpoint)
     .all("*", notFound(endpoints));
 
+  /** A bounded label for the metrics: the known routes by name, everything else `other`. */
+  const routeLabel = (request: IRequest): string => {
+    const name = request.params?.name;
+    switch (request.route) {
+      case "/:name": {
+        const signal = name === undefined ? undefined : parseSignal(safeDecode(name));
+        return signal ? `/${signal}` : "other";
+      }
+      case "/hooks/:name":
+        return name !== undefined && plugins?.plugin(safeDecode(name)) ? `/hooks/${safeDecode(name)}` : "other";
+      case "": // itty-router normalises "/" to ""
+        return "/";
+      case undefined:
+      case "*":
+        return "other";
+      default:
+        return request.route;
+    }
+  };
+
   const handler: FetchHandler = async (request, info) => {
+    const routed = absolute(request) as IRequest;
+    let response: Response;
     try {
-      return await router.fetch(absolute(request), info);
+      response = await router.fetch(routed, info);
     } catch (error) {
       // itty-router parses the URL before its own catch is armed; nothing may escape as a runtime error page.
       onError(error, request);
-      return errorResponse(new HttpError(400, `cannot read the request: ${(error as Error)?.message ?? error}`));
+      response = errorResponse(new HttpError(400, `cannot read the request: ${(error as Error)?.message ?? error}`));
     }
+    metrics.countRequest(routeLabel(routed), request.method, response.status);
+    return response;
   };
   return Object.assign(handler, { subscribers: () => events.counts(), close: () => events.close() });
 }

@@ -100,7 +100,8 @@ describe("a real Prometheus and Alertmanager drive the signal", () => {
       });
       world.prometheus = await startPrometheus({
         port: prometheusPort,
-        targets: [world.target.address],
+        // chaos-signal's own /metrics is scraped beside the test's target.
+        targets: [world.target.address, `${world.server.host}:${world.server.port}`],
         alertmanager: `127.0.0.1:${alertmanagerPort}`,
         alertRules: [
           { alert: "ChaosTestErrors", expr: `${ERRORS} > 0`, labels: { severity: "warning" } },
@@ -313,6 +314,41 @@ describe("a real Prometheus and Alertmanager drive the signal", () => {
     doc = await status();
     assert.equal(doc.stop_latch, null);
     assert.equal(doc.signal, "RUN");
+  });
+
+  /** One instant query against the real Prometheus: the value of the first series, or undefined. */
+  async function promValue(query: string): Promise<string | undefined> {
+    const { prometheus } = await started();
+    const response = await fetch(`${prometheus.url}/api/v1/query?query=${encodeURIComponent(query)}`, { signal: AbortSignal.timeout(5000) });
+    const body = await response.json() as { data?: { result?: { value: [number, string] }[] } };
+    return body.data?.result?.[0]?.value[1];
+  }
+
+  test("Prometheus scrapes chaos-signal's /metrics: the signal, the poller's value and thresholds, requests", async () => {
+    const w = await baseline();
+    w.target.set(LOAD, 5);
+    await waitFor(async () => (await signal()) === "PAUSE", { what: "PAUSE at load 5", timeoutMs: 30_000, diagnose });
+    await waitFor(async () => (await promValue('chaos_signal_signal{signal="PAUSE"}')) === "1", {
+      what: 'Prometheus to see chaos_signal_signal{signal="PAUSE"} 1',
+      timeoutMs: 30_000,
+      diagnose,
+    });
+    await waitFor(async () => (await promValue('chaos_signal_prometheus_value{source="load"}')) === "5", {
+      what: "Prometheus to see the poller's value 5",
+      timeoutMs: 30_000,
+      diagnose,
+    });
+    assert.equal(await promValue('chaos_signal_prometheus_threshold{source="load",threshold="pause_above"}'), "4");
+    assert.equal(await promValue('chaos_signal_prometheus_threshold{source="load",threshold="resume_below"}'), "3");
+    assert.equal(await promValue('chaos_signal_source_healthy{source="load"}'), "1");
+    assert.equal(await promValue('chaos_signal_claim{source="load",state="PAUSE"}'), "1");
+    assert.ok(Number(await promValue('sum(chaos_signal_http_requests_total{route="/",code="200"})')) > 0, "GET / requests counted");
+    w.target.set(LOAD, 1);
+    await waitFor(async () => (await promValue('chaos_signal_signal{signal="RUN"}')) === "1", {
+      what: 'Prometheus to see chaos_signal_signal{signal="RUN"} 1 after the load fell',
+      timeoutMs: 30_000,
+      diagnose,
+    });
   });
 
   test("Prometheus killed: after consecutive_errors failed polls on_error pauses; restarted: RUN", async () => {

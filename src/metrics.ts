@@ -1,0 +1,157 @@
+/**
+ * `GET /metrics` in Prometheus' text format (version 0.0.4): the signal, its
+ * changes and claims by source, each source's health and last observation
+ * (the poller's value and thresholds), relay targets' sync state, push
+ * subscribers, and HTTP requests by route and code.
+ *
+ * Labels only take bounded values: source and relay names come from the
+ * config, routes are the known ones or `other`, methods the usual ones or
+ * `other`, so a scanner hitting random paths cannot grow the series.
+ */
+import type { Arbiter, ArbiterSnapshot } from "./arbiter.ts";
+import type { PluginStatus } from "./plugin_host.ts";
+import { SIGNALS } from "./signal.ts";
+
+export interface MetricsInfo {
+  readonly snapshot: ArbiterSnapshot;
+  readonly sources: readonly PluginStatus[];
+  readonly subscribers: { readonly events: number; readonly longPolls: number };
+  readonly version: string;
+  readonly runtime: string;
+  readonly startedAt: Date;
+}
+
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]);
+
+/** Label values escaped as the text format wants: backslash, double quote, newline. */
+function label(value: string): string {
+  return value.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+function labels(pairs: Record<string, string>): string {
+  const text = Object.entries(pairs).map(([key, value]) => `${key}="${label(value)}"`).join(",");
+  return text ? `{${text}}` : "";
+}
+
+/** Numbers as Prometheus writes them (NaN, +Inf, -Inf). */
+function number(value: number): string {
+  if (Number.isNaN(value)) return "NaN";
+  if (value === Number.POSITIVE_INFINITY) return "+Inf";
+  if (value === Number.NEGATIVE_INFINITY) return "-Inf";
+  return String(value);
+}
+
+/** The poller shows ±Inf as strings in /status; read them back. */
+function numeric(value: unknown): number | undefined {
+  if (typeof value === "number") return value;
+  if (value === "+Inf") return Number.POSITIVE_INFINITY;
+  if (value === "-Inf") return Number.NEGATIVE_INFINITY;
+  return undefined;
+}
+
+class Family {
+  readonly lines: string[] = [];
+  constructor(readonly name: string, readonly type: "gauge" | "counter", readonly help: string) {}
+  add(pairs: Record<string, string>, value: number): this {
+    this.lines.push(`${this.name}${labels(pairs)} ${number(value)}`);
+    return this;
+  }
+  render(): string {
+    return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`, ...this.lines].join("\n");
+  }
+}
+
+export class Metrics {
+  readonly #changes = new Map<string, number>();
+  readonly #claims = new Map<string, number>();
+  readonly #requests = new Map<string, number>();
+
+  constructor(arbiter: Arbiter) {
+    arbiter.subscribe((event) => {
+      if (event.type === "change") bump(this.#changes, JSON.stringify([event.cause.source, event.signal]));
+      else bump(this.#claims, JSON.stringify([event.claim.source, event.claim.state]));
+    });
+  }
+
+  /** Counts one answered request; `route` must be a bounded label (see `routeLabel`). */
+  countRequest(route: string, method: string, status: number): void {
+    bump(this.#requests, JSON.stringify([route, METHODS.has(method) ? method : "other", String(status)]));
+  }
+
+  render(info: MetricsInfo): string {
+    const { snapshot } = info;
+    const families: Family[] = [];
+    const family = (name: string, type: "gauge" | "counter", help: string) => {
+      const created = new Family(`chaos_signal_${name}`, type, help);
+      families.push(created);
+      return created;
+    };
+
+    family("build_info", "gauge", "Version and runtime of this server.").add({ version: info.version, runtime: info.runtime }, 1);
+    family("start_time_seconds", "gauge", "When this server started, in seconds since the epoch.").add({}, info.startedAt.getTime() / 1000);
+    const signal = family("signal", "gauge", "The effective signal: 1 for the one GET / answers, 0 for the others.");
+    for (const name of SIGNALS) signal.add({ signal: name }, snapshot.signal === name ? 1 : 0);
+    family("stop_latched", "gauge", "1 while the STOP latch holds (until a manual POST /RUN).").add({}, snapshot.latch ? 1 : 0);
+    family("signal_changed_timestamp_seconds", "gauge", "When the effective signal last changed.").add({}, snapshot.changedAt.getTime() / 1000);
+
+    const changes = family("changes_total", "counter", "Changes of the effective signal, by the source whose claim caused them.");
+    for (const [key, count] of this.#changes) {
+      const [source, to] = JSON.parse(key) as [string, string];
+      changes.add({ source, signal: to }, count);
+    }
+    const claimed = family("claims_total", "counter", "Claims that changed a source's state (and manual requests), by source and state.");
+    for (const [key, count] of this.#claims) {
+      const [source, state] = JSON.parse(key) as [string, string];
+      claimed.add({ source, state }, count);
+    }
+    const claim = family("claim", "gauge", "Each source's current claim: 1 for its state, 0 for the others.");
+    for (const current of snapshot.claims) {
+      for (const name of SIGNALS) claim.add({ source: current.source, state: name }, current.state === name ? 1 : 0);
+    }
+
+    const healthy = family("source_healthy", "gauge", "1 while a plugin is healthy (its last report was an observation, not a problem).");
+    const warnings = family("source_warnings_total", "counter", "Problems a plugin reported.");
+    const restarts = family("source_restarts_total", "counter", "Times a plugin's run failed and was restarted.");
+    const observed = family("source_last_observation_timestamp_seconds", "gauge", "When a plugin last observed something.");
+    const value = family("prometheus_value", "gauge", "The Prometheus poller's last value.");
+    const threshold = family("prometheus_threshold", "gauge", "The Prometheus poller's thresholds.");
+    const inSync = family("relay_target_in_sync", "gauge", "1 while a relay target is known to hold the latest signal.");
+    const failures = family("relay_target_failures", "gauge", "Failed requests in a row to a relay target.");
+    for (const source of info.sources) {
+      const id = { source: source.name, kind: source.kind };
+      healthy.add(id, source.health === "ok" ? 1 : 0);
+      warnings.add(id, source.warnings);
+      restarts.add(id, source.restarts);
+      const observation = source.last_observation;
+      if (!observation) continue;
+      observed.add(id, Date.parse(observation.at) / 1000);
+      if (source.kind === "prometheus") {
+        const last = numeric(observation.value);
+        if (last !== undefined) value.add({ source: source.name }, last);
+        for (const key of ["pause_above", "stop_above", "resume_below"]) {
+          const bound = numeric(observation[key]);
+          if (bound !== undefined) threshold.add({ source: source.name, threshold: key }, bound);
+        }
+      }
+      if (source.kind === "relay" && Array.isArray(observation.targets)) {
+        for (const target of observation.targets as { url: string; in_sync: boolean; failures: number }[]) {
+          inSync.add({ relay: source.name, target: target.url }, target.in_sync ? 1 : 0);
+          failures.add({ relay: source.name, target: target.url }, target.failures);
+        }
+      }
+    }
+
+    const subscribers = family("subscribers", "gauge", "Clients waiting for changes: open event streams and pending long-polls.");
+    subscribers.add({ kind: "events" }, info.subscribers.events).add({ kind: "long_polls" }, info.subscribers.longPolls);
+    const requests = family("http_requests_total", "counter", "HTTP requests answered, by route, method and status code.");
+    for (const [key, count] of this.#requests) {
+      const [route, method, code] = JSON.parse(key) as [string, string, string];
+      requests.add({ route, method, code }, count);
+    }
+    return `${families.map((f) => f.render()).join("\n")}\n`;
+  }
+}
+
+function bump(map: Map<string, number>, key: string): void {
+  map.set(key, (map.get(key) ?? 0) + 1);
+}
