@@ -15,6 +15,7 @@ import { type Observation, ThresholdGate } from "./thresholds.ts";
 
 export const PROMETHEUS_KIND = "prometheus";
 
+const URL_RULE = "an http(s) URL without user:password@ (credentials would show in logs; use basic_auth)";
 const finite = (what: string) => v.pipe(v.number(what), v.finite(what));
 const count = (what: string) => v.pipe(v.number(what), v.integer(what), v.minValue(1, what), v.maxValue(1000, what));
 
@@ -29,7 +30,12 @@ export const PrometheusSourceSchema = v.pipe(
     /** The source's name, unique among sources. */
     name: PluginNameSchema,
     /** Prometheus' base URL, such as http://prometheus:9090 (the API path is added). */
-    url: v.pipe(v.string("an http(s) URL"), v.url("an http(s) URL"), v.regex(/^https?:\/\//i, "an http(s) URL")),
+    url: v.pipe(
+      v.string(URL_RULE),
+      v.url(URL_RULE),
+      v.regex(/^https?:\/\//i, URL_RULE),
+      v.check((url) => !new URL(url).username && !new URL(url).password, URL_RULE),
+    ),
     /** A PromQL instant query: its value is compared with the thresholds. */
     query: v.pipe(v.string("a PromQL expression"), v.trim(), v.nonEmpty("a PromQL expression")),
     /** Above this, claim PAUSE. */
@@ -84,11 +90,12 @@ function readSecret(path: string, key: string, name: string): string {
 }
 
 function combine(values: number[], how: "max" | "min" | "avg" | "sum"): number {
+  // Loops, not Math.max(...values): spreading 100k+ series overflows the call stack on Deno.
   switch (how) {
     case "max":
-      return Math.max(...values);
+      return values.reduce((a, b) => (b > a ? b : a), Number.NEGATIVE_INFINITY);
     case "min":
-      return Math.min(...values);
+      return values.reduce((a, b) => (b < a ? b : a), Number.POSITIVE_INFINITY);
     case "sum":
       return values.reduce((a, b) => a + b, 0);
     case "avg":
@@ -141,7 +148,12 @@ export const prometheusSource = definePlugin(PROMETHEUS_KIND, PrometheusSourceSc
           const nan = result.values.filter(Number.isNaN).length;
           if (nan && options.on_nan === "error") throw new QueryError(`${nan} of ${result.values.length} series are NaN (on_nan: error)`);
           const values = result.values.filter((value) => !Number.isNaN(value));
-          const observation: Observation = values.length ? { kind: "value", value: combine(values, options.combine) } : { kind: "empty" };
+          const combined = values.length ? combine(values, options.combine) : Number.NaN;
+          // +Inf and -Inf summed or averaged give NaN: that is no value, never "inside the band".
+          if (values.length && Number.isNaN(combined)) {
+            throw new QueryError(`${options.combine} of the ${values.length} series is NaN (+Inf and -Inf together)`);
+          }
+          const observation: Observation = values.length ? { kind: "value", value: combined } : { kind: "empty" };
           return { observation, series: result.values.length };
         } catch (error) {
           if (context.signal.aborted) throw error;

@@ -13,7 +13,13 @@ import { RelayTarget } from "./relay_target.ts";
 
 export const RELAY_KIND = "relay";
 
-const UrlSchema = v.pipe(v.string("an http(s) URL"), v.url("an http(s) URL"), v.regex(/^https?:\/\//i, "an http(s) URL"));
+const URL_RULE = "an http(s) URL without user:password@ (credentials would show in /status and logs; use token)";
+const UrlSchema = v.pipe(
+  v.string(URL_RULE),
+  v.url(URL_RULE),
+  v.regex(/^https?:\/\//i, URL_RULE),
+  v.check((url) => !new URL(url).username && !new URL(url).password, URL_RULE),
+);
 
 export const RelaySchema = strictSection({
   /** The relay's name, unique among plugins. */
@@ -54,8 +60,13 @@ export const relay = definePlugin(RELAY_KIND, RelaySchema, (options) => {
       const report = (_target: RelayTarget, error?: Error) => {
         const statuses = targets.map((t) => t.status());
         context.observe({ in_sync: statuses.every((s) => s.in_sync), targets: statuses });
-        if (error) context.warn(error);
+        // Health covers every target: one that works must not hide one that is down.
+        const failing = error ?? statuses.find((s) => s.failures > 0)?.last_error?.message;
+        if (failing) context.warn(failing);
       };
+      // At start, the sources' first claims come before the first push: otherwise a restart
+      // would push the bare signal_state (RUN) into Krkn for a moment.
+      await context.sourcesReady(options.interval);
       await Promise.all(targets.map((target) => target.run(context, report)));
     },
   };

@@ -7,7 +7,10 @@
  * target from ending on an older signal than the latest. After each push the
  * loop looks at the signal again and pushes once more if it moved meanwhile.
  * Every `interval` it reads the target back (`GET /`) and pushes again when
- * they differ: a restarted Krkn starts over from its `signal_state`.
+ * the target changed behind its back: a restarted Krkn starts over from its
+ * `signal_state`. Another chaos-signal as a target (it answers a push with
+ * its signal) gets only the changes: it changes by claims of its own, and a
+ * RUN pushed into it again would be a person's RUN that opens its latch.
  */
 import { fetchFailure } from "../src/fetch_error.ts";
 import type { SourceContext } from "../src/plugin.ts";
@@ -41,8 +44,12 @@ export class RelayTarget {
   readonly #base: string;
   readonly #wakeup = new Wakeup();
   readonly #status: RelayTargetStatus;
-  /** What the target holds as far as we know; undefined after a failure (unknown). */
-  #held: Signal | undefined;
+  /** The last signal pushed successfully; undefined after a failure (the target's state is unknown). */
+  #pushed: Signal | undefined;
+  /** What the target said it holds after that push (a chaos-signal may hold something else). */
+  #answer: Signal | undefined;
+  /** Krkn's server answers a push with an empty body; another chaos-signal with its signal. */
+  #plainTarget = true;
 
   constructor(options: RelayTargetOptions) {
     this.#options = options;
@@ -67,26 +74,31 @@ export class RelayTarget {
     while (!signal.aborted) {
       const wanted = context.current();
       try {
-        if (this.#held !== wanted) {
+        if (this.#pushed !== wanted) {
           await this.#push(wanted, signal);
         } else if (Date.now() >= reconcileAt) {
           const seen = await this.#read(signal);
-          if (seen !== wanted) {
-            context.log(`${this.#options.url} holds ${seen}, not ${wanted} (restarted?): pushing ${wanted}`);
-            await this.#push(wanted, signal);
+          // Only Krkn's server (it answers a push with an empty body) is pushed again when it
+          // changed behind our back: a restarted Krkn is back at its signal_state. Another
+          // chaos-signal changes by its own claims; a RUN pushed into it would count as a
+          // person's RUN and could open its STOP latch, so it is only reported out of sync.
+          if (this.#plainTarget && seen !== this.#answer) {
+            const latest = context.current(); // not `wanted`: the read took time
+            context.log(`${this.#options.url} holds ${seen}, not ${this.#answer} as after our push (restarted?): pushing ${latest}`);
+            await this.#push(latest, signal);
           }
         }
         reconcileAt = Date.now() + this.#options.intervalMs;
         backoff = this.#options.backoffMs;
         this.#status.failures = 0;
-        this.#status.in_sync = this.#held === context.current();
+        this.#status.in_sync = (this.#plainTarget ? this.#answer : this.#status.last_seen?.signal) === context.current();
         report(this);
         // Moved while we pushed: go again at once, so the target never stays behind.
-        if (this.#held !== context.current()) continue;
+        if (this.#pushed !== context.current()) continue;
         await this.#wakeup.sleep(reconcileAt - Date.now(), signal);
       } catch (error) {
         if (signal.aborted) break;
-        this.#held = undefined;
+        this.#pushed = this.#answer = undefined;
         this.#status.failures += 1;
         this.#status.in_sync = false;
         const problem = error instanceof Error ? error : new Error(String(error));
@@ -99,17 +111,23 @@ export class RelayTarget {
   }
 
   async #push(wanted: Signal, signal: AbortSignal): Promise<void> {
-    // Krkn answers 200 with an empty body; another chaos-signal with its signal. Only the status matters.
-    await this.#request("POST", `/${wanted}`, signal);
-    this.#held = wanted;
-    this.#status.last_pushed = { signal: wanted, at: new Date().toISOString() };
+    // Krkn answers 200 with an empty body; another chaos-signal with its effective signal,
+    // which may differ from what we pushed (its own sources): that answer is what it holds.
+    const body = await this.#request("POST", `/${wanted}`, signal);
+    const answer = body === "" ? wanted : parseSignal(body);
+    if (!answer) throw new Error(`POST /${wanted} answered ${JSON.stringify(body.slice(0, 40))}, not RUN, PAUSE, STOP or nothing`);
+    this.#plainTarget = body === "";
+    this.#pushed = wanted;
+    this.#answer = answer;
+    const at = new Date().toISOString();
+    this.#status.last_pushed = { signal: wanted, at };
+    this.#status.last_seen = { signal: answer, at };
   }
 
   async #read(signal: AbortSignal): Promise<Signal> {
     const body = await this.#request("GET", "/", signal);
     const seen = parseSignal(body);
     if (!seen) throw new Error(`GET / answered ${JSON.stringify(body.slice(0, 40))}, not RUN, PAUSE or STOP`);
-    this.#held = seen;
     this.#status.last_seen = { signal: seen, at: new Date().toISOString() };
     return seen;
   }

@@ -30,6 +30,12 @@ export interface SourceContext {
   log(message: string): void;
   /** The effective signal right now (what `GET /` answers): relay targets push it. */
   current(): Signal;
+  /**
+   * Resolves once every source (a plugin with `run` and no `onChange`) has
+   * observed once, or after `timeoutMs`: a relay waits for it, so that a
+   * restart does not push the bare `signal_state` before the sources claim.
+   */
+  sourcesReady(timeoutMs: number): Promise<void>;
 }
 
 /** What a plugin's HTTP route gets besides the request. */

@@ -55,6 +55,8 @@ export class PluginHost {
   readonly #restartDelayMs: number;
   readonly #maxRestartDelayMs: number;
   #unsubscribe: (() => void) | undefined;
+  /** Called after every observation until the sources are ready. */
+  readonly #readyWaiters = new Set<() => void>();
 
   constructor(arbiter: Arbiter, plugins: readonly Plugin[], options: PluginHostOptions = {}) {
     this.#arbiter = arbiter;
@@ -116,6 +118,29 @@ export class PluginHost {
     return [...this.#entries.values()].every((e) => !e.plugin.run || e.status.last_observation !== null);
   }
 
+  /** Every source (run, no onChange: not a relay or hook) has observed once. */
+  get sourcesReady(): boolean {
+    return [...this.#entries.values()].every((e) => !e.plugin.run || e.plugin.onChange || e.status.last_observation !== null);
+  }
+
+  #whenSourcesReady(timeoutMs: number): Promise<void> {
+    if (this.sourcesReady) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#readyWaiters.delete(check);
+        this.#controller.signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const check = () => {
+        if (this.sourcesReady) done();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.#controller.signal.addEventListener("abort", done, { once: true });
+      this.#readyWaiters.add(check);
+    });
+  }
+
   #contextFor(plugin: Plugin, status: PluginStatus): SourceContext {
     const arbiter = this.#arbiter;
     const log = (message: string) => this.#log(`${plugin.kind} "${plugin.name}": ${message}`);
@@ -134,9 +159,11 @@ export class PluginHost {
       observe: (observation) => {
         status.last_observation = { at: this.#now().toISOString(), ...observation };
         status.health = "ok";
+        for (const check of [...this.#readyWaiters]) check();
       },
       log,
       current: () => arbiter.signal,
+      sourcesReady: (timeoutMs) => this.#whenSourcesReady(timeoutMs),
     };
   }
 

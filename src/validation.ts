@@ -11,7 +11,13 @@
 import * as v from "valibot";
 
 /** Values under keys like these are never echoed in error messages. */
-const SECRET_KEY = /token|password|secret|credential/i;
+const SECRET_KEY = /token|password|secret|credential|auth|headers|cookie/i;
+
+/** True when a value is, or holds under some key, something secret-like. */
+function holdsSecret(value: unknown, depth = 0): boolean {
+  if (typeof value !== "object" || value === null || depth > 4) return false;
+  return Object.entries(value).some(([key, inner]) => SECRET_KEY.test(key) || holdsSecret(inner, depth + 1));
+}
 
 /** valibot's objects accept arrays; a YAML list where a mapping belongs is an error. */
 function mapping(what: string) {
@@ -64,7 +70,7 @@ export function issueLine(
   // Show the value as the user wrote it, not as a pipe had transformed it (" pause " -> "PAUSE"),
   // except under a key that holds a secret: error lines end up in logs.
   const written = issue.path?.length ? writtenValue(input, issue.path) : input;
-  const secret = issue.path?.some((item) => SECRET_KEY.test(String(item.key)));
+  const secret = issue.path?.some((item) => SECRET_KEY.test(String(item.key))) || holdsSecret(written);
   return `${label}: got ${secret ? "(hidden)" : showValue(written)}; allowed: ${issue.message}`;
 }
 

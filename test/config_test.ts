@@ -113,3 +113,18 @@ test("precedence: flags over env over file over defaults", () => {
   const flags = parseFlags(["--port", "3"]);
   assert.deepEqual(mergeSettings(file, env, flags), { port: 3, address: "10.0.0.1", state: "STOP", maxBodyBytes: 65536, sources: [], relays: [] });
 });
+
+test("secret-looking values never appear in config errors, however deep", async () => {
+  const { prometheusSource } = await import("../mod.ts");
+  const base = { name: "load", url: "http://127.0.0.1:9090", query: "up", pause_above: 4 };
+  for (const change of [
+    { bearer_token: "t0ken-value", basic_auth: { username: "admin", password: "hunter2-secret" } },
+    { headers: { Authorization: 123456789 } },
+  ]) {
+    assert.throws(() => prometheusSource({ ...base, ...change } as never), (error: Error) => {
+      assert.doesNotMatch(error.message, /hunter2|123456789/);
+      assert.match(error.message, /\(hidden\)/);
+      return true;
+    });
+  }
+});

@@ -203,10 +203,10 @@ test("options are validated at construction; errors name the plugin, the key and
     [{ resume_below: 5 }, 'prometheus "load": resume_below: got 5; allowed: a number not above pause_above'],
     [{ interval: "1m", timeout: "2m" }, 'prometheus "load": timeout: got "2m"; allowed: a duration not longer than interval'],
     [{ interval: "soon" }, 'prometheus "load": interval: got "soon"; allowed: a duration from 10ms to 24h, such as 500ms, 15s, 1m30s or 2h'],
-    [{ url: "ftp://x" }, 'prometheus "load": url: got "ftp://x"; allowed: an http(s) URL'],
+    [{ url: "ftp://x" }, 'prometheus "load": url: got "ftp://x"; allowed: an http(s) URL without user:password@ (credentials would show in logs; use basic_auth)'],
     [{ on_error: "panic" }, 'prometheus "load": on_error: got "panic"; allowed: pause, hold or ignore'],
     [{ consecutive_errors: 0 }, 'prometheus "load": consecutive_errors: got 0; allowed: an integer from 1 to 1000'],
-    [{ bearer_token: "secret-value", basic_auth: { username: "u" } }, 'prometheus "load": basic_auth: got {"username":"u"}; allowed: either a bearer token or basic_auth, not both'],
+    [{ bearer_token: "secret-value", basic_auth: { username: "u" } }, 'prometheus "load": basic_auth: got (hidden); allowed: either a bearer token or basic_auth, not both'],
     [{ querry: "up" }, 'prometheus "load": querry: unknown key; allowed keys: name, url, query, pause_above, stop_above, resume_below, interval, timeout, initial_delay, consecutive_breaches, consecutive_recoveries, consecutive_errors, on_error, on_empty, combine, on_nan, bearer_token, bearer_token_file, basic_auth, headers'],
   ];
   for (const [change, message] of cases) {

@@ -152,3 +152,68 @@ test("the real CLI with chaos_signal.relays: a POST /PAUSE reaches Krkn's server
     await krkn.stop();
   }
 });
+
+test("a downstream chaos-signal with claims of its own: reported out of sync, never fought, its STOP latch stays", async () => {
+  const { tempDir } = await import("./helpers/files.ts");
+  const { join } = await import("node:path");
+  const { writeFileSync } = await import("node:fs");
+  const file = join(tempDir(), "signal");
+  writeFileSync(file, "PAUSE");
+  const downstreamConfig = tempFile(`chaos_signal:\n  sources:\n    - type: file\n      name: own\n      path: ${file}\n      interval: 50ms\n`);
+  const downstream = await startServer(["--config", downstreamConfig]);
+  const { arbiter, host, target } = relayRig([downstream.url], { interval: "100ms" });
+  const manualRuns = () => downstream.output().split("\n").filter((line) => / manual RUN \(was /.test(line) || /claim manual RUN/.test(line)).length;
+  try {
+    await waitFor(() => target()?.last_pushed, "the first push");
+    await new Promise((resolve) => setTimeout(resolve, 600)); // several reconcile intervals
+    assert.equal(target()?.in_sync, false, "the target holds PAUSE by its own claim");
+    const runsWhileStable = manualRuns();
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert.equal(manualRuns(), runsWhileStable, "no RUN pushed again and again");
+    // Its own source stops it, then lets go: the latch must hold (a relay is not a person).
+    writeFileSync(file, "STOP");
+    await waitFor(async () => (await (await fetch(`${downstream.url}/`)).text()) === "STOP", "downstream STOP");
+    writeFileSync(file, "");
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.equal(await (await fetch(`${downstream.url}/`)).text(), "STOP", "the downstream latch still holds");
+    assert.equal(arbiter.signal, "RUN");
+  } finally {
+    await host.stop();
+    await downstream.stop();
+  }
+});
+
+test("at start the relay waits for the sources' first claims: a restart never pushes the bare signal_state", async () => {
+  const { tempDir } = await import("./helpers/files.ts");
+  const { join } = await import("node:path");
+  const { writeFileSync } = await import("node:fs");
+  const krkn = await startKrknServer(0, "PAUSE");
+  const file = join(tempDir(), "signal");
+  writeFileSync(file, "PAUSE");
+  const config = tempFile([
+    "chaos_signal:",
+    "  sources:",
+    "    - type: file",
+    "      name: switch",
+    `      path: ${file}`,
+    "  relays:",
+    "    - name: krkn",
+    `      targets: [${krkn.url}]`,
+    "",
+  ].join("\n"));
+  const server = await startServer(["--config", config]);
+  try {
+    await waitFor(() => krkn.requests().some((line) => line.startsWith("POST ")), "the relay's first push");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.deepEqual(krkn.requests().filter((line) => line.startsWith("POST ")), ["POST /PAUSE"], "never POST /RUN");
+  } finally {
+    await server.stop();
+    await krkn.stop();
+  }
+});
+
+test("relay and Prometheus URLs with credentials are refused (they would show in /status and logs)", async () => {
+  const { prometheusSource } = await import("../mod.ts");
+  assert.throws(() => relay({ name: "r", targets: ["http://admin:pw@127.0.0.1:8081"] }), /targets\[0\]: got "http:\/\/admin:pw@127\.0\.0\.1:8081"; allowed: an http\(s\) URL without user:password@/);
+  assert.throws(() => prometheusSource({ name: "p", url: "http://u:p@127.0.0.1:9090", query: "up", pause_above: 1 }), /url: got .*allowed: an http\(s\) URL without user:password@/);
+});
