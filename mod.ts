@@ -40,6 +40,8 @@ export { DEFAULT_MAX_BODY_BYTES } from "./src/request_body.ts";
 export { AddressInUseError, runtime, serve } from "./src/serve/mod.ts";
 export type { RunningServer, Runtime, ServeHandler, ServeOptions } from "./src/serve/mod.ts";
 export { strictSection, ValidationError } from "./src/validation.ts";
+export { Auth, AuthSchema } from "./src/auth.ts";
+export type { NamedToken } from "./src/auth.ts";
 export { definePlugin, PluginNameSchema } from "./src/plugin.ts";
 export type { Plugin, PluginFactory, RouteContext, SourceContext } from "./src/plugin.ts";
 export { PluginHost } from "./src/plugin_host.ts";

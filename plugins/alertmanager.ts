@@ -143,6 +143,7 @@ export const alertmanagerSource = definePlugin(ALERTMANAGER_KIND, AlertmanagerSo
   return {
     name: options.name,
     kind: ALERTMANAGER_KIND,
+    authenticates: options.token !== undefined,
     async run(context) {
       settle(context);
       const every = Math.max(200, Math.min(options.max_age / 10, 60_000));

@@ -59,6 +59,7 @@ export const webhookSource = definePlugin(WEBHOOK_KIND, WebhookSourceSchema, (op
   return {
     name: options.name,
     kind: WEBHOOK_KIND,
+    authenticates: options.token !== undefined,
     async run(context: SourceContext) {
       context.observe({ received });
       const maxAge = options.max_age;

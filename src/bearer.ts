@@ -11,9 +11,9 @@ import { HttpError } from "./http_response.ts";
 /** Where a token comes from: inline, an environment variable or a file (Kubernetes secrets). */
 export const TokenSourceSchema = v.pipe(
   v.union([
-    v.strictObject({ env: v.pipe(v.string(), v.nonEmpty()) }),
-    v.strictObject({ file: v.pipe(v.string(), v.nonEmpty()) }),
-    v.strictObject({ value: v.pipe(v.string(), v.minLength(8)) }),
+    v.strictObject({ env: v.pipe(v.string("a variable name"), v.nonEmpty("a variable name")) }),
+    v.strictObject({ file: v.pipe(v.string("a file path"), v.nonEmpty("a file path")) }),
+    v.strictObject({ value: v.pipe(v.string("a token"), v.minLength(8, "a token of 8 or more characters")) }),
   ], "{env: VARIABLE} or {file: PATH} or {value: TOKEN of 8 or more characters}"),
   v.rawTransform(({ dataset, addIssue, NEVER }) => {
     const source = dataset.value;

@@ -13,6 +13,7 @@
  */
 import { isIP } from "node:net";
 import * as v from "valibot";
+import { AuthSchema, type NamedToken } from "./auth.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "./request_body.ts";
 import { type Signal, SIGNALS } from "./signal.ts";
 import { looseSection, parseWith, strictSection } from "./validation.ts";
@@ -29,6 +30,8 @@ export interface Settings {
   readonly sources: readonly SourceSetting[];
   /** Relays from the config file (`chaos_signal.relays`), validated when built. */
   readonly relays: readonly SourceSetting[];
+  /** Named bearer tokens (`chaos_signal.auth`); none = no authentication. */
+  readonly auth: { readonly tokens: readonly NamedToken[]; readonly protectReads: boolean };
 }
 
 /** One entry of `chaos_signal.sources`: its `type` names the plugin, the rest are its options. */
@@ -45,6 +48,7 @@ export const DEFAULT_SETTINGS: Settings = {
   maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
   sources: [],
   relays: [],
+  auth: { tokens: [], protectReads: false },
 };
 
 const PORT_RULE = "an integer from 0 to 65535 (0 picks a free port)";
@@ -62,7 +66,7 @@ export const SETTING_RULES: Record<StringSetting, string> = {
 };
 
 /** The settings that flags and environment variables can give as strings. */
-export type StringSetting = Exclude<keyof Settings, "sources" | "relays">;
+export type StringSetting = Exclude<keyof Settings, "sources" | "relays" | "auth">;
 
 /** Whole numbers also arrive as strings: from flags, env and quoted YAML. */
 function integer(rule: string, min: number, max: number) {
@@ -113,6 +117,7 @@ const ChaosSignalSection = strictSection({
   max_body_bytes: v.optional(MaxBodyBytesSchema),
   sources: v.optional(v.array(SourceEntrySchema, "a list of sources")),
   relays: v.optional(v.array(looseSection({}, "a mapping with name:, targets: and the relay's options"), "a list of relays")),
+  auth: v.optional(AuthSchema),
 }, "a mapping (chaos-signal's own settings)");
 
 /** The whole file: other top-level keys (Krkn's cerberus:, tunings:, ...) are ignored. */
@@ -136,6 +141,8 @@ export function settingsFromConfig(document: unknown, fileName: string): Setting
       where: `${fileName}: chaos_signal.sources[${index}]`,
       entry,
     })),
+    auth: config.chaos_signal?.auth &&
+      { tokens: config.chaos_signal.auth.tokens, protectReads: config.chaos_signal.auth.protect_reads },
     relays: config.chaos_signal?.relays?.map((entry, index) => ({
       where: `${fileName}: chaos_signal.relays[${index}]`,
       entry: { type: "relay", ...entry },

@@ -26,6 +26,7 @@ import { parseSignal, type Signal, SIGNALS } from "./signal.ts";
 import { statusDocument } from "./status.ts";
 import { issueLine, strictSection } from "./validation.ts";
 import { Metrics } from "./metrics.ts";
+import type { Auth } from "./auth.ts";
 
 /** What the runtime knows about a request beyond the `Request` itself. */
 export interface RequestInfo {
@@ -68,6 +69,8 @@ export interface HandlerOptions {
   readonly now?: () => Date;
   /** Told of unexpected errors (answered with 500). @default ignore */
   readonly onError?: (error: unknown, request: Request) => void;
+  /** Named bearer tokens; without them (or with none) every endpoint is open. */
+  readonly auth?: Auth;
   /** The plugins: their routes are mounted at `/hooks/<name>`, their health shown in `/status`. */
   readonly plugins?: PluginHost;
   /** How often `GET /events` sends a keep-alive comment. @default 15000 */
@@ -146,6 +149,20 @@ export function createHandler(options: HandlerOptions): SignalHandler {
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const onError = options.onError ?? (() => {});
   const plugins = options.plugins;
+  const auth = options.auth?.enabled ? options.auth : undefined;
+
+  /** The token's name, checked before anything is read or changed; undefined when auth is off. */
+  const authorize = (request: Request): string | undefined => auth?.check(request);
+
+  /** A read endpoint: open, unless `protect_reads` asks for a token there too. */
+  const reading = (route: Route): Route => (request, info) => {
+    if (auth?.protectReads) authorize(request);
+    return route(request, info);
+  };
+
+  /** Who made a claim: the token's name and the address, as far as known. */
+  const actorOf = (tokenName: string | undefined, info: RequestInfo | undefined): string | undefined =>
+    tokenName && info?.remoteAddress ? `${tokenName}@${info.remoteAddress}` : tokenName ?? info?.remoteAddress;
   const hookRoutes = plugins?.routes() ?? [];
   const endpoints = [CORE_ENDPOINTS, ...hookRoutes.map((route) => `POST ${route}`)].join(", ");
 
@@ -209,9 +226,10 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     if (!query.success) {
       throw new HttpError(400, issueLine(query.issues, (key) => `query parameter "${key}" of POST /${signal}`, request.query));
     }
+    const tokenName = authorize(request);
     // Read (and bound) the body before claiming: a refused request changes nothing.
     await readBoundedBody(request, maxBodyBytes);
-    const actor = info?.remoteAddress;
+    const actor = actorOf(tokenName, info);
     const claimOptions = { explicit: true, ...(actor === undefined ? {} : { actor }) };
     const force = "force" in query.output && (query.output.force === "true" || query.output.force === "1");
     const result = force
@@ -232,7 +250,8 @@ export function createHandler(options: HandlerOptions): SignalHandler {
   const hookEndpoint: Route = (request, info) => {
     const found = plugins?.plugin(decodeSegment(request.params.name ?? ""));
     if (!found?.plugin.fetch) return undefined;
-    const remoteAddress = info?.remoteAddress;
+    const tokenName = found.plugin.authenticates ? undefined : authorize(request);
+    const remoteAddress = actorOf(tokenName, info);
     return found.plugin.fetch(request, { source: found.context, ...(remoteAddress === undefined ? {} : { remoteAddress }) });
   };
 
@@ -246,10 +265,10 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     },
   });
   router
-    .all("/", resource({ GET: readSignal, HEAD: readSignal }, endpoints))
-    .all("/status", resource({ GET: readStatus, HEAD: readStatus }, endpoints))
-    .all("/events", resource({ GET: streamEvents, HEAD: streamEvents }, endpoints))
-    .all("/metrics", resource({ GET: readMetrics, HEAD: readMetrics }, endpoints))
+    .all("/", resource({ GET: reading(readSignal), HEAD: reading(readSignal) }, endpoints))
+    .all("/status", resource({ GET: reading(readStatus), HEAD: reading(readStatus) }, endpoints))
+    .all("/events", resource({ GET: reading(streamEvents), HEAD: reading(streamEvents) }, endpoints))
+    .all("/metrics", resource({ GET: reading(readMetrics), HEAD: reading(readMetrics) }, endpoints))
     .all("/healthz", resource({ GET: healthz, HEAD: healthz }, endpoints))
     .all("/readyz", resource({ GET: readyz, HEAD: readyz }, endpoints))
     .all("/hooks/:name", hookEndpoint)

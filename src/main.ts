@@ -11,6 +11,7 @@ import { Arbiter } from "./arbiter.ts";
 import { type CliFlags, readFlags, settingsFromFlags, USAGE } from "./cli_args.ts";
 import { ENV_CONFIG_FILE, mergeSettings, type Settings, settingsFromEnv } from "./config.ts";
 import { loadConfigFile } from "./config_file.ts";
+import { Auth } from "./auth.ts";
 import { createHandler } from "./handler.ts";
 import { PluginHost } from "./plugin_host.ts";
 import { pluginsFromConfig } from "../plugins/mod.ts";
@@ -38,6 +39,11 @@ async function resolveSettings(flags: CliFlags, env: Record<string, string | und
 function fail(code: number, message: string): never {
   process.stderr.write(`chaos-signal: ${message}\n`);
   process.exit(code);
+}
+
+/** 127.0.0.0/8, ::1 and localhost: only this machine reaches them. */
+function isLoopback(address: string): boolean {
+  return /^127\./.test(address) || address === "::1" || address === "localhost";
 }
 
 function urlOf(hostname: string, port: number): string {
@@ -73,7 +79,12 @@ export async function runCli(
   // Sources start before the server listens, so the first GET already sees their claims
   // (a Prometheus source claims PAUSE until its first answer).
   plugins.start();
+  const auth = new Auth(settings.auth.tokens, { protectReads: settings.auth.protectReads });
+  if (!auth.enabled && !isLoopback(settings.address)) {
+    log.error(`warning: no bearer tokens are configured (chaos_signal.auth) and ${settings.address} is not a loopback address: anyone who reaches this port can PAUSE or STOP the chaos run`);
+  }
   const handler = createHandler({
+    auth,
     plugins,
     arbiter,
     version: VERSION,

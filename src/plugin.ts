@@ -55,6 +55,8 @@ export interface Plugin {
    * means the source failed: it is reported and restarted with backoff.
    */
   run?(context: SourceContext): Promise<void>;
+  /** The route checks a token of its own, so the server's tokens do not apply to it. */
+  readonly authenticates?: boolean;
   /** Routes mounted at `/hooks/<name>` (a webhook receiver). */
   fetch?(request: Request, context: RouteContext): Response | Promise<Response>;
   /** Called on every change of the effective signal (relay targets). */

@@ -1,0 +1,60 @@
+/**
+ * Named bearer tokens guarding the endpoints that change something (and, if
+ * asked, the ones that read). Tokens come from the environment, a file or
+ * the config; they are never logged and never shown in `/status`: only their
+ * names are, as the actor of a claim.
+ */
+import * as v from "valibot";
+import { TokenSourceSchema, tokensEqual } from "./bearer.ts";
+import { HttpError } from "./http_response.ts";
+import { PluginNameSchema } from "./plugin.ts";
+import { strictSection } from "./validation.ts";
+
+export const AuthSchema = strictSection({
+  /** Named tokens; any of them is accepted. */
+  tokens: v.pipe(
+    v.array(strictSection({ name: PluginNameSchema, token: TokenSourceSchema }, "a mapping with name: and token:"), "a list of {name, token}"),
+    v.minLength(1, "at least one token"),
+  ),
+  /** Also require a token to read (GET /, /status, /events, /metrics). Krkn's runner sends none. @default false */
+  protect_reads: v.optional(v.boolean("true or false"), false),
+}, "a mapping with tokens: and protect_reads:");
+
+export type AuthInput = v.InferInput<typeof AuthSchema>;
+
+export interface NamedToken {
+  readonly name: string;
+  readonly token: string;
+}
+
+export class Auth {
+  readonly #tokens: readonly NamedToken[];
+  readonly protectReads: boolean;
+
+  constructor(tokens: readonly NamedToken[], options: { protectReads?: boolean } = {}) {
+    const names = new Set(tokens.map((t) => t.name));
+    if (names.size !== tokens.length) throw new Error("token names must be unique");
+    this.#tokens = tokens;
+    this.protectReads = options.protectReads ?? false;
+  }
+
+  /** True when there is at least one token (else everything is open). */
+  get enabled(): boolean {
+    return this.#tokens.length > 0;
+  }
+
+  /** The name of the token the request carries; throws 401 when it carries none that is known. */
+  check(request: Request): string {
+    const challenge = { "www-authenticate": 'Bearer realm="chaos-signal"' };
+    const header = request.headers.get("authorization") ?? "";
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match) throw new HttpError(401, "missing bearer token: send Authorization: Bearer <token>", challenge);
+    // Compare with every token, so the time taken does not tell which one came close.
+    let found: string | undefined;
+    for (const { name, token } of this.#tokens) {
+      if (tokensEqual(match[1]!, token) && found === undefined) found = name;
+    }
+    if (found === undefined) throw new HttpError(401, "wrong bearer token", challenge);
+    return found;
+  }
+}
