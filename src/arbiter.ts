@@ -99,6 +99,12 @@ export interface ClaimOptions {
    * @default false
    */
   readonly explicit?: boolean;
+  /**
+   * Whether a manual RUN opens the STOP latch. A person's RUN does; a timed
+   * pause running out is a manual RUN that must not end a STOP.
+   * @default true
+   */
+  readonly opensLatch?: boolean;
 }
 
 export interface ArbiterOptions {
@@ -167,7 +173,7 @@ export class Arbiter {
     };
     this.#claims.set(source, claim);
     // A person resuming the run is the only thing that opens the latch.
-    if (source === MANUAL_SOURCE && state === "RUN") this.#latch = null;
+    if (source === MANUAL_SOURCE && state === "RUN" && options.opensLatch !== false) this.#latch = null;
 
     const previousSignal = this.#signal;
     this.#settle(at);

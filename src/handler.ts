@@ -26,6 +26,8 @@ import { parseSignal, type Signal, SIGNALS } from "./signal.ts";
 import { statusDocument } from "./status.ts";
 import { issueLine, strictSection } from "./validation.ts";
 import { Metrics } from "./metrics.ts";
+import { durationSchema } from "./duration.ts";
+import { MAX_PAUSE_MS, TimedPause } from "./timed_pause.ts";
 import type { Auth } from "./auth.ts";
 
 /** What the runtime knows about a request beyond the `Request` itself. */
@@ -92,7 +94,10 @@ const SetSignalQuery = {
     /** Force RUN past every automatic claim (they re-assert on their next observation). */
     force: v.optional(v.picklist(["true", "false", "1", "0"], FLAG_RULE)),
   }, "force=true or nothing"),
-  PAUSE: strictSection({}, "no query parameters"),
+  PAUSE: strictSection({
+    /** A timed pause: RUN again by itself after this long. */
+    for: v.optional(durationSchema(1000, MAX_PAUSE_MS)),
+  }, "for=DURATION or nothing"),
   STOP: strictSection({}, "no query parameters"),
 } as const;
 
@@ -143,6 +148,7 @@ export function createHandler(options: HandlerOptions): SignalHandler {
   const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
   if (!Number.isFinite(heartbeatMs) || heartbeatMs < 1) throw new RangeError(`heartbeatMs: got ${heartbeatMs}; allowed: a number of milliseconds, 1 or more`);
   const events = new SignalEvents(arbiter);
+  const timedPause = new TimedPause(arbiter);
   const runtime = options.runtime ?? "unknown";
   const now = options.now ?? (() => new Date());
   const startedAt = options.startedAt ?? now();
@@ -232,8 +238,11 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     const actor = actorOf(tokenName, info);
     const claimOptions = { explicit: true, ...(actor === undefined ? {} : { actor }) };
     const force = "force" in query.output && (query.output.force === "true" || query.output.force === "1");
+    const pauseFor = "for" in query.output ? query.output.for : undefined;
     const result = force
       ? arbiter.forceRun("POST /RUN?force=true", claimOptions)
+      : pauseFor !== undefined
+      ? timedPause.start(pauseFor, claimOptions)
       : arbiter.claim(MANUAL_SOURCE, signal, `POST /${signal}`, claimOptions);
     return textResponse(result);
   };

@@ -136,9 +136,11 @@ test("known paths with the wrong method get 405 with Allow", async () => {
 
 test("unknown query parameters on POST get 400 and change nothing", async () => {
   const { call, arbiter } = setup();
-  const response = await call("POST", "/PAUSE?for=15m");
+  const response = await call("POST", "/PAUSE?forever=1");
   assert.equal(response.status, 400);
-  assert.equal(await bodyOf(response), 'query parameter "for" of POST /PAUSE: unknown key; allowed keys: none\n');
+  assert.equal(await bodyOf(response), 'query parameter "forever" of POST /PAUSE: unknown key; allowed keys: for\n');
+  const onStop = await call("POST", "/STOP?for=15m");
+  assert.equal(await bodyOf(onStop), 'query parameter "for" of POST /STOP: unknown key; allowed keys: none\n');
   assert.equal(arbiter.signal, "RUN");
 });
 

@@ -198,5 +198,5 @@ test("POST /RUN?force=true overrides every automatic claim and the latch, and /s
   }
   const onPause = await handler(new Request("http://x/PAUSE?force=true", { method: "POST" }));
   assert.equal(onPause.status, 400);
-  assert.equal(await onPause.text(), 'query parameter "force" of POST /PAUSE: unknown key; allowed keys: none\n');
+  assert.equal(await onPause.text(), 'query parameter "force" of POST /PAUSE: unknown key; allowed keys: for\n');
 });
