@@ -222,6 +222,34 @@ export class Arbiter {
     return this.claim(MANUAL_SOURCE, "RUN", reason, { ...options, explicit: true });
   }
 
+  /**
+   * Puts back saved claims and the latch: at start from the state file (only
+   * the sources that still exist), or after a failed write of a change
+   * (`replace`: the claims become exactly the saved ones). A change of the
+   * effective signal is an event like any other.
+   */
+  restore(
+    state: { readonly claims: readonly Claim[]; readonly latch: StopLatch | null },
+    options: { readonly replace?: boolean; readonly keep?: (source: string) => boolean } = {},
+  ): Signal {
+    if (options.replace) this.#claims.clear();
+    for (const claim of state.claims) {
+      if (claim.source === MANUAL_SOURCE || (options.keep?.(claim.source) ?? true)) this.#claims.set(claim.source, claim);
+    }
+    this.#latch = state.latch;
+    const previous = this.#signal;
+    const at = this.#now();
+    this.#settle(at);
+    if (this.#signal !== previous) {
+      this.#seq += 1;
+      this.#changedAt = at;
+      const cause = this.#claims.get(this.#decidedBy) ?? this.#claims.get(MANUAL_SOURCE)!;
+      this.#queue.push({ type: "change", at, seq: this.#seq, signal: this.#signal, previous, cause });
+      this.#deliver();
+    }
+    return this.#signal;
+  }
+
   /** Back to "no objection": the same as claiming RUN. */
   release(source: string, reason: string, options: ClaimOptions = {}): Signal {
     return this.claim(source, "RUN", reason, options);

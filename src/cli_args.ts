@@ -13,6 +13,8 @@ Flags (they override environment variables, which override the config file):
   -p, --port N          port, 0 picks a free one (default 8081)          [env CHAOS_SIGNAL_PORT]
   -a, --address HOST    listen address (default 0.0.0.0)                 [env CHAOS_SIGNAL_ADDRESS]
   -s, --state SIGNAL    initial signal: RUN, PAUSE or STOP (default RUN) [env CHAOS_SIGNAL_STATE]
+      --state-file PATH the claims and the STOP latch across restarts
+                        (default .chaos-signal/state.json; none: memory only) [env CHAOS_SIGNAL_STATE_FILE]
   -h, --help            print this help
   -V, --version         print the version
 `;
@@ -22,6 +24,7 @@ const OPTIONS = {
   port: { type: "string", short: "p" },
   address: { type: "string", short: "a" },
   state: { type: "string", short: "s" },
+  "state-file": { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const;
@@ -54,13 +57,14 @@ export function readFlags(argv: readonly string[]): CliFlags {
       port: values.port as string | undefined,
       address: values.address as string | undefined,
       state: values.state as string | undefined,
+      stateFile: values["state-file"] as string | undefined,
     },
   };
 }
 
 /** Validates the setting flags; errors name the flag. */
 export function settingsFromFlags(flags: CliFlags): SettingsLayer {
-  return settingsFromStrings(flags.strings, (key) => `--${key}`);
+  return settingsFromStrings(flags.strings, (key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
 }
 
 /** node:util's messages differ between runtimes; say it the same way everywhere. */

@@ -26,6 +26,8 @@ export interface Settings {
   /** The `manual` source's initial claim. */
   readonly state: Signal;
   readonly maxBodyBytes: number;
+  /** Where the claims and the latch are kept across restarts; `none` keeps them in memory only. */
+  readonly stateFile: string;
   /** Signal sources from the config file, validated by their plugins when built. */
   readonly sources: readonly SourceSetting[];
   /** Relays from the config file (`chaos_signal.relays`), validated when built. */
@@ -41,11 +43,15 @@ export interface SourceSetting {
   readonly entry: { readonly type: string } & Readonly<Record<string, unknown>>;
 }
 
+/** The state file's default place, relative to the working directory. */
+export const DEFAULT_STATE_FILE = ".chaos-signal/state.json";
+
 export const DEFAULT_SETTINGS: Settings = {
   port: 8081,
   address: "0.0.0.0",
   state: "RUN",
   maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+  stateFile: DEFAULT_STATE_FILE,
   sources: [],
   relays: [],
   auth: { tokens: [], protectReads: false },
@@ -56,6 +62,8 @@ const ADDRESS_RULE = "an IPv4 or IPv6 address or a host name, such as 0.0.0.0, 1
 const STATE_RULE = `one of ${SIGNALS.join(", ")} (any letter case)`;
 const KRAKEN_STATE_RULE = `one of ${SIGNALS.join(", ")} in capitals: Krkn reads the same key and compares the exact words`;
 const BODY_RULE = "an integer number of bytes from 0 to 16777216";
+const STATE_FILE_RULE = "a file path, or none to keep the state in memory only";
+
 
 /** What each setting allows, for messages about flags given without a value. */
 export const SETTING_RULES: Record<StringSetting, string> = {
@@ -63,6 +71,7 @@ export const SETTING_RULES: Record<StringSetting, string> = {
   address: ADDRESS_RULE,
   state: STATE_RULE,
   maxBodyBytes: BODY_RULE,
+  stateFile: STATE_FILE_RULE,
 };
 
 /** The settings that flags and environment variables can give as strings. */
@@ -95,6 +104,7 @@ export const StateSchema = v.pipe(
   v.picklist(SIGNALS, STATE_RULE),
 );
 export const MaxBodyBytesSchema = integer(BODY_RULE, 0, 16 * 1024 * 1024);
+export const StateFileSchema = v.pipe(v.string(STATE_FILE_RULE), v.trim(), v.nonEmpty(STATE_FILE_RULE));
 
 /**
  * Krkn's section: our three keys validated, the rest of Krkn's keys ignored.
@@ -115,6 +125,7 @@ const SourceEntrySchema = looseSection({
 /** chaos-signal's own section: every key known, so typos are errors. */
 const ChaosSignalSection = strictSection({
   max_body_bytes: v.optional(MaxBodyBytesSchema),
+  state_file: v.optional(StateFileSchema),
   sources: v.optional(v.array(SourceEntrySchema, "a list of sources")),
   relays: v.optional(v.array(looseSection({}, "a mapping with name:, targets: and the relay's options"), "a list of relays")),
   auth: v.optional(AuthSchema),
@@ -137,6 +148,7 @@ export function settingsFromConfig(document: unknown, fileName: string): Setting
     address: config.kraken?.signal_address,
     state: config.kraken?.signal_state,
     maxBodyBytes: config.chaos_signal?.max_body_bytes,
+    stateFile: config.chaos_signal?.state_file,
     sources: config.chaos_signal?.sources?.map((entry, index) => ({
       where: `${fileName}: chaos_signal.sources[${index}]`,
       entry,
@@ -155,6 +167,7 @@ export const ENV_VARS = {
   CHAOS_SIGNAL_PORT: "port",
   CHAOS_SIGNAL_ADDRESS: "address",
   CHAOS_SIGNAL_STATE: "state",
+  CHAOS_SIGNAL_STATE_FILE: "stateFile",
 } as const satisfies Record<string, StringSetting>;
 
 /** Names the config file; read before the file itself, so not a setting. */
@@ -165,6 +178,7 @@ const LayerSchemas = {
   address: AddressSchema,
   state: StateSchema,
   maxBodyBytes: MaxBodyBytesSchema,
+  stateFile: StateFileSchema,
 } satisfies Record<StringSetting, v.GenericSchema>;
 
 /** Validates string values from env or flags; `label` names each key as the user typed it. */

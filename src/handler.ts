@@ -71,6 +71,11 @@ export interface HandlerOptions {
   readonly now?: () => Date;
   /** Told of unexpected errors (answered with 500). @default ignore */
   readonly onError?: (error: unknown, request: Request) => void;
+  /**
+   * Makes a manual change durable before it is acknowledged (the state
+   * file). When it rejects, the change is undone and the request gets 503.
+   */
+  readonly persist?: () => Promise<void>;
   /** Named bearer tokens; without them (or with none) every endpoint is open. */
   readonly auth?: Auth;
   /** The plugins: their routes are mounted at `/hooks/<name>`, their health shown in `/status`. */
@@ -239,11 +244,21 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     const claimOptions = { explicit: true, ...(actor === undefined ? {} : { actor }) };
     const force = "force" in query.output && (query.output.force === "true" || query.output.force === "1");
     const pauseFor = "for" in query.output ? query.output.for : undefined;
+    const before = arbiter.snapshot();
     const result = force
       ? arbiter.forceRun("POST /RUN?force=true", claimOptions)
       : pauseFor !== undefined
       ? timedPause.start(pauseFor, claimOptions)
       : arbiter.claim(MANUAL_SOURCE, signal, `POST /${signal}`, claimOptions);
+    if (options.persist) {
+      try {
+        await options.persist();
+      } catch (error) {
+        // Not on disk, so not acknowledged: undo it rather than pretend.
+        arbiter.restore(before, { replace: true });
+        throw new HttpError(503, `the change was not saved, so it was undone: ${(error as Error)?.message ?? error}`, {}, { cause: error });
+      }
+    }
     return textResponse(result);
   };
 

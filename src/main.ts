@@ -7,7 +7,8 @@
  * config, reported on one line that names the key, before anything listens.
  */
 import process from "node:process";
-import { Arbiter } from "./arbiter.ts";
+import { Arbiter, MANUAL_SOURCE } from "./arbiter.ts";
+import { StateFileError, StateStore } from "./state_store.ts";
 import { type CliFlags, readFlags, settingsFromFlags, USAGE } from "./cli_args.ts";
 import { ENV_CONFIG_FILE, mergeSettings, type Settings, settingsFromEnv } from "./config.ts";
 import { loadConfigFile } from "./config_file.ts";
@@ -39,6 +40,42 @@ async function resolveSettings(flags: CliFlags, env: Record<string, string | und
 function fail(code: number, message: string): never {
   process.stderr.write(`chaos-signal: ${message}\n`);
   process.exit(code);
+}
+
+/**
+ * Opens the state file and puts its claims and latch back (those of sources
+ * that still exist). A file that cannot be read starts the server paused, set
+ * aside for inspection: a crash must never turn PAUSE or STOP into RUN. A place
+ * that cannot be written is an error now, not at the first POST.
+ */
+async function openStateStore(settings: Settings, arbiter: Arbiter, sources: readonly Plugin[], log: Logger) {
+  if (/^(none|off)$/i.test(settings.stateFile)) return undefined;
+  const store = new StateStore(settings.stateFile);
+  const known = new Set(sources.map((source) => source.name));
+  try {
+    const saved = await store.load();
+    if (saved) {
+      arbiter.restore(saved, { keep: (source) => known.has(source) });
+      log.info(`restored ${arbiter.signal} from ${store.path} (saved ${saved.savedAt.toISOString()})`);
+    }
+  } catch (error) {
+    if (!(error instanceof StateFileError)) throw error;
+    const aside = await store.setAside().catch(() => undefined);
+    log.error(`${store.path} is unreadable (${error.message}); starting PAUSED${aside ? `; the file was moved to ${aside}` : ""}`);
+    arbiter.claim(MANUAL_SOURCE, "PAUSE", `state file unreadable (${error.message}): paused until a person says RUN`);
+  }
+  try {
+    await store.save(() => arbiter.snapshot());
+  } catch (error) {
+    fail(EXIT_BAD_CONFIG, `--state-file ${store.path}: cannot write it (${(error as { code?: string }).code ?? error}); give a writable place, or none`);
+  }
+  // Sources' claims are saved too (not awaited: a source is not a request to acknowledge).
+  arbiter.subscribe((event) => {
+    if (event.type === "change" || event.claim.source !== MANUAL_SOURCE) {
+      store.save(() => arbiter.snapshot()).catch((error) => log.error(`saving ${store.path} failed: ${error}`));
+    }
+  });
+  return store;
 }
 
 /** 127.0.0.0/8, ::1 and localhost: only this machine reaches them. */
@@ -75,6 +112,7 @@ export async function runCli(
     onListenerError: (error) => log.error(`listener failed: ${error}`),
   });
   arbiter.subscribe((event) => log.info(describeEvent(event)));
+  const store = await openStateStore(settings, arbiter, sources, log);
   const plugins = new PluginHost(arbiter, sources, { log: (line) => log.info(line) });
   // Sources start before the server listens, so the first GET already sees their claims
   // (a Prometheus source claims PAUSE until its first answer).
@@ -84,6 +122,7 @@ export async function runCli(
     log.error(`warning: no bearer tokens are configured (chaos_signal.auth) and ${settings.address} is not a loopback address: anyone who reaches this port can PAUSE or STOP the chaos run`);
   }
   const handler = createHandler({
+    ...(store ? { persist: () => store.save(() => arbiter.snapshot()) } : {}),
     auth,
     plugins,
     arbiter,

@@ -35,7 +35,7 @@ test("an invalid flag, env var or config value exits 2 with one line naming the 
     [["--port", "70000"], {}, 'chaos-signal: --port: got "70000"; allowed: an integer from 0 to 65535 (0 picks a free port)'],
     [["--state", "go"], {}, 'chaos-signal: --state: got "go"; allowed: one of RUN, PAUSE, STOP (any letter case)'],
     [["--port"], {}, "chaos-signal: --port: needs a value; allowed: an integer from 0 to 65535 (0 picks a free port)"],
-    [["--bogus"], {}, "chaos-signal: --bogus: unknown flag; allowed flags: --config, --port, --address, --state, --help, --version (see --help)"],
+    [["--bogus"], {}, "chaos-signal: --bogus: unknown flag; allowed flags: --config, --port, --address, --state, --state-file, --help, --version (see --help)"],
     [[], { CHAOS_SIGNAL_ADDRESS: "not an address" }, 'chaos-signal: CHAOS_SIGNAL_ADDRESS: got "not an address"; allowed: an IPv4 or IPv6 address or a host name, such as 0.0.0.0, 127.0.0.1, :: or localhost'],
     [["--config", badFile], {}, `chaos-signal: ${badFile}: kraken.signal_state: got "HALT"; allowed: one of RUN, PAUSE, STOP in capitals: Krkn reads the same key and compares the exact words`],
     [[], { CHAOS_SIGNAL_CONFIG: "/nonexistent.yaml" }, "chaos-signal: /nonexistent.yaml: cannot read the config file (ENOENT)"],
@@ -158,7 +158,9 @@ test("the README's start command serves RUN at http://127.0.0.1:8081/", async ()
   // `npm install` already ran. Under bun test, run the README's Bun variant of the same command.
   const command = runtimeCommand().name === "bun" ? "npm run start:bun" : startLine.split("&&").pop()!.trim();
   assert.ok(readme.includes(runtimeCommand().name === "bun" ? "npm run start:bun" : command), `the README shows ${command}`);
-  const child = spawn("sh", ["-c", command], { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  // A state file left by someone's own `npm start` must not decide what this test sees.
+  const env = { ...process.env, CHAOS_SIGNAL_STATE_FILE: "none" };
+  const child = spawn("sh", ["-c", command], { cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout!.on("data", (chunk) => (output += chunk));
   child.stderr!.on("data", (chunk) => (output += chunk));

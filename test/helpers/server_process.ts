@@ -57,6 +57,8 @@ export async function startServer(
   const defaults = [
     ...(flags.some((f) => f.startsWith("--address") || f === "-a") ? [] : ["--address", "127.0.0.1"]),
     ...(flags.some((f) => f.startsWith("--port") || f === "-p") ? [] : ["--port", "0"]),
+    // Servers of different tests share a working directory: no shared state file unless asked.
+    ...(flags.some((f) => f.startsWith("--state-file")) ? [] : ["--state-file", "none"]),
   ];
   const child = spawnServer([...defaults, ...flags], options.env);
   const { output, exited } = collect(child);
@@ -97,7 +99,8 @@ export async function startServer(
 
 /** Runs the CLI to completion (for --help, bad config, port in use). */
 export async function runCli(flags: string[], env: Record<string, string> = {}, timeoutMs = 20_000) {
-  const child = spawnServer(flags, env);
+  const stateless = flags.some((f) => f.startsWith("--state-file")) ? [] : ["--state-file", "none"];
+  const child = spawnServer([...stateless, ...flags], env);
   const { output, exited } = collect(child);
   const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
   const exit = await exited;

@@ -1,0 +1,147 @@
+/**
+ * Durable state: the claims and the STOP latch in one JSON file, so that a
+ * crash of the signal server never turns a PAUSE or a STOP into RUN.
+ *
+ * Every write goes to a temporary file that is fsynced, renamed over the old
+ * one, and then the directory is fsynced: `kill -9` at any moment leaves
+ * either the old file or the new one, never half of one. Writes are
+ * serialised and each writes the state as it is when its turn comes, so the
+ * file ends on the latest state.
+ */
+import { mkdir, open, readFile, rename } from "node:fs/promises";
+import { dirname } from "node:path";
+import process from "node:process";
+import type { ArbiterSnapshot, Claim, StopLatch } from "./arbiter.ts";
+import { parseSignal } from "./signal.ts";
+
+export const STATE_FILE_VERSION = 1;
+
+/** The state as restored at start. */
+export interface RestoredState {
+  readonly claims: readonly Claim[];
+  readonly latch: StopLatch | null;
+  readonly savedAt: Date;
+}
+
+export class StateFileError extends Error {
+  override readonly name = "StateFileError";
+}
+
+function serialize(snapshot: ArbiterSnapshot): string {
+  return JSON.stringify({
+    version: STATE_FILE_VERSION,
+    saved_at: new Date().toISOString(),
+    signal: snapshot.signal,
+    stop_latch: snapshot.latch && { ...snapshot.latch, since: snapshot.latch.since.toISOString() },
+    claims: snapshot.claims.map((claim) => ({
+      ...claim,
+      since: claim.since.toISOString(),
+      updated: claim.updated.toISOString(),
+    })),
+  }, null, 2) + "\n";
+}
+
+function date(value: unknown, what: string): Date {
+  const parsed = typeof value === "string" ? new Date(value) : new Date(Number.NaN);
+  if (Number.isNaN(parsed.getTime())) throw new StateFileError(`${what} is not a time: ${JSON.stringify(value)}`);
+  return parsed;
+}
+
+/** Reads a state file's text; throws `StateFileError` saying what is wrong with it. */
+export function parseStateFile(text: string): RestoredState {
+  let document: {
+    version?: unknown;
+    saved_at?: unknown;
+    stop_latch?: { since?: unknown; source?: unknown; reason?: unknown } | null;
+    claims?: unknown;
+  };
+  try {
+    document = JSON.parse(text);
+  } catch (error) {
+    throw new StateFileError(`not JSON (${(error as Error).message})`);
+  }
+  if (typeof document !== "object" || document === null) throw new StateFileError("not a JSON object");
+  if (document.version !== STATE_FILE_VERSION) throw new StateFileError(`version ${JSON.stringify(document.version)}, expected ${STATE_FILE_VERSION}`);
+  if (!Array.isArray(document.claims)) throw new StateFileError("claims is not a list");
+  const claims = document.claims.map((raw: Record<string, unknown>, index: number): Claim => {
+    const state = typeof raw?.state === "string" ? parseSignal(raw.state) : undefined;
+    if (!state || typeof raw.source !== "string" || !raw.source || typeof raw.reason !== "string") {
+      throw new StateFileError(`claims[${index}] is not a claim`);
+    }
+    return {
+      source: raw.source,
+      state,
+      reason: raw.reason,
+      since: date(raw.since, `claims[${index}].since`),
+      updated: date(raw.updated, `claims[${index}].updated`),
+      ...(typeof raw.actor === "string" ? { actor: raw.actor } : {}),
+    };
+  });
+  const latch = document.stop_latch;
+  return {
+    claims,
+    latch: latch
+      ? { since: date(latch.since, "stop_latch.since"), source: String(latch.source), reason: String(latch.reason) }
+      : null,
+    savedAt: date(document.saved_at, "saved_at"),
+  };
+}
+
+export class StateStore {
+  readonly path: string;
+  #queue: Promise<void> = Promise.resolve();
+
+  constructor(path: string) {
+    this.path = path;
+  }
+
+  /** The saved state, `undefined` when there is none yet; throws `StateFileError` for a bad file. */
+  async load(): Promise<RestoredState | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.path, "utf8");
+    } catch (error) {
+      if ((error as { code?: string }).code === "ENOENT") return undefined;
+      throw new StateFileError(`cannot read it (${(error as { code?: string }).code ?? error})`);
+    }
+    return parseStateFile(text);
+  }
+
+  /** Keeps a bad file for inspection instead of overwriting it. */
+  async setAside(): Promise<string> {
+    const aside = `${this.path}.corrupt-${Date.now()}`;
+    await rename(this.path, aside);
+    return aside;
+  }
+
+  /**
+   * Writes `current()` durably once every earlier write is done. Resolves
+   * when this write is on disk; rejects when it failed.
+   */
+  save(current: () => ArbiterSnapshot): Promise<void> {
+    const write = this.#queue.then(() => this.#write(serialize(current())));
+    this.#queue = write.catch(() => {});
+    return write;
+  }
+
+  async #write(text: string): Promise<void> {
+    const directory = dirname(this.path);
+    await mkdir(directory, { recursive: true });
+    const temporary = `${this.path}.${process.pid}.tmp`;
+    const file = await open(temporary, "w");
+    try {
+      await file.writeFile(text);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(temporary, this.path);
+    // The rename itself is durable only once the directory is.
+    const dir = await open(directory, "r");
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  }
+}
