@@ -26,6 +26,7 @@ import { parseSignal, type Signal, SIGNALS } from "./signal.ts";
 import { statusDocument } from "./status.ts";
 import { issueLine, strictSection } from "./validation.ts";
 import { Metrics } from "./metrics.ts";
+import type { History } from "./history.ts";
 import { durationSchema } from "./duration.ts";
 import { MAX_PAUSE_MS, TimedPause } from "./timed_pause.ts";
 import type { Auth } from "./auth.ts";
@@ -76,6 +77,8 @@ export interface HandlerOptions {
    * file). When it rejects, the change is undone and the request gets 503.
    */
   readonly persist?: () => Promise<void>;
+  /** The audit history behind `GET /history`. */
+  readonly history?: History;
   /** Named bearer tokens; without them (or with none) every endpoint is open. */
   readonly auth?: Auth;
   /** The plugins: their routes are mounted at `/hooks/<name>`, their health shown in `/status`. */
@@ -88,6 +91,14 @@ export interface HandlerOptions {
 export const MAX_URL_BYTES = 8 * 1024;
 
 const CORE_ENDPOINTS = "GET / (the signal), POST /RUN, POST /PAUSE, POST /STOP, GET /status, GET /events";
+
+/** `GET /history?limit=&before=&source=`. */
+const HISTORY_LIMIT_RULE = "an integer from 1 to 1000";
+const HistoryQuery = strictSection({
+  limit: v.optional(v.pipe(v.string(HISTORY_LIMIT_RULE), v.regex(/^\d+$/, HISTORY_LIMIT_RULE), v.transform(Number), v.minValue(1, HISTORY_LIMIT_RULE), v.maxValue(1000, HISTORY_LIMIT_RULE)), "100"),
+  before: v.optional(v.pipe(v.string("an entry id"), v.regex(/^\d+$/, "an entry id"), v.transform(Number))),
+  source: v.optional(v.pipe(v.string("a source name"), v.nonEmpty("a source name"))),
+}, "limit, before and source");
 
 /**
  * Query parameters of the signal endpoints: every other one is an error, so
@@ -209,6 +220,19 @@ export function createHandler(options: HandlerOptions): SignalHandler {
       { head: request.method === "HEAD", headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } },
     );
 
+  const readHistory: Route = (request) => {
+    const query = v.safeParse(HistoryQuery, request.query);
+    if (!query.success) {
+      throw new HttpError(400, issueLine(query.issues, (key) => `query parameter "${key}" of GET /history`, request.query));
+    }
+    const page = options.history?.page({
+      limit: query.output.limit,
+      ...(query.output.before === undefined ? {} : { before: query.output.before }),
+      ...(query.output.source === undefined ? {} : { source: query.output.source }),
+    }) ?? { entries: [], next_before: null };
+    return jsonResponse(page, { head: request.method === "HEAD" });
+  };
+
   /** Liveness: the process answers. */
   const healthz: Route = (request) => textResponse("ok\n", { head: request.method === "HEAD" });
 
@@ -293,6 +317,7 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     .all("/status", resource({ GET: reading(readStatus), HEAD: reading(readStatus) }, endpoints))
     .all("/events", resource({ GET: reading(streamEvents), HEAD: reading(streamEvents) }, endpoints))
     .all("/metrics", resource({ GET: reading(readMetrics), HEAD: reading(readMetrics) }, endpoints))
+    .all("/history", resource({ GET: reading(readHistory), HEAD: reading(readHistory) }, endpoints))
     .all("/healthz", resource({ GET: healthz, HEAD: healthz }, endpoints))
     .all("/readyz", resource({ GET: readyz, HEAD: readyz }, endpoints))
     .all("/hooks/:name", hookEndpoint)

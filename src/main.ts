@@ -12,7 +12,9 @@ import { StateFileError, StateStore } from "./state_store.ts";
 import { type CliFlags, readFlags, settingsFromFlags, USAGE } from "./cli_args.ts";
 import { ENV_CONFIG_FILE, mergeSettings, type Settings, settingsFromEnv } from "./config.ts";
 import { loadConfigFile } from "./config_file.ts";
+import { dirname, join } from "node:path";
 import { Auth } from "./auth.ts";
+import { History } from "./history.ts";
 import { createHandler } from "./handler.ts";
 import { PluginHost } from "./plugin_host.ts";
 import { pluginsFromConfig } from "../plugins/mod.ts";
@@ -42,6 +44,11 @@ function fail(code: number, message: string): never {
   process.exit(code);
 }
 
+/** The state file's path, or undefined for `none`/`off` (memory only). */
+function stateFileOf(settings: Settings): string | undefined {
+  return /^(none|off)$/i.test(settings.stateFile) ? undefined : settings.stateFile;
+}
+
 /**
  * Opens the state file and puts its claims and latch back (those of sources
  * that still exist). A file that cannot be read starts the server paused, set
@@ -49,8 +56,9 @@ function fail(code: number, message: string): never {
  * that cannot be written is an error now, not at the first POST.
  */
 async function openStateStore(settings: Settings, arbiter: Arbiter, sources: readonly Plugin[], log: Logger) {
-  if (/^(none|off)$/i.test(settings.stateFile)) return undefined;
-  const store = new StateStore(settings.stateFile);
+  const path = stateFileOf(settings);
+  if (path === undefined) return undefined;
+  const store = new StateStore(path);
   const known = new Set(sources.map((source) => source.name));
   try {
     const saved = await store.load();
@@ -112,6 +120,14 @@ export async function runCli(
     onListenerError: (error) => log.error(`listener failed: ${error}`),
   });
   arbiter.subscribe((event) => log.info(describeEvent(event)));
+  // The history sits beside the state file, and follows before the state is restored.
+  const stateFile = stateFileOf(settings);
+  const history = new History({
+    ...(stateFile === undefined ? {} : { logFile: join(dirname(stateFile), "history.jsonl") }),
+    onError: (error) => log.error(`writing the history failed: ${error}`),
+  });
+  await history.load();
+  history.follow(arbiter);
   const store = await openStateStore(settings, arbiter, sources, log);
   const plugins = new PluginHost(arbiter, sources, { log: (line) => log.info(line) });
   // Sources start before the server listens, so the first GET already sees their claims
@@ -122,6 +138,7 @@ export async function runCli(
     log.error(`warning: no bearer tokens are configured (chaos_signal.auth) and ${settings.address} is not a loopback address: anyone who reaches this port can PAUSE or STOP the chaos run`);
   }
   const handler = createHandler({
+    history,
     ...(store ? { persist: () => store.save(() => arbiter.snapshot()) } : {}),
     auth,
     plugins,

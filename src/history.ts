@@ -1,0 +1,153 @@
+/**
+ * The audit history: every claim and every change of the effective signal,
+ * with time, source, actor, reason and the previous value. Newest entries
+ * are kept in memory (bounded) for `GET /history`; with a log file, each entry
+ * is also appended as one JSON line, and the file is rotated by size. At
+ * start the log is read back, so a restart keeps the history.
+ */
+import { appendFile, mkdir, readFile, rename, stat } from "node:fs/promises";
+import { dirname } from "node:path";
+import type { Arbiter, ArbiterEvent } from "./arbiter.ts";
+import type { Signal } from "./signal.ts";
+
+export interface HistoryEntry {
+  /** Increases by one per entry, across restarts. */
+  id: number;
+  at: string;
+  /** `claim`: a source's claim; `change`: the effective signal changed. */
+  type: "claim" | "change";
+  source: string;
+  /** The claim's state, or the new effective signal. */
+  state: Signal;
+  /** The source's previous state, or the previous effective signal (null for a first claim). */
+  previous: Signal | null;
+  reason: string;
+  actor?: string;
+}
+
+export interface HistoryPage {
+  entries: HistoryEntry[];
+  /** Pass as `before` for the next (older) page; null when there is none. */
+  next_before: number | null;
+}
+
+export interface HistoryOptions {
+  /** Entries kept in memory. @default 10000 */
+  readonly maxEntries?: number;
+  /** Append-only JSON-lines log; none = memory only. */
+  readonly logFile?: string;
+  /** Rotate the log (to `<file>.1`) past this size. @default 10 MiB */
+  readonly maxLogBytes?: number;
+  readonly onError?: (error: unknown) => void;
+}
+
+function entryOf(event: ArbiterEvent, id: number): HistoryEntry {
+  if (event.type === "change") {
+    return {
+      id,
+      at: event.at.toISOString(),
+      type: "change",
+      source: event.cause.source,
+      state: event.signal,
+      previous: event.previous,
+      reason: event.cause.reason,
+      ...(event.cause.actor === undefined ? {} : { actor: event.cause.actor }),
+    };
+  }
+  return {
+    id,
+    at: event.at.toISOString(),
+    type: "claim",
+    source: event.claim.source,
+    state: event.claim.state,
+    previous: event.previous,
+    reason: event.claim.reason,
+    ...(event.claim.actor === undefined ? {} : { actor: event.claim.actor }),
+  };
+}
+
+export class History {
+  readonly #entries: HistoryEntry[] = [];
+  readonly #maxEntries: number;
+  readonly #logFile: string | undefined;
+  readonly #maxLogBytes: number;
+  readonly #onError: (error: unknown) => void;
+  #nextId = 1;
+  #writes: Promise<void> = Promise.resolve();
+
+  constructor(options: HistoryOptions = {}) {
+    this.#maxEntries = options.maxEntries ?? 10_000;
+    this.#logFile = options.logFile;
+    this.#maxLogBytes = options.maxLogBytes ?? 10 * 1024 * 1024;
+    this.#onError = options.onError ?? (() => {});
+  }
+
+  /** Reads the log back (the rotated file first); lines that are not entries are skipped. */
+  async load(): Promise<number> {
+    if (!this.#logFile) return 0;
+    for (const file of [`${this.#logFile}.1`, this.#logFile]) {
+      let text: string;
+      try {
+        text = await readFile(file, "utf8");
+      } catch {
+        continue;
+      }
+      for (const line of text.split("\n")) {
+        try {
+          const entry = JSON.parse(line) as HistoryEntry;
+          if (typeof entry?.id === "number" && typeof entry.source === "string") this.#keep(entry);
+        } catch {
+          // A line cut short by a crash: the rest of the log still counts.
+        }
+      }
+    }
+    return this.#entries.length;
+  }
+
+  /** Records every event of `arbiter` from now on. */
+  follow(arbiter: Arbiter): () => void {
+    return arbiter.subscribe((event) => this.record(event));
+  }
+
+  record(event: ArbiterEvent): HistoryEntry {
+    const entry = entryOf(event, this.#nextId);
+    this.#keep(entry);
+    if (this.#logFile) {
+      const file = this.#logFile;
+      this.#writes = this.#writes.then(() => this.#append(file, entry)).catch(this.#onError);
+    }
+    return entry;
+  }
+
+  /** Newest first; `before` an id for older pages; `source` to filter. */
+  page(options: { limit: number; before?: number; source?: string }): HistoryPage {
+    const entries: HistoryEntry[] = [];
+    for (let i = this.#entries.length - 1; i >= 0 && entries.length <= options.limit; i--) {
+      const entry = this.#entries[i]!;
+      if (options.before !== undefined && entry.id >= options.before) continue;
+      if (options.source !== undefined && entry.source !== options.source) continue;
+      entries.push(entry);
+    }
+    const more = entries.length > options.limit;
+    if (more) entries.pop();
+    return { entries, next_before: more ? entries.at(-1)!.id : null };
+  }
+
+  /** Resolves when every entry so far is in the log. */
+  flushed(): Promise<void> {
+    return this.#writes;
+  }
+
+  #keep(entry: HistoryEntry): void {
+    this.#entries.push(entry);
+    if (this.#entries.length > this.#maxEntries) this.#entries.splice(0, this.#entries.length - this.#maxEntries);
+    this.#nextId = Math.max(this.#nextId, entry.id + 1);
+  }
+
+  async #append(file: string, entry: HistoryEntry): Promise<void> {
+    await mkdir(dirname(file), { recursive: true });
+    const size = await stat(file).then((s) => s.size, () => 0);
+    if (size > this.#maxLogBytes) await rename(file, `${file}.1`);
+    await appendFile(file, `${JSON.stringify(entry)}\n`);
+  }
+}

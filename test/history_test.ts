@@ -1,0 +1,86 @@
+// The audit history: what it records, paging and filtering, bounded memory, the JSONL log and its rotation, restarts.
+import assert from "node:assert/strict";
+import { readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { Arbiter, createHandler } from "../mod.ts";
+import { History, type HistoryEntry } from "../src/history.ts";
+import { tempDir } from "./helpers/files.ts";
+import { startServer } from "./helpers/server_process.ts";
+
+test("claims and changes with time, source, actor, reason and the previous value, newest first", async () => {
+  const arbiter = new Arbiter();
+  const history = new History();
+  history.follow(arbiter);
+  const handler = createHandler({ arbiter, version: "t", history });
+  await handler(new Request("http://x/PAUSE", { method: "POST" }), { remoteAddress: "192.0.2.3" });
+  arbiter.claim("load", "STOP", "load 9 above 8");
+  const page = await (await handler(new Request("http://x/history"))).json() as { entries: HistoryEntry[]; next_before: number | null };
+  assert.deepEqual(
+    page.entries.map(({ type, source, state, previous, reason, actor }) => ({ type, source, state, previous, reason, actor })),
+    [
+      { type: "change", source: "load", state: "STOP", previous: "PAUSE", reason: "load 9 above 8", actor: undefined },
+      { type: "claim", source: "load", state: "STOP", previous: null, reason: "load 9 above 8", actor: undefined },
+      { type: "change", source: "manual", state: "PAUSE", previous: "RUN", reason: "POST /PAUSE", actor: "192.0.2.3" },
+      { type: "claim", source: "manual", state: "PAUSE", previous: "RUN", reason: "POST /PAUSE", actor: "192.0.2.3" },
+    ],
+  );
+  assert.ok(page.entries.every((e) => !Number.isNaN(Date.parse(e.at))));
+  assert.equal(page.next_before, null);
+});
+
+test("paging with before, filtering by source, bad parameters are 400", async () => {
+  const arbiter = new Arbiter();
+  const history = new History();
+  history.follow(arbiter);
+  const handler = createHandler({ arbiter, version: "t", history });
+  for (let i = 0; i < 10; i++) arbiter.claim(i % 2 ? "a" : "b", i % 4 < 2 ? "PAUSE" : "RUN", `step ${i}`);
+  const get = async (query: string) => await (await handler(new Request(`http://x/history${query}`))).json();
+  const first = await get("?limit=3");
+  assert.equal(first.entries.length, 3);
+  const second = await get(`?limit=3&before=${first.next_before}`);
+  assert.ok(second.entries.every((e: HistoryEntry) => e.id < first.entries.at(-1).id));
+  const onlyA = await get("?source=a&limit=1000");
+  assert.ok(onlyA.entries.length > 0 && onlyA.entries.every((e: HistoryEntry) => e.source === "a"));
+  for (const bad of ["?limit=0", "?limit=5000", "?before=x", "?sorce=a"]) {
+    const response = await handler(new Request(`http://x/history${bad}`));
+    assert.equal(response.status, 400, bad);
+    assert.match(await response.text(), /^query parameter "\w+" of GET \/history: /);
+  }
+});
+
+test("memory is bounded; the JSONL log rotates by size; a restart reads it back and ids go on", async () => {
+  const logFile = join(tempDir(), "history.jsonl");
+  const arbiter = new Arbiter();
+  const history = new History({ maxEntries: 5, logFile, maxLogBytes: 2000 });
+  history.follow(arbiter);
+  for (let i = 0; i < 40; i++) arbiter.claim("s", i % 2 ? "PAUSE" : "RUN", `step ${i} ${"x".repeat(20)}`);
+  await history.flushed();
+  assert.equal(history.page({ limit: 1000 }).entries.length, 5, "bounded in memory");
+  assert.ok(statSync(`${logFile}.1`).size > 2000, "rotated");
+  assert.ok(readFileSync(logFile, "utf8").trim().split("\n").every((line) => JSON.parse(line).source === "s"));
+  const reloaded = new History({ logFile, maxEntries: 1000 });
+  const count = await reloaded.load();
+  assert.ok(count > 5);
+  const newest = reloaded.page({ limit: 1 }).entries[0]!;
+  assert.equal(newest.id, history.page({ limit: 1 }).entries[0]!.id);
+  const next = reloaded.record({ type: "claim", at: new Date(), claim: { source: "t", state: "RUN", reason: "r", since: new Date(), updated: new Date() }, previous: null });
+  assert.equal(next.id, newest.id + 1);
+});
+
+test("the real server keeps its history across a restart (beside the state file)", async () => {
+  const stateFile = join(tempDir(), "state.json");
+  const first = await startServer(["--state-file", stateFile]);
+  await fetch(`${first.url}/PAUSE`, { method: "POST" });
+  await fetch(`${first.url}/RUN`, { method: "POST" });
+  await new Promise((resolve) => setTimeout(resolve, 200)); // the log is appended without holding up the answer
+  await first.stop();
+  const second = await startServer(["--state-file", stateFile]);
+  try {
+    const page = await (await fetch(`${second.url}/history?source=manual`)).json();
+    const reasons = page.entries.filter((e: HistoryEntry) => e.type === "claim").map((e: HistoryEntry) => e.reason);
+    assert.deepEqual(reasons.slice(0, 2), ["POST /RUN", "POST /PAUSE"]);
+  } finally {
+    await second.stop();
+  }
+});
