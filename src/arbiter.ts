@@ -34,6 +34,8 @@ export interface Claim {
   readonly updated: Date;
   /** Who asked, for claims made on someone's behalf (remote address, token name). */
   readonly actor?: string;
+  /** When a timed claim (`POST /PAUSE?for=`) ends by itself. */
+  readonly until?: Date;
 }
 
 /** Set when the effective signal became STOP; cleared only by a manual RUN. */
@@ -105,6 +107,8 @@ export interface ClaimOptions {
    * @default true
    */
   readonly opensLatch?: boolean;
+  /** Marks a timed claim: when it ends by itself (kept in the state file). */
+  readonly until?: Date;
 }
 
 export interface ArbiterOptions {
@@ -170,6 +174,7 @@ export class Arbiter {
       since: stateChanged || !before ? at : before.since,
       updated: at,
       ...(options.actor === undefined ? {} : { actor: options.actor }),
+      ...(options.until === undefined ? {} : { until: options.until }),
     };
     this.#claims.set(source, claim);
     // A person resuming the run is the only thing that opens the latch.

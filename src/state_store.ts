@@ -37,6 +37,7 @@ function serialize(snapshot: ArbiterSnapshot): string {
       ...claim,
       since: claim.since.toISOString(),
       updated: claim.updated.toISOString(),
+      ...(claim.until ? { until: claim.until.toISOString() } : {}),
     })),
   }, null, 2) + "\n";
 }
@@ -75,6 +76,7 @@ export function parseStateFile(text: string): RestoredState {
       since: date(raw.since, `claims[${index}].since`),
       updated: date(raw.updated, `claims[${index}].updated`),
       ...(typeof raw.actor === "string" ? { actor: raw.actor } : {}),
+      ...(raw.until === undefined ? {} : { until: date(raw.until, `claims[${index}].until`) }),
     };
   });
   const latch = document.stop_latch;

@@ -25,6 +25,8 @@ export interface ClaimStatus {
   since: string;
   updated: string;
   actor?: string;
+  /** When a timed pause ends by itself. */
+  until?: string;
 }
 
 export interface StatusDocument {
@@ -51,6 +53,7 @@ function claimStatus(claim: Claim): ClaimStatus {
     since: claim.since.toISOString(),
     updated: claim.updated.toISOString(),
     ...(claim.actor === undefined ? {} : { actor: claim.actor }),
+    ...(claim.until === undefined ? {} : { until: claim.until.toISOString() }),
   };
 }
 

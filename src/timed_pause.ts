@@ -22,6 +22,9 @@ export class TimedPause {
 
   constructor(arbiter: Arbiter) {
     this.#arbiter = arbiter;
+    // A timed pause restored from the state file goes on: it ends when it would have.
+    const restored = this.#manualClaim();
+    if (restored?.state === "PAUSE" && restored.until) this.#arm(restored, restored.until.getTime() - Date.now());
     arbiter.subscribe((event) => {
       // Another manual request replaced the timed pause: its end no longer applies.
       if (event.type === "claim" && event.claim.source === MANUAL_SOURCE && !this.#starting && event.claim !== this.#claim) {
@@ -39,15 +42,20 @@ export class TimedPause {
     this.#starting = true;
     let signal: Signal;
     try {
-      signal = this.#arbiter.claim(MANUAL_SOURCE, "PAUSE", reason, options);
+      signal = this.#arbiter.claim(MANUAL_SOURCE, "PAUSE", reason, { ...options, until });
     } finally {
       this.#starting = false;
     }
-    this.#claim = this.#manualClaim();
-    this.#timer = setNodeTimeout(() => this.#expire(ms), ms);
+    this.#arm(this.#manualClaim()!, ms);
+    return signal;
+  }
+
+  #arm(claim: Claim, ms: number): void {
+    this.#claim = claim;
+    const length = claim.until ? claim.until.getTime() - claim.updated.getTime() : ms;
+    this.#timer = setNodeTimeout(() => this.#expire(length), Math.max(0, ms));
     // A pending end must not keep a process alive that is otherwise done (tests, library use).
     this.#timer.unref?.();
-    return signal;
   }
 
   cancel(): void {

@@ -56,3 +56,25 @@ test("bad durations get 400 naming the parameter and the range, and change nothi
   }
   assert.equal(arbiter.signal, "RUN");
 });
+
+test("a timed pause survives kill -9 and still ends when it would have", async () => {
+  const { join } = await import("node:path");
+  const { tempDir } = await import("./helpers/files.ts");
+  const { startServer } = await import("./helpers/server_process.ts");
+  const stateFile = join(tempDir(), "state.json");
+  const first = await startServer(["--state-file", stateFile]);
+  assert.equal(await (await fetch(`${first.url}/PAUSE?for=3s`, { method: "POST" })).text(), "PAUSE");
+  await first.stop("SIGKILL");
+  const second = await startServer(["--state-file", stateFile]);
+  try {
+    const status = await (await fetch(`${second.url}/status`)).json();
+    const manual = status.claims.find((c: { source: string }) => c.source === "manual");
+    assert.equal(status.signal, "PAUSE");
+    assert.ok(manual.until, "the end is kept");
+    await waitFor(async () => (await (await fetch(`${second.url}/`)).text()) === "RUN", "the restored pause to end", 6000);
+    const after = await (await fetch(`${second.url}/status`)).json();
+    assert.equal(after.claims.find((c: { source: string }) => c.source === "manual").reason, "timed pause of 3s expired");
+  } finally {
+    await second.stop();
+  }
+});
