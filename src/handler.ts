@@ -7,6 +7,7 @@
  *   POST /RUN|/PAUSE|/STOP     a manual claim (any letter case); answers the signal after it
  *   GET|HEAD /status           JSON: claims, sources, latch, version, uptime (see status.ts)
  *   POST /RUN?force=true       an operator's override: RUN past every automatic claim
+ *   GET|HEAD /ui               the web dashboard (one self-contained HTML page, see ui_page.ts)
  *   /hooks/<name>              a plugin's own route (webhook receivers)
  *
  * Unlike Krkn's server, which closes the connection without a word on an
@@ -30,6 +31,7 @@ import type { History } from "./history.ts";
 import { durationSchema } from "./duration.ts";
 import { MAX_PAUSE_MS, TimedPause } from "./timed_pause.ts";
 import type { Auth } from "./auth.ts";
+import { uiResponse } from "./ui_page.ts";
 
 /** What the runtime knows about a request beyond the `Request` itself. */
 export interface RequestInfo {
@@ -236,6 +238,8 @@ export function createHandler(options: HandlerOptions): SignalHandler {
   /** Liveness: the process answers. */
   const healthz: Route = (request) => textResponse("ok\n", { head: request.method === "HEAD" });
 
+  const ui: Route = (request) => uiResponse(request.method === "HEAD");
+
   /** Readiness: every source has reported at least once (until then the signal may lack a claim). */
   const readyz: Route = (request) => {
     const waiting = plugins?.statuses().filter((s) => s.last_observation === null).map((s) => s.name) ?? [];
@@ -320,6 +324,8 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     .all("/history", resource({ GET: reading(readHistory), HEAD: reading(readHistory) }, endpoints))
     .all("/healthz", resource({ GET: healthz, HEAD: healthz }, endpoints))
     .all("/readyz", resource({ GET: readyz, HEAD: readyz }, endpoints))
+    // Open even with protect_reads: a browser cannot send a token when it navigates; the page holds no data.
+    .all("/ui", resource({ GET: ui, HEAD: ui }, endpoints))
     .all("/hooks/:name", hookEndpoint)
     .all("/:name", signalEndpoint)
     .all("*", notFound(endpoints));
