@@ -28,6 +28,8 @@ export interface Settings {
   readonly maxBodyBytes: number;
   /** Where the claims and the latch are kept across restarts; `none` keeps them in memory only. */
   readonly stateFile: string;
+  /** What an unreadable state file at start means: `pause` (safe) or `run`. */
+  readonly onUnreadableState: "pause" | "run";
   /** Signal sources from the config file, validated by their plugins when built. */
   readonly sources: readonly SourceSetting[];
   /** Relays from the config file (`chaos_signal.relays`), validated when built. */
@@ -52,6 +54,7 @@ export const DEFAULT_SETTINGS: Settings = {
   state: "RUN",
   maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
   stateFile: DEFAULT_STATE_FILE,
+  onUnreadableState: "pause",
   sources: [],
   relays: [],
   auth: { tokens: [], protectReads: false },
@@ -75,7 +78,7 @@ export const SETTING_RULES: Record<StringSetting, string> = {
 };
 
 /** The settings that flags and environment variables can give as strings. */
-export type StringSetting = Exclude<keyof Settings, "sources" | "relays" | "auth">;
+export type StringSetting = Exclude<keyof Settings, "sources" | "relays" | "auth" | "onUnreadableState">;
 
 /** Whole numbers also arrive as strings: from flags, env and quoted YAML. */
 function integer(rule: string, min: number, max: number) {
@@ -126,6 +129,7 @@ const SourceEntrySchema = looseSection({
 const ChaosSignalSection = strictSection({
   max_body_bytes: v.optional(MaxBodyBytesSchema),
   state_file: v.optional(StateFileSchema),
+  on_unreadable_state: v.optional(v.picklist(["pause", "run"], "pause (the default: a crash must not turn PAUSE or STOP into RUN) or run")),
   sources: v.optional(v.array(SourceEntrySchema, "a list of sources")),
   relays: v.optional(v.array(looseSection({}, "a mapping with name:, targets: and the relay's options"), "a list of relays")),
   auth: v.optional(AuthSchema),
@@ -149,6 +153,7 @@ export function settingsFromConfig(document: unknown, fileName: string): Setting
     state: config.kraken?.signal_state,
     maxBodyBytes: config.chaos_signal?.max_body_bytes,
     stateFile: config.chaos_signal?.state_file,
+    onUnreadableState: config.chaos_signal?.on_unreadable_state,
     sources: config.chaos_signal?.sources?.map((entry, index) => ({
       where: `${fileName}: chaos_signal.sources[${index}]`,
       entry,

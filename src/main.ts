@@ -69,8 +69,13 @@ async function openStateStore(settings: Settings, arbiter: Arbiter, sources: rea
   } catch (error) {
     if (!(error instanceof StateFileError)) throw error;
     const aside = await store.setAside().catch(() => undefined);
-    log.error(`${store.path} is unreadable (${error.message}); starting PAUSED${aside ? `; the file was moved to ${aside}` : ""}`);
-    arbiter.claim(MANUAL_SOURCE, "PAUSE", `state file unreadable (${error.message}): paused until a person says RUN`);
+    const moved = aside ? `; the file was moved to ${aside}` : "";
+    if (settings.onUnreadableState === "run") {
+      log.error(`${store.path} is unreadable (${error.message}); starting from signal_state (on_unreadable_state: run)${moved}`);
+    } else {
+      log.error(`${store.path} is unreadable (${error.message}); starting PAUSED${moved}`);
+      arbiter.claim(MANUAL_SOURCE, "PAUSE", `state file unreadable (${error.message}): paused until a person says RUN`);
+    }
   }
   try {
     await store.save(() => arbiter.snapshot());

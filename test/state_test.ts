@@ -112,3 +112,17 @@ test("only claims of sources that still exist are restored", async () => {
     await second.stop();
   }
 });
+
+test("on_unreadable_state: run starts from signal_state instead (still set aside, still said)", async () => {
+  const dir = tempDir();
+  const stateFile = join(dir, "state.json");
+  writeFileSync(stateFile, "garbage");
+  const config = tempFile("chaos_signal:\n  on_unreadable_state: run\n");
+  const server = await startServer(["--state-file", stateFile, "--config", config]);
+  try {
+    assert.equal(await get(server.url), "RUN");
+    assert.match(server.output(), /is unreadable \(not JSON .*\); starting from signal_state \(on_unreadable_state: run\)/);
+  } finally {
+    await server.stop();
+  }
+});
