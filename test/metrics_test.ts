@@ -1,8 +1,9 @@
 // GET /metrics, /healthz and /readyz in-process (the e2e test has the real Prometheus scrape them).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Arbiter, createHandler, type Plugin, PluginHost, prometheusSource } from "../mod.ts";
+import { Arbiter, createHandler, PluginHost, prometheusSource } from "../mod.ts";
 import { startFakePrometheus, vector } from "./helpers/fake_prometheus.ts";
+import { gatedSource } from "./helpers/gated_source.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 /** The samples of a text-format exposition: "name{labels}" -> value. */
@@ -75,16 +76,7 @@ test("/metrics: source health, the poller's value and thresholds, relay-free hos
 });
 
 test("/healthz always answers; /readyz waits for every source's first observation", async () => {
-  let release!: () => void;
-  const slow: Plugin = {
-    name: "slow",
-    kind: "test",
-    async run(context) {
-      await new Promise<void>((resolve) => (release = resolve));
-      context.observe({ ok: true });
-      await new Promise((resolve) => context.signal.addEventListener("abort", resolve, { once: true }));
-    },
-  };
+  const { plugin: slow, release } = gatedSource("slow");
   const arbiter = new Arbiter();
   const host = new PluginHost(arbiter, [slow]);
   const handler = createHandler({ arbiter, version: "t", plugins: host });

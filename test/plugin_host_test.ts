@@ -14,6 +14,7 @@ import {
   sourcesFromConfig,
   ValidationError,
 } from "../mod.ts";
+import { gatedSource } from "./helpers/gated_source.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 test("a source that fails is reported and restarted with growing delays", async () => {
@@ -88,16 +89,7 @@ test("plugin names must be unique", () => {
 });
 
 test("ready once every source has observed once", async () => {
-  let release!: () => void;
-  const slow: Plugin = {
-    name: "slow",
-    kind: "test",
-    async run(context) {
-      await new Promise<void>((resolve) => (release = resolve));
-      context.observe({ ok: true });
-      await new Promise((resolve) => context.signal.addEventListener("abort", resolve, { once: true }));
-    },
-  };
+  const { plugin: slow, release } = gatedSource("slow");
   const host = new PluginHost(new Arbiter(), [slow, { name: "hook", kind: "test", onChange() {} }]);
   host.start();
   try {
