@@ -9,7 +9,7 @@ import * as v from "valibot";
 import { durationSchema, formatDuration } from "../src/duration.ts";
 import { definePlugin, PluginNameSchema } from "../src/plugin.ts";
 import { delay } from "../src/timers.ts";
-import { strictSection, ValidationError } from "../src/validation.ts";
+import { httpUrl, strictSection, ValidationError } from "../src/validation.ts";
 import { QueryError, runQuery } from "./prometheus_query.ts";
 import { type Observation, ThresholdGate } from "./thresholds.ts";
 
@@ -30,12 +30,7 @@ export const PrometheusSourceSchema = v.pipe(
     /** The source's name, unique among sources. */
     name: PluginNameSchema,
     /** Prometheus' base URL, such as http://prometheus:9090 (the API path is added). */
-    url: v.pipe(
-      v.string(URL_RULE),
-      v.url(URL_RULE),
-      v.regex(/^https?:\/\//i, URL_RULE),
-      v.check((url) => !new URL(url).username && !new URL(url).password, URL_RULE),
-    ),
+    url: httpUrl(URL_RULE),
     /** A PromQL instant query: its value is compared with the thresholds. */
     query: v.pipe(v.string("a PromQL expression"), v.trim(), v.nonEmpty("a PromQL expression")),
     /** Above this, claim PAUSE. */

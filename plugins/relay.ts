@@ -8,18 +8,13 @@ import * as v from "valibot";
 import { TokenSourceSchema } from "../src/bearer.ts";
 import { durationSchema } from "../src/duration.ts";
 import { definePlugin, PluginNameSchema } from "../src/plugin.ts";
-import { strictSection } from "../src/validation.ts";
+import { httpUrl, strictSection } from "../src/validation.ts";
 import { RelayTarget } from "./relay_target.ts";
 
 export const RELAY_KIND = "relay";
 
 const URL_RULE = "an http(s) URL without user:password@ (credentials would show in /status and logs; use token)";
-const UrlSchema = v.pipe(
-  v.string(URL_RULE),
-  v.url(URL_RULE),
-  v.regex(/^https?:\/\//i, URL_RULE),
-  v.check((url) => !new URL(url).username && !new URL(url).password, URL_RULE),
-);
+const UrlSchema = httpUrl(URL_RULE);
 
 export const RelaySchema = strictSection({
   /** The relay's name, unique among plugins. */

@@ -93,6 +93,19 @@ function writtenValue(input: unknown, path: readonly v.IssuePathItem[]): unknown
   return value;
 }
 
+/**
+ * An http(s) URL without `user:password@`: credentials in a URL would show
+ * wherever the URL does (`/status`, logs). `rule` says what to use instead.
+ */
+export function httpUrl(rule: string) {
+  return v.pipe(
+    v.string(rule),
+    v.url(rule),
+    v.regex(/^https?:\/\//i, rule),
+    v.check((url) => !new URL(url).username && !new URL(url).password, rule),
+  );
+}
+
 /** Parses or throws a `ValidationError` whose message is one `issueLine`. */
 export function parseWith<TSchema extends v.GenericSchema>(
   schema: TSchema,
