@@ -6,7 +6,9 @@
 // The counts come from each runner's JUnit report, counting leaf test cases:
 // Deno reports a describe() block as a test case of its own besides its steps.
 //
-// Usage: node test/run_all.mjs [deno|bun ...] [-- extra test files or dirs]
+// Usage: node test/run_all.mjs [deno|bun|binary|single-file-deno|single-file-bun ...] [-- test files or dirs]
+// With no names it runs them all: the whole suite under Deno and Bun, then (after `npm run build`)
+// the HTTP conformance tests against the compiled binary and the bundled single file.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -19,10 +21,21 @@ const dashDash = process.argv.indexOf("--");
 const wanted = process.argv.slice(2, dashDash === -1 ? undefined : dashDash);
 const targets = dashDash === -1 ? ["test/"] : process.argv.slice(dashDash + 1);
 
+/** The HTTP conformance tests that also run against the built artifacts (issue: ship one binary, one file). */
+const CONFORMANCE = ["test/krkn_compat_test.ts", "test/bad_input_test.ts", "test/state_test.ts"];
+
+const deno = (files) => (report) => [join(bin, "deno"), ["test", "-A", "--no-prompt", `--junit-path=${report}`, ...files]];
+const bun = (files) => (report) => [join(bin, "bun"), ["test", "--timeout=60000", "--reporter=junit", `--reporter-outfile=${report}`, ...files]];
+
 const runners = {
-  deno: (report) => [join(bin, "deno"), ["test", "-A", "--no-prompt", `--junit-path=${report}`, ...targets]],
-  bun: (report) => [join(bin, "bun"), ["test", "--timeout=60000", "--reporter=junit", `--reporter-outfile=${report}`, ...targets]],
+  deno: deno(targets),
+  bun: bun(targets),
+  // `npm run build` first (the default run does it): the compiled binary and the bundled file.
+  binary: bun(CONFORMANCE),
+  "single-file-deno": deno(CONFORMANCE),
+  "single-file-bun": bun(CONFORMANCE),
 };
+const UNDER_TEST = { binary: "binary", "single-file-deno": "single-file", "single-file-bun": "single-file" };
 
 function decode(text) {
   return text.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, "&");
@@ -50,11 +63,25 @@ rmSync(reports, { recursive: true, force: true });
 const scratch = join(reports, "tmp");
 mkdirSync(scratch, { recursive: true });
 let passed = 0, failed = 0, skipped = 0, broken = false;
-for (const name of wanted.length ? wanted : Object.keys(runners)) {
+const chosen = wanted.length ? wanted : dashDash === -1 ? Object.keys(runners) : ["deno", "bun"];
+if (chosen.some((name) => name in UNDER_TEST)) {
+  console.log("\n=== build: npm run build");
+  const build = spawnSync("npm", ["run", "build"], { cwd: root, stdio: "inherit" });
+  if (build.status !== 0) {
+    console.log("\n0 passed, 1 failed (the build failed)");
+    process.exit(1);
+  }
+}
+for (const name of chosen) {
   const report = join(reports, `${name}.xml`);
   const [command, args] = runners[name](report);
-  console.log(`\n=== ${name}: ${[command, ...args].join(" ")}`);
-  const result = spawnSync(command, args, { cwd: root, stdio: "inherit", env: { ...process.env, NO_COLOR: "1", TMPDIR: scratch } });
+  const underTest = UNDER_TEST[name] ? { CHAOS_SIGNAL_UNDER_TEST: UNDER_TEST[name] } : {};
+  console.log(`\n=== ${name}: ${Object.entries(underTest).map(([k, v]) => `${k}=${v} `).join("")}${[command, ...args].join(" ")}`);
+  const result = spawnSync(command, args, {
+    cwd: root,
+    stdio: "inherit",
+    env: { ...process.env, NO_COLOR: "1", TMPDIR: scratch, ...underTest },
+  });
   let cases = [];
   try {
     cases = leafCases(readFileSync(report, "utf8"));

@@ -9,10 +9,17 @@ import { runtime } from "../../src/serve/mod.ts";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
-/** The command that runs mod.ts on the runtime the tests run on. */
+/**
+ * The command that runs chaos-signal on the runtime the tests run on: mod.ts,
+ * or with CHAOS_SIGNAL_UNDER_TEST=binary the compiled binary (a Bun program),
+ * or =single-file the bundled dist/chaos-signal.js (`npm run build` makes both).
+ */
 export function runtimeCommand(): { command: string; args: string[]; name: "deno" | "bun" } {
   const { name } = runtime();
-  return { command: process.execPath, args: name === "deno" ? ["run", "-A", "mod.ts"] : ["run", "mod.ts"], name };
+  const underTest = process.env.CHAOS_SIGNAL_UNDER_TEST;
+  if (underTest === "binary") return { command: `${ROOT}dist/chaos-signal`, args: [], name: "bun" };
+  const entry = underTest === "single-file" ? "dist/chaos-signal.js" : "mod.ts";
+  return { command: process.execPath, args: name === "deno" ? ["run", "-A", entry] : ["run", entry], name };
 }
 
 export interface Exit {
