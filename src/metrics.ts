@@ -75,7 +75,8 @@ export class Metrics {
 
   /** Counts one answered request; `route` must be a bounded label (see `routeLabel`). */
   countRequest(route: string, method: string, status: number): void {
-    bump(this.#requests, JSON.stringify([route, METHODS.has(method) ? method : "other", String(status)]));
+    // On the hot path (every poll): a plain string key, split again only when rendering.
+    bump(this.#requests, `${route}\n${METHODS.has(method) ? method : "other"}\n${status}`);
   }
 
   render(info: MetricsInfo): string {
@@ -145,7 +146,7 @@ export class Metrics {
     subscribers.add({ kind: "events" }, info.subscribers.events).add({ kind: "long_polls" }, info.subscribers.longPolls);
     const requests = family("http_requests_total", "counter", "HTTP requests answered, by route, method and status code.");
     for (const [key, count] of this.#requests) {
-      const [route, method, code] = JSON.parse(key) as [string, string, string];
+      const [route, method, code] = key.split("\n") as [string, string, string];
       requests.add({ route, method, code }, count);
     }
     return `${families.map((f) => f.render()).join("\n")}\n`;

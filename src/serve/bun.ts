@@ -41,11 +41,15 @@ export function serve(handler: ServeHandler, options: ServeOptions): RunningServ
           headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" },
         }),
       fetch(request, self) {
-        const remoteAddress = self.requestIP(request)?.address;
         // Bun cuts a connection quiet for idleTimeout (10 s by default), a pending request included;
         // long-polls and event streams lift it for themselves, and everything else keeps it.
-        const holdOpen = (seconds: number) => self.timeout(request, seconds);
-        return handler(request, remoteAddress === undefined ? { holdOpen } : { remoteAddress, holdOpen });
+        // The address is looked up only when a handler asks for it (claims): not on every poll.
+        return handler(request, {
+          get remoteAddress() {
+            return self.requestIP(request)?.address;
+          },
+          holdOpen: (seconds: number) => self.timeout(request, seconds),
+        });
       },
     });
   } catch (error) {

@@ -7,7 +7,8 @@ export function serve(handler: ServeHandler, options: ServeOptions): RunningServ
     server = Deno.serve(
       // Silence Deno's own "Listening on" line: the CLI prints its own.
       { hostname: options.hostname, port: options.port, onListen: () => {} },
-      (request, info) => handler(request, { remoteAddress: info.remoteAddr.hostname }),
+      // The address is looked up only when a handler asks for it (claims): not on every poll.
+      (request, info) => handler(request, { get remoteAddress() { return info.remoteAddr.hostname; } }),
     );
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) {
