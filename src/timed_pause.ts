@@ -52,7 +52,8 @@ export class TimedPause {
 
   #arm(claim: Claim, ms: number): void {
     this.#claim = claim;
-    const length = claim.until ? claim.until.getTime() - claim.updated.getTime() : ms;
+    // From the claim itself (restored ones too); rounded, as `until` and `updated` are read a moment apart.
+    const length = claim.until ? Math.round((claim.until.getTime() - claim.updated.getTime()) / 10) * 10 : ms;
     this.#timer = setNodeTimeout(() => this.#expire(length), Math.max(0, ms));
     // A pending end must not keep a process alive that is otherwise done (tests, library use).
     this.#timer.unref?.();
