@@ -5,8 +5,7 @@
  * names are, as the actor of a claim.
  */
 import * as v from "valibot";
-import { TokenSourceSchema, tokensEqual } from "./bearer.ts";
-import { HttpError } from "./http_response.ts";
+import { matchBearer, TokenSourceSchema } from "./bearer.ts";
 import { PluginNameSchema } from "./plugin.ts";
 import { strictSection } from "./validation.ts";
 
@@ -45,16 +44,6 @@ export class Auth {
 
   /** The name of the token the request carries; throws 401 when it carries none that is known. */
   check(request: Request): string {
-    const challenge = { "www-authenticate": 'Bearer realm="chaos-signal"' };
-    const header = request.headers.get("authorization") ?? "";
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!match) throw new HttpError(401, "missing bearer token: send Authorization: Bearer <token>", challenge);
-    // Compare with every token, so the time taken does not tell which one came close.
-    let found: string | undefined;
-    for (const { name, token } of this.#tokens) {
-      if (tokensEqual(match[1]!, token) && found === undefined) found = name;
-    }
-    if (found === undefined) throw new HttpError(401, "wrong bearer token", challenge);
-    return found;
+    return matchBearer(request, this.#tokens);
   }
 }
