@@ -98,8 +98,14 @@ export const UI_SCRIPT = `
     $("token").focus();
     say("401 Unauthorized: this server needs a token. Enter it under \\u201cToken\\u201d and try again." + (reason ? " (" + reason + ")" : ""), "error");
   }
+  // Bumped on every signal the page learns of (an event, a POST's answer). A /status answer that
+  // was asked for before the latest change is stale: rendering it would flip the page back, say
+  // from STOP to PAUSE, until the next refresh. The refresh that the change itself asked for
+  // brings the newer state.
+  var signalGeneration = 0;
   function setSignal(signal) {
     if (signal !== "RUN" && signal !== "PAUSE" && signal !== "STOP") return;
+    signalGeneration++;
     $("signal").textContent = signal;
     $("hero").className = "hero sig-" + signal;
     document.title = signal + " \\u00b7 chaos-signal";
@@ -179,7 +185,10 @@ export const UI_SCRIPT = `
     if (refreshing) { again = true; return refreshing; }
     refreshing = (async function () {
       try {
-        renderStatus(await getJson("status"));
+        var asked = signalGeneration;
+        var status = await getJson("status");
+        if (asked !== signalGeneration) { again = true; return; }
+        renderStatus(status);
         renderHistory(await getJson("history?limit=30"));
       } catch (e) {
         if (e.message !== "401") say("Cannot read the server: " + e.message, "error");

@@ -139,10 +139,29 @@ describe("web dashboard /ui", { skip }, () => {
       // Another client: the page follows over /events, without a reload.
       const navigations: string[] = [];
       page.on("framenavigated", (frame) => navigations.push(frame.url()));
+      // Every value #signal takes from here on: once STOP shows, a stale /status answer must not flip it back.
+      await page.evaluate(`window.shown = [];
+        new MutationObserver(() => window.shown.push(document.getElementById("signal").textContent))
+          .observe(document.getElementById("signal"), { childList: true, characterData: true, subtree: true });`);
+      // Make that race certain: a refresh asks /status while PAUSE holds, and its answer is held back until
+      // the STOP has reached the page.
+      const stale = Promise.withResolvers<void>(), release = Promise.withResolvers<void>();
+      await page.route("**/status", async (route) => {
+        const answer = await route.fetch();
+        stale.resolve();
+        await release.promise;
+        await route.fulfill({ response: answer });
+      }, { times: 1 });
+      await page.evaluate(`document.getElementById("token-form").requestSubmit()`); // saving no token refreshes
+      await stale.promise;
       assert.equal(await post(url, "/STOP"), "STOP");
       await waitForSignal(page, "STOP");
+      release.resolve();
       assert.match(await page.getAttribute("#hero", "class") ?? "", /sig-STOP/);
       await waitForText(page, "#latch", /STOP latch/);
+      await waitForText(page, "#history", /POST \/STOP/);
+      const shown = await page.evaluate<string[]>("window.shown");
+      assert.deepEqual(shown.slice(shown.indexOf("STOP")), shown.slice(shown.indexOf("STOP")).map(() => "STOP"), `#signal went ${shown.join(" -> ")}`);
       assert.deepEqual(navigations, [], "no reload");
       assert.equal(await page.textContent("#live"), "live");
       await screenshot(page, "ui.png");
