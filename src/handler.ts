@@ -46,7 +46,7 @@ export interface RequestInfo {
   readonly holdOpen?: (seconds: number) => void;
 }
 
-export type FetchHandler = (request: Request, info?: RequestInfo) => Promise<Response>;
+export type FetchHandler = (request: Request, info?: RequestInfo) => Response | Promise<Response>;
 
 /** The handler, plus what a server needs to see and end its open streams. */
 export interface SignalHandler extends FetchHandler {
@@ -367,8 +367,8 @@ export function createHandler(options: HandlerOptions): SignalHandler {
   const handler: FetchHandler = (request, info) => {
     // Krkn's runner polls a plain GET / all run long: answer it at once, without routing or parsing the URL.
     if (request.method === "GET" && !auth?.protectReads && isPlainRoot(request.url)) {
-      metrics.countRequest("/", "GET", 200);
-      return Promise.resolve(signalResponse(arbiter.signal));
+      metrics.countPoll();
+      return SIGNAL_RESPONSES[arbiter.signal].clone();
     }
     return routed(request, info);
   };
@@ -382,13 +382,12 @@ function isPlainRoot(url: string): boolean {
   return pathStart === url.length - 1;
 }
 
-/** The three possible answers to GET /, encoded once (the same bytes and headers textResponse gives). */
-const SIGNAL_BODIES = new Map(SIGNALS.map((signal) => [signal, new TextEncoder().encode(signal)]));
-function signalResponse(signal: Signal): Response {
-  return new Response(SIGNAL_BODIES.get(signal)!, {
-    headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store", "content-length": String(signal.length) },
-  });
-}
+/**
+ * The three possible answers to GET /, built once and cloned per poll: a clone shares the body and the header list, which measured 10 to 20 %
+ * more polls per second than a new Response on both runtimes (bench/http.ts). The originals are
+ * never sent, so their bodies are never read.
+ */
+const SIGNAL_RESPONSES = Object.fromEntries(SIGNALS.map((signal) => [signal, textResponse(signal)])) as Record<Signal, Response>;
 
 /**
  * Bun hands over a path-only URL when a request has no Host header (HTTP/1.0

@@ -65,6 +65,8 @@ export class Metrics {
   readonly #changes = new Map<string, number>();
   readonly #claims = new Map<string, number>();
   readonly #requests = new Map<string, number>();
+  /** Plain `GET /` polls answered 200, kept apart from #requests: a number bump, no key to build. */
+  #polls = 0;
 
   constructor(arbiter: Arbiter) {
     arbiter.subscribe((event) => {
@@ -77,6 +79,11 @@ export class Metrics {
   countRequest(route: string, method: string, status: number): void {
     // On the hot path (every poll): a plain string key, split again only when rendering.
     bump(this.#requests, `${route}\n${METHODS.has(method) ? method : "other"}\n${status}`);
+  }
+
+  /** The same as countRequest("/", "GET", 200), for the poll that must be fast. */
+  countPoll(): void {
+    this.#polls++;
   }
 
   render(info: MetricsInfo): string {
@@ -145,13 +152,17 @@ export class Metrics {
     const subscribers = family("subscribers", "gauge", "Clients waiting for changes: open event streams and pending long-polls.");
     subscribers.add({ kind: "events" }, info.subscribers.events).add({ kind: "long_polls" }, info.subscribers.longPolls);
     const requests = family("http_requests_total", "counter", "HTTP requests answered, by route, method and status code.");
-    for (const [key, count] of this.#requests) {
+    const counts = new Map(this.#requests);
+    if (this.#polls > 0) counts.set(POLL_KEY, (counts.get(POLL_KEY) ?? 0) + this.#polls);
+    for (const [key, count] of counts) {
       const [route, method, code] = key.split("\n") as [string, string, string];
       requests.add({ route, method, code }, count);
     }
     return `${families.map((f) => f.render()).join("\n")}\n`;
   }
 }
+
+const POLL_KEY = "/\nGET\n200";
 
 function bump(map: Map<string, number>, key: string): void {
   map.set(key, (map.get(key) ?? 0) + 1);

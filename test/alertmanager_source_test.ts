@@ -64,7 +64,7 @@ async function withAlertmanager(options: Partial<AlertmanagerSourceOptions>, bod
   const arbiter = new Arbiter();
   const host = new PluginHost(arbiter, [alertmanagerSource({ name: "alerts", token: { value: TOKEN }, ...options })]);
   const handler = createHandler({ arbiter, version: "t", plugins: host });
-  const call = (init: RequestInit) => handler(new Request("http://x/hooks/alerts", init), { remoteAddress: "127.0.0.1" });
+  const call = async (init: RequestInit) => await handler(new Request("http://x/hooks/alerts", init), { remoteAddress: "127.0.0.1" });
   const post = (payload: unknown, headers: Record<string, string> = { authorization: `Bearer ${TOKEN}` }) =>
     call({
       method: "POST",

@@ -214,7 +214,7 @@ describe("SignalClient against Krkn's own signal server", () => {
 // Servers in this process that lack a feature.
 
 /** Serves `handler` on a free loopback port for the duration of `body`. */
-async function withServer(handler: (request: Request) => Promise<Response>, body: (url: string) => Promise<void>): Promise<void> {
+async function withServer(handler: (request: Request) => Response | Promise<Response>, body: (url: string) => Promise<void>): Promise<void> {
   const server = await serve(handler, { hostname: "127.0.0.1", port: 0 });
   try {
     await body(`http://127.0.0.1:${server.port}`);

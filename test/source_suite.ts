@@ -54,7 +54,7 @@ async function rigged(harness: SourceHarness, body: (rig: Rig) => Promise<void>)
   const rig: Rig = {
     arbiter,
     host,
-    call: (path, init) => handler(new Request(`http://source.test${path}`, init), { remoteAddress: "127.0.0.1" }),
+    call: async (path, init) => await handler(new Request(`http://source.test${path}`, init), { remoteAddress: "127.0.0.1" }),
   };
   host.start();
   try {

@@ -24,7 +24,7 @@ async function withWebhook(options: Partial<WebhookSourceOptions>, body: (rig: R
   const arbiter = new Arbiter();
   const host = new PluginHost(arbiter, [webhookSource({ name: "ci", ...options })]);
   const handler = createHandler({ arbiter, version: "t", plugins: host });
-  const call = (init: RequestInit) => handler(new Request("http://x/hooks/ci", init), { remoteAddress: "127.0.0.1" });
+  const call = async (init: RequestInit) => await handler(new Request("http://x/hooks/ci", init), { remoteAddress: "127.0.0.1" });
   host.start();
   try {
     await body({

@@ -7,8 +7,7 @@ export function serve(handler: ServeHandler, options: ServeOptions): RunningServ
     server = Deno.serve(
       // Silence Deno's own "Listening on" line: the CLI prints its own.
       { hostname: options.hostname, port: options.port, onListen: () => {} },
-      // The address is looked up only when a handler asks for it (claims): not on every poll.
-      (request, info) => handler(request, { get remoteAddress() { return info.remoteAddr.hostname; } }),
+      (request, info) => handler(request, new DenoRequestInfo(info)),
     );
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) {
@@ -21,4 +20,16 @@ export function serve(handler: ServeHandler, options: ServeOptions): RunningServ
     port: server.addr.port,
     close: () => server.shutdown(),
   };
+}
+
+/**
+ * The address is looked up only when a handler asks for it (claims), not on every poll. A class,
+ * not an object literal with a getter: the literal cost a third of the polls per second on Deno
+ * and grew the heap under load (bench/http.ts, 59 -> 145 MiB RSS).
+ */
+class DenoRequestInfo {
+  constructor(private readonly info: Deno.ServeHandlerInfo<Deno.NetAddr>) {}
+  get remoteAddress(): string {
+    return this.info.remoteAddr.hostname;
+  }
 }
