@@ -144,6 +144,7 @@ export class PluginHost {
   #contextFor(plugin: Plugin, status: PluginStatus): SourceContext {
     const arbiter = this.#arbiter;
     const log = (message: string) => this.#log(`${plugin.kind} "${plugin.name}": ${message}`);
+    const repeats = new RepeatedWarnings(REPEAT_LOG_INTERVAL_MS);
     return {
       name: plugin.name,
       signal: this.#controller.signal,
@@ -154,7 +155,10 @@ export class PluginHost {
         status.warnings += 1;
         status.last_warning = { at: this.#now().toISOString(), message };
         if (status.health !== "failed") status.health = "warning";
-        log(`warning: ${message}`);
+        // A source re-checks on an interval and says the same problem each time (a bad file, a
+        // Prometheus that is down): /status counts every one, the log says it once a minute.
+        const line = repeats.line(message, this.#now().getTime());
+        if (line !== undefined) log(`warning: ${line}`);
       },
       observe: (observation) => {
         status.last_observation = { at: this.#now().toISOString(), ...observation };
@@ -196,5 +200,32 @@ export class PluginHost {
         entry.context.warn(error);
       }
     }
+  }
+}
+
+/** How often one source's identical warning is logged again while it keeps repeating. */
+const REPEAT_LOG_INTERVAL_MS = 60_000;
+
+/** Decides which warnings reach the log: a new message at once, the same one at most once per interval. */
+class RepeatedWarnings {
+  #last: string | undefined;
+  #loggedAt = Number.NEGATIVE_INFINITY;
+  #suppressed = 0;
+
+  constructor(private readonly intervalMs: number) {}
+
+  /** The line to log for this warning, or undefined to keep it out of the log. */
+  line(message: string, nowMs: number): string | undefined {
+    if (message === this.#last && nowMs - this.#loggedAt < this.intervalMs) {
+      this.#suppressed += 1;
+      return undefined;
+    }
+    const repeated = message === this.#last && this.#suppressed > 0
+      ? ` (${this.#suppressed} more time${this.#suppressed === 1 ? "" : "s"} since it was last logged)`
+      : "";
+    this.#last = message;
+    this.#loggedAt = nowMs;
+    this.#suppressed = 0;
+    return message + repeated;
   }
 }

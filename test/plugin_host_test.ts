@@ -192,3 +192,38 @@ test("POST /RUN?force=true overrides every automatic claim and the latch, and /s
   assert.equal(onPause.status, 400);
   assert.equal(await onPause.text(), 'query parameter "force" of POST /PAUSE: unknown key; allowed keys: for\n');
 });
+
+test("a warning that repeats is counted every time but logged once a minute, with how often it came meanwhile", async () => {
+  let clock = Date.parse("2026-01-01T00:00:00Z");
+  const lines: string[] = [];
+  let warn: ((message: string) => void) | undefined;
+  const noisy: Plugin = {
+    name: "noisy",
+    kind: "test",
+    async run(context) {
+      warn = (message) => context.warn(message);
+      await new Promise((resolve) => context.signal.addEventListener("abort", resolve, { once: true }));
+    },
+  };
+  const host = new PluginHost(new Arbiter(), [noisy], { log: (line) => lines.push(line), now: () => new Date(clock) });
+  host.start();
+  try {
+    await waitFor(() => warn !== undefined, "the source to start");
+    for (let i = 0; i < 5; i++) {
+      warn!("the file holds junk");
+      clock += 1_000;
+    }
+    warn!("the file cannot be read");
+    warn!("the file cannot be read");
+    clock += 60_000;
+    warn!("the file cannot be read");
+    assert.equal(host.statuses()[0]!.warnings, 8, "/status counts every warning");
+    assert.deepEqual(lines.filter((line) => line.includes("warning")), [
+      'test "noisy": warning: the file holds junk',
+      'test "noisy": warning: the file cannot be read',
+      'test "noisy": warning: the file cannot be read (1 more time since it was last logged)',
+    ]);
+  } finally {
+    await host.stop();
+  }
+});
