@@ -68,6 +68,35 @@ describe("file source", () => {
     });
   });
 
+  test("a write right after the last change is seen at once, not at the next re-read", async () => {
+    // The next write goes out the moment the source has claimed the last one: within a few ms of
+    // the event that brought it, which is when Bun drops change events. Interval 10s: only a read
+    // soon after the event (the settle re-read) can see each write within BY_EVENT_MS.
+    const path = join(tempDir(), "signal");
+    writeFileSync(path, "RUN");
+    const rounds = 30;
+    await withFile({ path, interval: "10s" }, async (rig) => {
+      await rig.until("RUN", `${path} says RUN`);
+      let written = 0;
+      const next = () => writeFileSync(path, ++written % 2 === 1 ? "PAUSE" : "RUN");
+      const stopListening = rig.arbiter.subscribe((event) => {
+        const expected = written % 2 === 1 ? "PAUSE" : "RUN";
+        if (event.type === "claim" && event.claim.source === "switch" && event.claim.state === expected && written < rounds) next();
+      });
+      try {
+        next();
+        for (let round = 1; round <= rounds; round++) {
+          const state = round % 2 === 1 ? "PAUSE" : "RUN";
+          await waitFor(() => written > round || (written === round && rig.claim()?.state === state), `write ${round} (${state}) to be seen`, BY_EVENT_MS, 1);
+        }
+        assert.equal(written, rounds);
+        await rig.until("RUN", `${path} says RUN`, BY_EVENT_MS);
+      } finally {
+        stopListening();
+      }
+    });
+  });
+
   test("an empty file and a missing file mean no objection", async () => {
     const path = join(tempDir(), "signal");
     writeFileSync(path, "PAUSE");
