@@ -6,8 +6,8 @@
 // The counts come from each runner's JUnit report, counting leaf test cases:
 // Deno reports a describe() block as a test case of its own besides its steps.
 //
-// Usage: node test/run_all.mjs [deno|bun|binary|single-file-deno|single-file-bun ...] [-- test files or dirs]
-// With no names it runs them all: the whole suite under Deno and Bun, then (after `npm run build`)
+// Usage: node test/run_all.mjs [typecheck|deno|bun|binary|single-file-deno|single-file-bun ...] [-- test files or dirs]
+// With no names it runs them all: the type check, the whole suite under Deno and Bun, then (after `npm run build`)
 // the HTTP conformance tests against the compiled binary and the bundled single file.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
@@ -63,7 +63,15 @@ rmSync(reports, { recursive: true, force: true });
 const scratch = join(reports, "tmp");
 mkdirSync(scratch, { recursive: true });
 let passed = 0, failed = 0, skipped = 0, broken = false;
-const chosen = wanted.length ? wanted : dashDash === -1 ? Object.keys(runners) : ["deno", "bun"];
+const chosen = wanted.length ? wanted : dashDash === -1 ? ["typecheck", ...Object.keys(runners)] : ["deno", "bun"];
+// The type check counts as one test: strict types are part of what CI proves (`npm run check`).
+if (chosen.includes("typecheck")) {
+  console.log("\n=== typecheck: npm run check");
+  const check = spawnSync("npm", ["run", "--silent", "check"], { cwd: root, stdio: "inherit", env: { ...process.env, NO_COLOR: "1" } });
+  console.log(`=== typecheck: ${check.status === 0 ? "1 passed, 0 failed" : "0 passed, 1 failed"}`);
+  if (check.status === 0) passed += 1;
+  else failed += 1;
+}
 if (chosen.some((name) => name in UNDER_TEST)) {
   console.log("\n=== build: npm run build");
   const build = spawnSync("npm", ["run", "build"], { cwd: root, stdio: "inherit" });
@@ -72,7 +80,7 @@ if (chosen.some((name) => name in UNDER_TEST)) {
     process.exit(1);
   }
 }
-for (const name of chosen) {
+for (const name of chosen.filter((name) => name !== "typecheck")) {
   const report = join(reports, `${name}.xml`);
   const [command, args] = runners[name](report);
   const underTest = UNDER_TEST[name] ? { CHAOS_SIGNAL_UNDER_TEST: UNDER_TEST[name] } : {};
