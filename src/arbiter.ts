@@ -234,10 +234,13 @@ export class Arbiter {
    * effective signal is an event like any other.
    */
   restore(
-    state: { readonly claims: readonly Claim[]; readonly latch: StopLatch | null },
+    state: { readonly claims: readonly Claim[]; readonly latch: StopLatch | null; readonly override?: Override | null },
     options: { readonly replace?: boolean; readonly keep?: (source: string) => boolean } = {},
   ): Signal {
     if (options.replace) this.#claims.clear();
+    // Undoing a refused POST /RUN?force=true (a full snapshot) takes its override back too: /status
+    // must not report an override that was answered 503 and undone (test/fault_test.ts).
+    if (state.override !== undefined) this.#override = state.override;
     for (const claim of state.claims) {
       if (claim.source === MANUAL_SOURCE || (options.keep?.(claim.source) ?? true)) this.#claims.set(claim.source, claim);
     }

@@ -260,6 +260,19 @@ export function createHandler(options: HandlerOptions): SignalHandler {
       { head: request.method === "HEAD" },
     );
 
+  /**
+   * Saved manual changes run one at a time, each from its snapshot through its write (and its
+   * undo). Two at once went wrong when writes failed: undoing the second restored a snapshot that
+   * held the first, refused, change, so a change answered 503 stuck (test/fault_test.ts: 60 POSTs
+   * at once while the state directory is unwritable). The writes were one at a time already.
+   */
+  let manualTurn: Promise<unknown> = Promise.resolve();
+  const oneAtATime = <T>(work: () => Promise<T>): Promise<T> => {
+    const turn = manualTurn.then(work);
+    manualTurn = turn.catch(() => {});
+    return turn;
+  };
+
   const setSignal = (signal: Signal): Route => async (request, info) => {
     const query = v.safeParse(SetSignalQuery[signal], request.query);
     if (!query.success) {
@@ -272,22 +285,26 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     const claimOptions = { explicit: true, ...(actor === undefined ? {} : { actor }) };
     const force = "force" in query.output && (query.output.force === "true" || query.output.force === "1");
     const pauseFor = "for" in query.output ? query.output.for : undefined;
-    const before = arbiter.snapshot();
-    const result = force
-      ? arbiter.forceRun("POST /RUN?force=true", claimOptions)
-      : pauseFor !== undefined
-      ? timedPause.start(pauseFor, claimOptions)
-      : arbiter.claim(MANUAL_SOURCE, signal, `POST /${signal}`, claimOptions);
-    if (options.persist) {
+    const change = () =>
+      force
+        ? arbiter.forceRun("POST /RUN?force=true", claimOptions)
+        : pauseFor !== undefined
+        ? timedPause.start(pauseFor, claimOptions)
+        : arbiter.claim(MANUAL_SOURCE, signal, `POST /${signal}`, claimOptions);
+    const persist = options.persist;
+    if (!persist) return textResponse(change());
+    return await oneAtATime(async () => {
+      const before = arbiter.snapshot();
+      const result = change();
       try {
-        await options.persist();
+        await persist();
       } catch (error) {
         // Not on disk, so not acknowledged: undo it rather than pretend.
         arbiter.restore(before, { replace: true });
         throw new HttpError(503, `the change was not saved, so it was undone: ${(error as Error)?.message ?? error}`, {}, { cause: error });
       }
-    }
-    return textResponse(result);
+      return textResponse(result);
+    });
   };
 
   const signalResources = new Map(SIGNALS.map((signal) => [signal, resource({ POST: setSignal(signal) }, endpoints)]));
