@@ -15,6 +15,7 @@ export type {
   ArbiterListener,
   ArbiterOptions,
   ArbiterSnapshot,
+  PlannedChange,
   ChangeEvent,
   Claim,
   ClaimEvent,

@@ -60,6 +60,12 @@ export interface ArbiterSnapshot {
   readonly override: Override | null;
 }
 
+/** A change worked out ahead: the state it gives, and the way to make it (`Arbiter.plan`). */
+export interface PlannedChange<T> {
+  readonly snapshot: ArbiterSnapshot;
+  commit(): T;
+}
+
 /** An operator's forced RUN (`POST /RUN?force=true`). */
 export interface Override {
   readonly at: Date;
@@ -123,7 +129,7 @@ export interface ArbiterOptions {
 export class Arbiter {
   readonly #claims = new Map<string, Claim>();
   readonly #listeners = new Set<ArbiterListener>();
-  readonly #now: () => Date;
+  #now: () => Date;
   readonly #onListenerError: (error: unknown, event: ArbiterEvent) => void;
   #latch: StopLatch | null = null;
   #override: Override | null = null;
@@ -229,17 +235,16 @@ export class Arbiter {
 
   /**
    * Puts back saved claims and the latch: at start from the state file (only
-   * the sources that still exist), or after a failed write of a change
-   * (`replace`: the claims become exactly the saved ones). A change of the
-   * effective signal is an event like any other.
+   * the sources that still exist), or into a copy for a preview (`replace`:
+   * the claims become exactly the saved ones). A change of the effective
+   * signal is an event like any other.
    */
   restore(
     state: { readonly claims: readonly Claim[]; readonly latch: StopLatch | null; readonly override?: Override | null },
     options: { readonly replace?: boolean; readonly keep?: (source: string) => boolean } = {},
   ): Signal {
     if (options.replace) this.#claims.clear();
-    // Undoing a refused POST /RUN?force=true (a full snapshot) takes its override back too: /status
-    // must not report an override that was answered 503 and undone (test/fault_test.ts).
+    // A full snapshot carries the last override too (a preview's copy must have it).
     if (state.override !== undefined) this.#override = state.override;
     for (const claim of state.claims) {
       if (claim.source === MANUAL_SOURCE || (options.keep?.(claim.source) ?? true)) this.#claims.set(claim.source, claim);
@@ -256,6 +261,31 @@ export class Arbiter {
       this.#deliver();
     }
     return this.#signal;
+  }
+
+  /**
+   * Works `change` out on a copy, now: `snapshot` is the state it would give (nothing here changes
+   * and no event is sent), and `commit()` makes it here, with the same times. A manual change is
+   * saved this way before it is made (write-ahead), so no one ever sees a change that then fails
+   * to save, and the state file holds exactly what was made.
+   */
+  plan<T>(change: (target: Arbiter) => T): PlannedChange<T> {
+    const at = this.#now();
+    const copy = new Arbiter({ now: () => at });
+    copy.restore(this.snapshot(), { replace: true });
+    change(copy);
+    return {
+      snapshot: copy.snapshot(),
+      commit: () => {
+        const clock = this.#now;
+        this.#now = () => at;
+        try {
+          return change(this);
+        } finally {
+          this.#now = clock;
+        }
+      },
+    };
   }
 
   /** Back to "no objection": the same as claiming RUN. */

@@ -16,7 +16,7 @@
  */
 import { type IRequest, Router } from "itty-router";
 import * as v from "valibot";
-import { type Arbiter, MANUAL_SOURCE } from "./arbiter.ts";
+import { type Arbiter, MANUAL_SOURCE, type PlannedChange } from "./arbiter.ts";
 import type { PluginHost } from "./plugin_host.ts";
 import { errorResponse, HttpError, jsonResponse, textResponse } from "./http_response.ts";
 import { DEFAULT_MAX_BODY_BYTES, readBoundedBody } from "./request_body.ts";
@@ -75,10 +75,11 @@ export interface HandlerOptions {
   /** Told of unexpected errors (answered with 500). @default ignore */
   readonly onError?: (error: unknown, request: Request) => void;
   /**
-   * Makes a manual change durable before it is acknowledged (the state
-   * file). When it rejects, the change is undone and the request gets 503.
+   * Makes a manual change durable before anyone sees it (the state file): plans it when its turn
+   * comes, writes the planned state, commits it and resolves with the result. When the write
+   * fails it rejects without committing, and the request gets 503.
    */
-  readonly persist?: () => Promise<void>;
+  readonly persist?: <T>(plan: () => PlannedChange<T>) => Promise<T>;
   /** The audit history behind `GET /history`. */
   readonly history?: History;
   /** Named bearer tokens; without them (or with none) every endpoint is open. */
@@ -260,19 +261,6 @@ export function createHandler(options: HandlerOptions): SignalHandler {
       { head: request.method === "HEAD" },
     );
 
-  /**
-   * Saved manual changes run one at a time, each from its snapshot through its write (and its
-   * undo). Two at once went wrong when writes failed: undoing the second restored a snapshot that
-   * held the first, refused, change, so a change answered 503 stuck (test/fault_test.ts: 60 POSTs
-   * at once while the state directory is unwritable). The writes were one at a time already.
-   */
-  let manualTurn: Promise<unknown> = Promise.resolve();
-  const oneAtATime = <T>(work: () => Promise<T>): Promise<T> => {
-    const turn = manualTurn.then(work);
-    manualTurn = turn.catch(() => {});
-    return turn;
-  };
-
   const setSignal = (signal: Signal): Route => async (request, info) => {
     const query = v.safeParse(SetSignalQuery[signal], request.query);
     if (!query.success) {
@@ -285,26 +273,23 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     const claimOptions = { explicit: true, ...(actor === undefined ? {} : { actor }) };
     const force = "force" in query.output && (query.output.force === "true" || query.output.force === "1");
     const pauseFor = "for" in query.output ? query.output.for : undefined;
-    const change = () =>
-      force
-        ? arbiter.forceRun("POST /RUN?force=true", claimOptions)
-        : pauseFor !== undefined
-        ? timedPause.start(pauseFor, claimOptions)
-        : arbiter.claim(MANUAL_SOURCE, signal, `POST /${signal}`, claimOptions);
-    const persist = options.persist;
-    if (!persist) return textResponse(change());
-    return await oneAtATime(async () => {
-      const before = arbiter.snapshot();
-      const result = change();
-      try {
-        await persist();
-      } catch (error) {
-        // Not on disk, so not acknowledged: undo it rather than pretend.
-        arbiter.restore(before, { replace: true });
-        throw new HttpError(503, `the change was not saved, so it was undone: ${(error as Error)?.message ?? error}`, {}, { cause: error });
-      }
-      return textResponse(result);
-    });
+    const planned = pauseFor === undefined ? undefined : TimedPause.plan(pauseFor);
+    // The change, made on a preview's copy for the state file first, then for real.
+    const change = (target: Arbiter): Signal => {
+      if (force) return target.forceRun("POST /RUN?force=true", claimOptions);
+      if (planned) return target === arbiter ? timedPause.start(planned.ms, claimOptions, planned) : TimedPause.claim(target, planned, claimOptions);
+      return target.claim(MANUAL_SOURCE, signal, `POST /${signal}`, claimOptions);
+    };
+    if (!options.persist) return textResponse(change(arbiter));
+    let result: Signal;
+    try {
+      // Write-ahead: on disk first, then made. Nobody (GET /, events, relays) ever sees a change
+      // that fails to save, and a refused change has nothing to undo.
+      result = await options.persist(() => arbiter.plan(change));
+    } catch (error) {
+      throw new HttpError(503, `the change was not saved, so it was not made: ${(error as Error)?.message ?? error}`, {}, { cause: error });
+    }
+    return textResponse(result);
   };
 
   const signalResources = new Map(SIGNALS.map((signal) => [signal, resource({ POST: setSignal(signal) }, endpoints)]));

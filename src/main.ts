@@ -144,7 +144,7 @@ export async function runCli(
   }
   const handler = createHandler({
     history,
-    ...(store ? { persist: () => store.save(() => arbiter.snapshot()) } : {}),
+    ...(store ? { persist: (plan) => store.commit(plan) } : {}),
     auth,
     plugins,
     arbiter,

@@ -11,7 +11,7 @@
 import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { dirname } from "node:path";
 import process from "node:process";
-import type { ArbiterSnapshot, Claim, StopLatch } from "./arbiter.ts";
+import type { ArbiterSnapshot, Claim, PlannedChange, StopLatch } from "./arbiter.ts";
 import { parseSignal } from "./signal.ts";
 
 export const STATE_FILE_VERSION = 1;
@@ -92,6 +92,7 @@ export function parseStateFile(text: string): RestoredState {
 export class StateStore {
   readonly path: string;
   #queue: Promise<void> = Promise.resolve();
+  #committing = false;
 
   constructor(path: string) {
     this.path = path;
@@ -121,9 +122,31 @@ export class StateStore {
    * when this write is on disk; rejects when it failed.
    */
   save(current: () => ArbiterSnapshot): Promise<void> {
-    const write = this.#queue.then(() => this.#write(serialize(current())));
-    this.#queue = write.catch(() => {});
-    return write;
+    // Asked for by the events of a change being committed: that state is on disk already.
+    if (this.#committing) return Promise.resolve();
+    return this.commit(() => ({ snapshot: current(), commit: () => undefined }));
+  }
+
+  /**
+   * Write-ahead: once every earlier write is done, plans the change (on the state as it is then),
+   * writes the planned state durably, commits the change and resolves with its result. The commit
+   * runs in the same turn as the write, before any later write takes its snapshot, so no later
+   * write can put back a state from before it. When the write fails, nothing is committed and the
+   * promise rejects.
+   */
+  commit<T>(plan: () => PlannedChange<T>): Promise<T> {
+    const done = this.#queue.then(async () => {
+      const planned = plan();
+      await this.#write(serialize(planned.snapshot));
+      this.#committing = true;
+      try {
+        return planned.commit();
+      } finally {
+        this.#committing = false;
+      }
+    });
+    this.#queue = done.then(() => {}, () => {});
+    return done;
   }
 
   async #write(text: string): Promise<void> {

@@ -13,7 +13,25 @@ import type { Signal } from "./signal.ts";
 /** The longest timed pause: a week. */
 export const MAX_PAUSE_MS = 7 * 86_400_000;
 
+/** A timed pause, worked out once: the same claim goes into the state file first, then for real. */
+export interface PlannedPause {
+  readonly ms: number;
+  readonly until: Date;
+  readonly reason: string;
+}
+
 export class TimedPause {
+  /** The claim a `POST /PAUSE?for=` of `ms` makes, from now. */
+  static plan(ms: number): PlannedPause {
+    const until = new Date(Date.now() + ms);
+    return { ms, until, reason: `POST /PAUSE?for=${formatDuration(ms)} (until ${until.toISOString()})` };
+  }
+
+  /** Makes the planned claim on `arbiter` without arming its end: for a preview's copy. */
+  static claim(arbiter: Arbiter, planned: PlannedPause, options: ClaimOptions): Signal {
+    return arbiter.claim(MANUAL_SOURCE, "PAUSE", planned.reason, { ...options, until: planned.until });
+  }
+
   readonly #arbiter: Arbiter;
   #timer: ReturnType<typeof setNodeTimeout> | undefined;
   /** Our claim (the arbiter keeps claim objects as made): the pause is on while it stands. */
@@ -24,7 +42,10 @@ export class TimedPause {
     this.#arbiter = arbiter;
     // A timed pause restored from the state file goes on: it ends when it would have.
     const restored = this.#manualClaim();
-    if (restored?.state === "PAUSE" && restored.until) this.#arm(restored, restored.until.getTime() - Date.now());
+    // Its length from the claim itself, rounded, as `until` and `updated` were read a moment apart.
+    if (restored?.state === "PAUSE" && restored.until) {
+      this.#arm(restored, Math.round((restored.until.getTime() - restored.updated.getTime()) / 10) * 10);
+    }
     arbiter.subscribe((event) => {
       // Another manual request replaced the timed pause: its end no longer applies.
       if (event.type === "claim" && event.claim.source === MANUAL_SOURCE && !this.#starting && event.claim !== this.#claim) {
@@ -33,28 +54,25 @@ export class TimedPause {
     });
   }
 
-  /** Claims a manual PAUSE for `ms`; returns the effective signal. */
-  start(ms: number, options: ClaimOptions): Signal {
+  /** Claims a manual PAUSE for `ms` (or as planned before); returns the effective signal. */
+  start(ms: number, options: ClaimOptions, planned: PlannedPause = TimedPause.plan(ms)): Signal {
     this.cancel();
-    const until = new Date(Date.now() + ms);
-    const reason = `POST /PAUSE?for=${formatDuration(ms)} (until ${until.toISOString()})`;
     // Our own claim event must not cancel us.
     this.#starting = true;
     let signal: Signal;
     try {
-      signal = this.#arbiter.claim(MANUAL_SOURCE, "PAUSE", reason, { ...options, until });
+      signal = TimedPause.claim(this.#arbiter, planned, options);
     } finally {
       this.#starting = false;
     }
-    this.#arm(this.#manualClaim()!, ms);
+    this.#arm(this.#manualClaim()!, planned.ms);
     return signal;
   }
 
-  #arm(claim: Claim, ms: number): void {
+  /** Ends the pause at its claim's `until`; `lengthMs` is what the expiry says it lasted. */
+  #arm(claim: Claim, lengthMs: number): void {
     this.#claim = claim;
-    // From the claim itself (restored ones too); rounded, as `until` and `updated` are read a moment apart.
-    const length = claim.until ? Math.round((claim.until.getTime() - claim.updated.getTime()) / 10) * 10 : ms;
-    this.#timer = setNodeTimeout(() => this.#expire(length), Math.max(0, ms));
+    this.#timer = setNodeTimeout(() => this.#expire(lengthMs), Math.max(0, claim.until!.getTime() - Date.now()));
     // A pending end must not keep a process alive that is otherwise done (tests, library use).
     this.#timer.unref?.();
   }

@@ -62,24 +62,45 @@ test("a state file that cannot be written is an error at start (exit 2), not at 
   assert.match(result.output, /chaos-signal: --state-file .*blocker\/state\.json: cannot write it \(ENOTDIR|EEXIST\); give a writable place, or none/);
 });
 
-test("a change that cannot be saved is not acknowledged: 503, and it is undone", async () => {
+test("write-ahead: a change is saved before anyone sees it; one that cannot be saved is never made (503)", async () => {
   const arbiter = new Arbiter();
   let failing = false;
+  const saved: string[] = [];
+  const seenDuringWrite: string[] = [];
+  const events: string[] = [];
+  arbiter.subscribe((event) => events.push(`${event.type} ${event.type === "change" ? event.signal : event.claim.state}`));
   const handler = createHandler({
     arbiter,
     version: "t",
-    persist: async () => {
+    persist: async (plan) => {
+      const { snapshot, commit } = plan();
+      await new Promise((resolve) => setTimeout(resolve, 5)); // the write takes a moment
+      seenDuringWrite.push(arbiter.signal);
       if (failing) throw new Error("EROFS: read-only file system");
+      saved.push(`${snapshot.signal}${snapshot.latch ? " latched" : ""}`);
+      const signal = commit();
+      assert.deepEqual(arbiter.snapshot().claims, snapshot.claims, "what was made is exactly what was saved");
+      return signal;
     },
   });
   const call = (path: string) => handler(new Request(`http://x${path}`, { method: "POST" }));
   assert.equal(await (await call("/PAUSE")).text(), "PAUSE");
+  assert.deepEqual(saved, ["PAUSE"]);
+  assert.deepEqual(seenDuringWrite, ["RUN"], "while PAUSE was being written, GET / still said RUN");
+  assert.deepEqual(events, ["claim PAUSE", "change PAUSE"]);
+
   failing = true;
   const refused = await call("/STOP");
   assert.equal(refused.status, 503);
-  assert.equal(await refused.text(), "the change was not saved, so it was undone: EROFS: read-only file system\n");
+  assert.equal(await refused.text(), "the change was not saved, so it was not made: EROFS: read-only file system\n");
+  assert.deepEqual(seenDuringWrite, ["RUN", "PAUSE"], "the refused STOP was never visible");
+  assert.deepEqual(events, ["claim PAUSE", "change PAUSE"], "no event for the refused STOP");
   assert.equal(arbiter.signal, "PAUSE");
   assert.equal(arbiter.snapshot().latch, null);
+
+  failing = false;
+  assert.equal(await (await call("/STOP")).text(), "STOP");
+  assert.deepEqual(saved, ["PAUSE", "STOP latched"]);
 });
 
 test("the store writes the latest state even when writes overlap", async () => {
