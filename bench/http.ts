@@ -7,7 +7,8 @@
  * - a stand-in for Krkn's own server (Python HTTPServer, one thread, HTTP/1.0), what users have today.
  *
  * For each chaos-signal it also prints the start time (exec to the first 200 on GET /, median of
- * 5) and the RSS idle, after the measured run, and after at least a million requests.
+ * 5; the bundled single file too) and the RSS idle, after the measured run, and after at least a
+ * million requests.
  *
  *   npm run build && deno run -A bench/http.ts [seconds] [connections]
  *
@@ -177,13 +178,21 @@ const targets: Target[] = [
   { name: "Krkn's server (stand-in)", command: "python3", args: (port) => ["-u", "test/fixtures/krkn_server.py", String(port)] },
 ];
 
+/** Started only, for their start time: the one-file deployment. */
+const singleFile: Target[] = [
+  { name: "dist/chaos-signal.js on Deno", command: deno, args: (port) => ["run", "-A", "dist/chaos-signal.js", ...flags(port)], ceiling: "deno" },
+  { name: "dist/chaos-signal.js on Bun", command: bun, args: (port) => ["run", "dist/chaos-signal.js", ...flags(port)], ceiling: "bun" },
+];
+
 const rows = new Map<string, Row>();
+const startTimes = new Map<string, number>();
 try {
   for (const target of targets) {
     const row = await measure(target);
     rows.set(target.name, row);
     console.error(`${target.name}: ${row.rps.toFixed(0)} req/s`);
   }
+  for (const target of singleFile) startTimes.set(target.name, await startTime(target));
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
@@ -206,6 +215,7 @@ for (const target of targets) {
     `| ${target.name} | ${fmt(r.rps)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${ratio("same bytes")} | ${ratio("minimal")} | ${vsKrkn} | ${fmt(r.startMs)} | ${rss} | ${r.errors} |`,
   );
 }
+console.log(`\nStart (exec to the first 200 on GET /, median of ${START_RUNS}): ${[...startTimes].map(([name, ms]) => `${name} ${fmt(ms)} ms`).join(", ")}.`);
 console.log(
   "\nGoals: at least 0.9× the bare runtime and 15× Krkn's server. 'Same bytes' answers with chaos-signal's headers;" +
     " 'minimal' with content-type only (Deno writes a one-header response through a faster path)." +
