@@ -77,6 +77,8 @@ async function openStateStore(settings: Settings, arbiter: Arbiter, sources: rea
       arbiter.claim(MANUAL_SOURCE, "PAUSE", `state file unreadable (${error.message}): paused until a person says RUN`);
     }
   }
+  const leftovers = await store.removeUnfinishedWrites();
+  if (leftovers.length) log.info(`removed ${leftovers.join(", ")}: writes a stopped server never finished`);
   try {
     await store.save(() => arbiter.snapshot());
   } catch (error) {

@@ -8,8 +8,8 @@
  * serialised and each writes the state as it is when its turn comes, so the
  * file ends on the latest state.
  */
-import { mkdir, open, readFile, rename } from "node:fs/promises";
-import { dirname } from "node:path";
+import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import type { ArbiterSnapshot, Claim, PlannedChange, StopLatch } from "./arbiter.ts";
 import { parseSignal } from "./signal.ts";
@@ -96,6 +96,19 @@ export class StateStore {
 
   constructor(path: string) {
     this.path = path;
+  }
+
+  /**
+   * Removes the temporary files of writes that never finished (a kill -9 mid-write leaves
+   * `<file>.<pid>.tmp`; the state file itself is whole). Returns their names.
+   */
+  async removeUnfinishedWrites(): Promise<string[]> {
+    const directory = dirname(this.path);
+    const prefix = `${basename(this.path)}.`;
+    const unfinished = (name: string) => name.startsWith(prefix) && /^\d+\.tmp$/.test(name.slice(prefix.length));
+    const names = (await readdir(directory).catch(() => [] as string[])).filter(unfinished);
+    await Promise.all(names.map((name) => rm(join(directory, name), { force: true })));
+    return names;
   }
 
   /** The saved state, `undefined` when there is none yet; throws `StateFileError` for a bad file. */

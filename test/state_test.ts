@@ -147,3 +147,20 @@ test("on_unreadable_state: run starts from signal_state instead (still set aside
     await server.stop();
   }
 });
+
+test("a write cut off by kill -9 leaves a temporary file; the next start removes it, and nothing else", async () => {
+  const dir = tempDir();
+  const stateFile = join(dir, "state.json");
+  writeFileSync(join(dir, "state.json.4242.tmp"), '{"version": 1, "signal": "ST'); // a write cut short
+  writeFileSync(join(dir, "state.json.notes.tmp"), "someone else's file");
+  const server = await startServer(["--state-file", stateFile]);
+  try {
+    assert.equal(await get(server.url), "RUN");
+    const names = readdirSync(dir);
+    assert.ok(!names.includes("state.json.4242.tmp"), `left: ${names.join(", ")}`);
+    assert.ok(names.includes("state.json.notes.tmp") && names.includes("state.json"), `left: ${names.join(", ")}`);
+    assert.match(server.output(), /removed state\.json\.4242\.tmp: writes a stopped server never finished/);
+  } finally {
+    await server.stop();
+  }
+});
