@@ -241,12 +241,53 @@ export const UI_SCRIPT = `
   $("token-state").textContent = token() ? "a token is set for this tab" : "no token set";
 
   function live(on) { var l = $("live"); l.className = on ? "on" : "off"; l.textContent = on ? "live" : "reconnecting"; }
-  if (window.EventSource) {
-    var es = new EventSource(base + "events");
-    es.addEventListener("signal", function (e) { setSignal(e.data); refresh(); });
-    es.onopen = function () { live(true); };
-    es.onerror = function () { live(false); };
+  // The live feed: GET /events read with fetch, not EventSource, so that it can carry the token
+  // when reads need one (protect_reads). It reconnects after a second (five after a 401), with
+  // Last-Event-ID, and at once when a token is saved.
+  var lastEventId = "", feed = null;
+  function onFrame(frame) {
+    var type = "message", data = [];
+    frame.split("\\n").forEach(function (line) {
+      var colon = line.indexOf(":");
+      if (colon === 0) return; // a comment: the heartbeat
+      var field = colon < 0 ? line : line.slice(0, colon), value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "event") type = value;
+      else if (field === "data") data.push(value);
+      else if (field === "id") lastEventId = value;
+    });
+    if (type === "signal" && data.length) { setSignal(data.join("\\n")); refresh(); }
   }
+  async function follow(controller) {
+    while (!controller.signal.aborted) {
+      var wait = 1000;
+      try {
+        var headers = authHeaders();
+        if (lastEventId) headers["Last-Event-ID"] = lastEventId;
+        var r = await fetch(base + "events", { headers: headers, cache: "no-store", signal: controller.signal });
+        if (r.status === 401) wait = 5000;
+        if (r.ok && r.body) {
+          if (feed === controller) live(true);
+          var reader = r.body.pipeThrough(new TextDecoderStream()).getReader(), buffer = "";
+          for (;;) {
+            var chunk = await reader.read();
+            if (chunk.done) break;
+            buffer = (buffer + chunk.value).replace(/\\r\\n?/g, "\\n");
+            var end;
+            while ((end = buffer.indexOf("\\n\\n")) >= 0) { onFrame(buffer.slice(0, end)); buffer = buffer.slice(end + 2); }
+          }
+        } else await r.body?.cancel();
+      } catch (e) { /* the server went away, or we aborted: reconnect below */ }
+      if (feed === controller) live(false);
+      await new Promise(function (resolve) { setTimeout(resolve, wait); });
+    }
+  }
+  function startFeed() {
+    if (feed) feed.abort();
+    feed = new AbortController();
+    follow(feed);
+  }
+  $("token-form").addEventListener("submit", startFeed);
+  startFeed();
   setInterval(refresh, 10000);
   refresh();
 })();

@@ -265,6 +265,45 @@ chaos_signal:
     }
   });
 
+  test("with protect_reads: the live feed carries the saved token, and another client's STOP appears without a reload", async () => {
+    const config = tempFile(`
+chaos_signal:
+  auth:
+    protect_reads: true
+    tokens:
+      - name: ops
+        token: { value: ${TOKEN} }
+`);
+    const bearer = { authorization: `Bearer ${TOKEN}` };
+    let authServer: ServerProcess | undefined;
+    const browser = await launch();
+    try {
+      authServer = await startServer(["--config", config]);
+      const { url } = authServer;
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      const problems: string[] = [];
+      page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+      assert.equal((await page.goto(`${url}/ui`))?.status(), 200);
+      await waitForText(page, "#message", /401 Unauthorized/);
+      assert.equal(await page.textContent("#live"), "reconnecting", "no feed without the token");
+
+      await page.fill("#token", TOKEN);
+      await page.click("#token-save");
+      await waitForSignal(page, "RUN");
+      await waitForText(page, "#live", /^live$/);
+      // Within 5 s: the page's own refresh is every 10 s, so only the feed can bring it this soon.
+      assert.equal(await post(url, "/STOP", bearer), "STOP");
+      await waitForText(page, "#signal", /^STOP$/, 5000);
+      assert.equal(await post(url, "/RUN", bearer), "RUN");
+      await waitForText(page, "#signal", /^RUN$/, 5000);
+      assert.deepEqual(problems, []);
+    } finally {
+      await browser.close();
+      await authServer?.stop();
+    }
+  });
+
   test("on a phone (390x844): no horizontal overflow, big touch targets", async () => {
     const { url } = await server.get();
     await post(url, "/PAUSE");
