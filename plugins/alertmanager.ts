@@ -12,6 +12,7 @@
  */
 import * as v from "valibot";
 import { requireBearer, TokenSourceSchema } from "../src/bearer.ts";
+import { MaxBodyBytesSchema } from "../src/config.ts";
 import { durationSchema, formatDuration } from "../src/duration.ts";
 import { jsonResponse } from "../src/http_response.ts";
 import { readJsonBody, requirePost } from "../src/json_body.ts";
@@ -24,7 +25,7 @@ import { type Matcher, MatcherError, parseMatcher } from "./alert_matchers.ts";
 export const ALERTMANAGER_KIND = "alertmanager";
 
 /** Alertmanager sends every alert of a group with its annotations: allow large groups. */
-const MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;
+const DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;
 
 const MatcherSchema = v.pipe(
   v.string('a label matcher such as severity="critical"'),
@@ -57,6 +58,8 @@ export const AlertmanagerSourceSchema = v.strictObject({
   rules: v.optional(v.pipe(v.array(RuleSchema, "a list of {match, claim} rules"), v.minLength(1, "at least one rule")), [{}]),
   /** An alert not re-sent within this long is dropped. @default "6h" (Alertmanager's repeat_interval is 4h) */
   max_age: v.optional(durationSchema(1000, 30 * 86_400_000), "6h"),
+  /** Larger payloads get 413 and change nothing. @default 4194304 (4 MiB) */
+  max_body_bytes: v.optional(MaxBodyBytesSchema, DEFAULT_MAX_PAYLOAD_BYTES),
   /** Require `Authorization: Bearer <token>` (Alertmanager's `http_config.authorization`). */
   token: v.optional(TokenSourceSchema),
 });
@@ -158,7 +161,7 @@ export const alertmanagerSource = definePlugin(ALERTMANAGER_KIND, AlertmanagerSo
     async fetch(request, { source, remoteAddress }) {
       requirePost(request);
       if (options.token !== undefined) requireBearer(request, options.token);
-      const payload = await readJsonBody(request, PayloadSchema, MAX_PAYLOAD_BYTES, "Alertmanager's webhook payload");
+      const payload = await readJsonBody(request, PayloadSchema, options.max_body_bytes, "Alertmanager's webhook payload");
       const now = Date.now();
       for (const alert of payload.alerts) {
         const rule = ruleFor(alert.labels);

@@ -10,6 +10,7 @@ import { durationSchema, formatDuration } from "../src/duration.ts";
 import { jsonResponse } from "../src/http_response.ts";
 import { readJsonBody, requirePost } from "../src/json_body.ts";
 import { definePlugin, PluginNameSchema, type SourceContext } from "../src/plugin.ts";
+import { MaxBodyBytesSchema } from "../src/config.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../src/request_body.ts";
 import { looseSection } from "../src/validation.ts";
 import { parseSignal, type Signal, SIGNALS } from "../src/signal.ts";
@@ -24,6 +25,8 @@ export const WebhookSourceSchema = v.strictObject({
   token: v.optional(TokenSourceSchema),
   /** A claim not refreshed within this long is released. @default never */
   max_age: v.optional(durationSchema(1000, 30 * 86_400_000)),
+  /** Larger bodies get 413 and change nothing. @default 65536 */
+  max_body_bytes: v.optional(MaxBodyBytesSchema, DEFAULT_MAX_BODY_BYTES),
 });
 
 export type WebhookSourceOptions = v.InferInput<typeof WebhookSourceSchema>;
@@ -77,7 +80,7 @@ export const webhookSource = definePlugin(WEBHOOK_KIND, WebhookSourceSchema, (op
     async fetch(request, { source, remoteAddress }) {
       requirePost(request);
       if (options.token !== undefined) requireBearer(request, options.token);
-      const body = await readJsonBody(request, WebhookBody, DEFAULT_MAX_BODY_BYTES, '{"state": "RUN" | "PAUSE" | "STOP", "reason": "..."}');
+      const body = await readJsonBody(request, WebhookBody, options.max_body_bytes, '{"state": "RUN" | "PAUSE" | "STOP", "reason": "..."}');
       // An empty reason would leave /status and the log without a why.
       const reason = body.reason || `webhook said ${body.state}`;
       const claimOptions = { explicit: true, ...(remoteAddress === undefined ? {} : { actor: remoteAddress }) };

@@ -370,6 +370,21 @@ describe("alertmanager source", () => {
     });
   });
 
+  test("a payload over max_body_bytes (4 MiB by default) gets 413 and changes nothing", async () => {
+    // A group of 2,000 alerts with long annotations: about 2.5 MB, fine by default.
+    const big = notification(Array.from({ length: 2000 }, (_, i) => alert("firing", { pod: `p-${i}` }, `fp-${i}`, { annotations: { description: "d".repeat(1200) } })));
+    const bytes = new TextEncoder().encode(JSON.stringify(big)).byteLength;
+    assert.ok(bytes > 2_000_000 && bytes < 4 * 1024 * 1024, `${bytes} bytes`);
+    await withAlertmanager({}, async (rig) => {
+      assert.equal((await rig.deliver(big)).firing, 2000);
+    });
+    await withAlertmanager({ max_body_bytes: 1_000_000 }, async (rig) => {
+      assert.match(await refused(rig, () => rig.post(big), 413), /^request body is larger than the limit of 1000000 bytes/);
+      assert.equal(rig.arbiter.signal, "RUN");
+      assert.equal(rig.status().last_observation?.deliveries, 0, "the refused payload was not a delivery");
+    });
+  });
+
   test("rules are validated at construction; a bad matcher names the rule and says what is allowed", () => {
     assert.throws(() => alertmanagerSource({ name: "alerts", rules: [{ match: ["severity"] }] }), {
       message: 'alertmanager "alerts": rules[0].match[0]: got "severity"; allowed: a label matcher: label="value", label!="value", label=~"regex" or label!~"regex"',

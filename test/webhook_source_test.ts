@@ -346,6 +346,19 @@ describe("webhook source", () => {
     });
   });
 
+  test("max_body_bytes sets the limit: over it 413 and nothing changes; it is validated", async () => {
+    await withWebhook({ max_body_bytes: 1024 }, async (rig) => {
+      const padded = (bytes: number) => JSON.stringify({ state: "STOP", padding: "p".repeat(bytes - 32) }).padEnd(bytes, " ");
+      assert.match(await refused(rig, () => rig.post(padded(1025)), 413), /^request body is larger than the limit of 1024 bytes/);
+      assert.equal(rig.claim(), undefined);
+      assert.equal((await rig.post(padded(1024))).status, 200);
+      assert.equal(rig.arbiter.signal, "STOP");
+    });
+    assert.throws(() => webhookSource({ name: "ci", max_body_bytes: 99_999_999 }), {
+      message: 'webhook "ci": max_body_bytes: got 99999999; allowed: an integer number of bytes from 0 to 16777216',
+    });
+  });
+
   test("max_age is validated: at least 1s", () => {
     assert.throws(() => webhookSource({ name: "ci", max_age: "500ms" }), {
       message: 'webhook "ci": max_age: got "500ms"; allowed: a duration from 1s to 720h, such as 500ms, 15s, 1m30s or 2h',
