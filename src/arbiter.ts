@@ -139,6 +139,15 @@ export class Arbiter {
   #changedAt: Date;
   readonly #queue: ArbiterEvent[] = [];
   #delivering = false;
+  /**
+   * Counts what happens here (claims changing state, the latch closing), so that a planned change
+   * committed later (`plan`) can tell what came after it: it must not undo any of that.
+   */
+  #version = 0;
+  readonly #claimVersions = new Map<string, number>();
+  #latchVersion = 0;
+  /** While a planned change is committed: the version it was planned at. */
+  #asOf: number | undefined;
 
   constructor(options: ArbiterOptions = {}) {
     this.#now = options.now ?? (() => new Date());
@@ -183,8 +192,11 @@ export class Arbiter {
       ...(options.until === undefined ? {} : { until: options.until }),
     };
     this.#claims.set(source, claim);
-    // A person resuming the run is the only thing that opens the latch.
-    if (source === MANUAL_SOURCE && state === "RUN" && options.opensLatch !== false) this.#latch = null;
+    if (stateChanged) this.#claimVersions.set(source, ++this.#version);
+    // A person resuming the run is the only thing that opens the latch; a RUN planned before the
+    // latch closed (committed after its write) must not open it: that STOP came later.
+    const opens = source === MANUAL_SOURCE && state === "RUN" && options.opensLatch !== false;
+    if (opens && (this.#asOf === undefined || this.#latchVersion <= this.#asOf)) this.#latch = null;
 
     const previousSignal = this.#signal;
     this.#settle(at);
@@ -217,6 +229,8 @@ export class Arbiter {
     const overridden: string[] = [];
     for (const [source, before] of this.#claims) {
       if (source === MANUAL_SOURCE || before.state === "RUN") continue;
+      // A claim made after this override was planned stands: the override cannot have meant it.
+      if (this.#asOf !== undefined && (this.#claimVersions.get(source) ?? 0) > this.#asOf) continue;
       overridden.push(source);
       const claim: Claim = {
         source,
@@ -227,6 +241,7 @@ export class Arbiter {
         ...(options.actor === undefined ? {} : { actor: options.actor }),
       };
       this.#claims.set(source, claim);
+      this.#claimVersions.set(source, ++this.#version);
       this.#queue.push({ type: "claim", at, claim, previous: before.state });
     }
     this.#override = { at, reason, sources: overridden, ...(options.actor === undefined ? {} : { actor: options.actor }) };
@@ -271,18 +286,23 @@ export class Arbiter {
    */
   plan<T>(change: (target: Arbiter) => T): PlannedChange<T> {
     const at = this.#now();
+    const asOf = this.#version;
     const copy = new Arbiter({ now: () => at });
     copy.restore(this.snapshot(), { replace: true });
     change(copy);
     return {
       snapshot: copy.snapshot(),
+      // What came between the plan and the commit (a source's STOP during the write) stays: the
+      // change is made as of its own time. Those later claims' own saves follow this one.
       commit: () => {
         const clock = this.#now;
         this.#now = () => at;
+        this.#asOf = asOf;
         try {
           return change(this);
         } finally {
           this.#now = clock;
+          this.#asOf = undefined;
         }
       },
     };
@@ -323,6 +343,7 @@ export class Arbiter {
     const winner = top!;
     if (winner.state === "STOP" && !this.#latch) {
       this.#latch = { since: at, source: winner.source, reason: winner.reason };
+      this.#latchVersion = ++this.#version;
     }
     if (this.#latch && winner.state !== "STOP") {
       this.#signal = "STOP";

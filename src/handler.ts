@@ -273,7 +273,9 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     const claimOptions = { explicit: true, ...(actor === undefined ? {} : { actor }) };
     const force = "force" in query.output && (query.output.force === "true" || query.output.force === "1");
     const pauseFor = "for" in query.output ? query.output.for : undefined;
-    const planned = pauseFor === undefined ? undefined : TimedPause.plan(pauseFor);
+    // A timed pause is planned when its turn to be saved comes (below), so that time spent waiting
+    // for earlier writes does not shorten it.
+    let planned = pauseFor === undefined ? undefined : TimedPause.plan(pauseFor);
     // The change, made on a preview's copy for the state file first, then for real.
     const change = (target: Arbiter): Signal => {
       if (force) return target.forceRun("POST /RUN?force=true", claimOptions);
@@ -285,7 +287,10 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     try {
       // Write-ahead: on disk first, then made. Nobody (GET /, events, relays) ever sees a change
       // that fails to save, and a refused change has nothing to undo.
-      result = await options.persist(() => arbiter.plan(change));
+      result = await options.persist(() => {
+        if (pauseFor !== undefined) planned = TimedPause.plan(pauseFor);
+        return arbiter.plan(change);
+      });
     } catch (error) {
       throw new HttpError(503, `the change was not saved, so it was not made: ${(error as Error)?.message ?? error}`, {}, { cause: error });
     }

@@ -173,10 +173,11 @@ export class StateStore {
     } finally {
       await file.close();
     }
-    await rename(temporary, this.path);
-    // The rename itself is durable only once the directory is.
+    // The rename itself is durable only once the directory is. Opened before the rename, so that
+    // running out of file handles fails the write before the new state is in place, not after.
     const dir = await open(directory, "r");
     try {
+      await rename(temporary, this.path);
       await dir.sync();
     } finally {
       await dir.close();

@@ -174,3 +174,34 @@ test("claims with a state that is not a signal are refused before anything chang
   assert.equal(arbiter.signal, "RUN");
   assert.equal(arbiter.snapshot().claims.length, 1);
 });
+
+test("a planned change, committed after its write, never undoes what came in between", () => {
+  // A: a person's RUN is being saved when a source says STOP (and then RUN): the STOP latched
+  // after the RUN was asked for, so the RUN must not open that latch.
+  const a = new Arbiter();
+  a.claim("manual", "PAUSE", "POST /PAUSE");
+  const resume = a.plan((target) => target.claim("manual", "RUN", "POST /RUN", { explicit: true }));
+  assert.equal(resume.snapshot.signal, "RUN", "the plan, on the state as it was");
+  a.claim("alerts", "STOP", "critical alert");
+  a.claim("alerts", "RUN", "resolved");
+  assert.equal(resume.commit(), "STOP");
+  assert.equal(a.snapshot().latch?.source, "alerts", "the later STOP's latch holds");
+  assert.equal(a.snapshot().claims.find((c) => c.source === "manual")?.state, "RUN");
+
+  // The same RUN, planned after the latch closed, opens it.
+  assert.equal(a.plan((target) => target.claim("manual", "RUN", "POST /RUN", { explicit: true })).commit(), "RUN");
+  assert.equal(a.snapshot().latch, null);
+
+  // B: a forced RUN overrides the claims as they were when it was planned, not a STOP made
+  // during its write.
+  const b = new Arbiter();
+  b.claim("load", "PAUSE", "load 5");
+  const force = b.plan((target) => target.forceRun("POST /RUN?force=true"));
+  assert.deepEqual(force.snapshot.override?.sources, ["load"]);
+  b.claim("deploys", "STOP", "rolling back");
+  assert.equal(force.commit(), "STOP");
+  const claims = new Map(b.snapshot().claims.map((c) => [c.source, c.state]));
+  assert.equal(claims.get("load"), "RUN", "overridden, as planned");
+  assert.equal(claims.get("deploys"), "STOP", "made after the plan: it stands");
+  assert.deepEqual(b.snapshot().override?.sources, ["load"]);
+});

@@ -164,3 +164,22 @@ test("a write cut off by kill -9 leaves a temporary file; the next start removes
     await server.stop();
   }
 });
+
+test("a timed pause is timed from when its turn to be saved comes, not from the request", async () => {
+  const arbiter = new Arbiter();
+  const handler = createHandler({
+    arbiter,
+    version: "t",
+    persist: async (plan) => {
+      await new Promise((resolve) => setTimeout(resolve, 300)); // earlier writes ahead of it
+      return plan().commit();
+    },
+  });
+  const asked = Date.now();
+  const response = await handler(new Request("http://x/PAUSE?for=1s", { method: "POST" }));
+  assert.equal(await response.text(), "PAUSE");
+  const claim = arbiter.snapshot().claims.find((c) => c.source === "manual")!;
+  const length = claim.until!.getTime() - claim.updated.getTime();
+  assert.ok(Math.abs(length - 1000) <= 10, `a whole second from the claim (to the 10 ms the expiry rounds to): ${length} ms`);
+  assert.ok(claim.until!.getTime() - asked >= 1250, "not from the request, 300 ms earlier");
+});
