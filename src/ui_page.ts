@@ -119,8 +119,8 @@ export const UI_SCRIPT = `
   }
   function pair(dl, key, value) { dl.appendChild(el("dt", "", key)); dl.appendChild(el("dd", "", short(value))); }
 
-  function renderStatus(s) {
-    setSignal(s.signal);
+  function renderStatus(s, staleSignal) {
+    if (!staleSignal) setSignal(s.signal);
     $("decided").textContent = "decided by " + (s.decided_by || "-") + " \\u00b7 changed " + when(s.changed_at);
     $("latch").textContent = s.stop_latch ? "STOP latch: held since " + when(s.stop_latch.since) + " by " + s.stop_latch.source + " (" + s.stop_latch.reason + "); a RUN releases it" : "";
     var claims = $("claims"); claims.replaceChildren();
@@ -187,8 +187,10 @@ export const UI_SCRIPT = `
       try {
         var asked = signalGeneration;
         var status = await getJson("status");
-        if (asked !== signalGeneration) { again = true; return; }
-        renderStatus(status);
+        // Asked before the latest signal: show the rest, keep the newer signal, and ask again.
+        var stale = asked !== signalGeneration;
+        if (stale) again = true;
+        renderStatus(status, stale);
         renderHistory(await getJson("history?limit=30"));
       } catch (e) {
         if (e.message !== "401") say("Cannot read the server: " + e.message, "error");
@@ -259,11 +261,16 @@ export const UI_SCRIPT = `
   }
   async function follow(controller) {
     while (!controller.signal.aborted) {
-      var wait = 1000;
+      var wait = 1000, connection = new AbortController(), idle = null;
+      var cut = function () { connection.abort(); };
+      controller.signal.addEventListener("abort", cut);
+      // Nothing for three heartbeats (15 s each): the connection died without saying so.
+      var watch = function () { clearTimeout(idle); idle = setTimeout(cut, 45000); };
       try {
         var headers = authHeaders();
         if (lastEventId) headers["Last-Event-ID"] = lastEventId;
-        var r = await fetch(base + "events", { headers: headers, cache: "no-store", signal: controller.signal });
+        watch();
+        var r = await fetch(base + "events", { headers: headers, cache: "no-store", signal: connection.signal });
         if (r.status === 401) wait = 5000;
         if (r.ok && r.body) {
           if (feed === controller) live(true);
@@ -271,12 +278,19 @@ export const UI_SCRIPT = `
           for (;;) {
             var chunk = await reader.read();
             if (chunk.done) break;
-            buffer = (buffer + chunk.value).replace(/\\r\\n?/g, "\\n");
+            watch();
+            buffer += chunk.value;
+            // A CR at the very end may be half of a CRLF whose LF comes in the next chunk.
+            var held = buffer.slice(-1) === "\\r" ? "\\r" : "";
+            buffer = buffer.slice(0, buffer.length - held.length).replace(/\\r\\n?/g, "\\n");
             var end;
             while ((end = buffer.indexOf("\\n\\n")) >= 0) { onFrame(buffer.slice(0, end)); buffer = buffer.slice(end + 2); }
+            buffer += held;
           }
         } else await r.body?.cancel();
-      } catch (e) { /* the server went away, or we aborted: reconnect below */ }
+      } catch (e) { /* the server went away, we aborted, or it went quiet: reconnect below */ }
+      clearTimeout(idle);
+      controller.signal.removeEventListener("abort", cut);
       if (feed === controller) live(false);
       await new Promise(function (resolve) { setTimeout(resolve, wait); });
     }
