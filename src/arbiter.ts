@@ -308,6 +308,11 @@ export class Arbiter {
     };
   }
 
+  /** The arbiter's clock: held at a planned change's time while that change is made. */
+  now(): Date {
+    return this.#now();
+  }
+
   /** Back to "no objection": the same as claiming RUN. */
   release(source: string, reason: string, options: ClaimOptions = {}): Signal {
     return this.claim(source, "RUN", reason, options);

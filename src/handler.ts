@@ -273,13 +273,14 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     const claimOptions = { explicit: true, ...(actor === undefined ? {} : { actor }) };
     const force = "force" in query.output && (query.output.force === "true" || query.output.force === "1");
     const pauseFor = "for" in query.output ? query.output.for : undefined;
-    // A timed pause is planned when its turn to be saved comes (below), so that time spent waiting
-    // for earlier writes does not shorten it.
-    let planned = pauseFor === undefined ? undefined : TimedPause.plan(pauseFor);
-    // The change, made on a preview's copy for the state file first, then for real.
+    // The change, made on a plan's copy for the state file first, then for real. A timed pause
+    // runs from the plan's time, when its turn to be saved comes, not from the request: waiting
+    // behind earlier writes does not shorten it.
     const change = (target: Arbiter): Signal => {
       if (force) return target.forceRun("POST /RUN?force=true", claimOptions);
-      if (planned) return target === arbiter ? timedPause.start(planned.ms, claimOptions, planned) : TimedPause.claim(target, planned, claimOptions);
+      if (pauseFor !== undefined) {
+        return target === arbiter ? timedPause.start(pauseFor, claimOptions) : TimedPause.claim(target, pauseFor, claimOptions);
+      }
       return target.claim(MANUAL_SOURCE, signal, `POST /${signal}`, claimOptions);
     };
     if (!options.persist) return textResponse(change(arbiter));
@@ -287,10 +288,7 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     try {
       // Write-ahead: on disk first, then made. Nobody (GET /, events, relays) ever sees a change
       // that fails to save, and a refused change has nothing to undo.
-      result = await options.persist(() => {
-        if (pauseFor !== undefined) planned = TimedPause.plan(pauseFor);
-        return arbiter.plan(change);
-      });
+      result = await options.persist(() => arbiter.plan(change));
     } catch (error) {
       throw new HttpError(503, `the change was not saved, so it was not made: ${(error as Error)?.message ?? error}`, {}, { cause: error });
     }
@@ -390,9 +388,9 @@ function isPlainRoot(url: string): boolean {
 }
 
 /**
- * The three possible answers to GET /, built once and cloned per poll: a clone shares the body and the header list, which measured 10 to 20 %
- * more polls per second than a new Response on both runtimes (bench/http.ts). The originals are
- * never sent, so their bodies are never read.
+ * The three possible answers to GET /, built once and cloned per poll: a clone shares the body and
+ * the header list, which measured 10 to 20 % more polls per second than a new Response on both
+ * runtimes (bench/http.ts). The originals are never sent, so their bodies are never read.
  */
 const SIGNAL_RESPONSES = Object.fromEntries(SIGNALS.map((signal) => [signal, textResponse(signal)])) as Record<Signal, Response>;
 

@@ -13,23 +13,16 @@ import type { Signal } from "./signal.ts";
 /** The longest timed pause: a week. */
 export const MAX_PAUSE_MS = 7 * 86_400_000;
 
-/** A timed pause, worked out once: the same claim goes into the state file first, then for real. */
-export interface PlannedPause {
-  readonly ms: number;
-  readonly until: Date;
-  readonly reason: string;
-}
-
 export class TimedPause {
-  /** The claim a `POST /PAUSE?for=` of `ms` makes, from now. */
-  static plan(ms: number): PlannedPause {
-    const until = new Date(Date.now() + ms);
-    return { ms, until, reason: `POST /PAUSE?for=${formatDuration(ms)} (until ${until.toISOString()})` };
-  }
-
-  /** Makes the planned claim on `arbiter` without arming its end: for a preview's copy. */
-  static claim(arbiter: Arbiter, planned: PlannedPause, options: ClaimOptions): Signal {
-    return arbiter.claim(MANUAL_SOURCE, "PAUSE", planned.reason, { ...options, until: planned.until });
+  /**
+   * Claims a manual PAUSE for `ms` from the arbiter's clock, without arming its end: what `start`
+   * claims, and all a planned change's copy needs. The clock is the plan's time both on the copy
+   * and when the change is made, so the state file and the arbiter get the same `until`.
+   */
+  static claim(arbiter: Arbiter, ms: number, options: ClaimOptions): Signal {
+    const until = new Date(arbiter.now().getTime() + ms);
+    const reason = `POST /PAUSE?for=${formatDuration(ms)} (until ${until.toISOString()})`;
+    return arbiter.claim(MANUAL_SOURCE, "PAUSE", reason, { ...options, until });
   }
 
   readonly #arbiter: Arbiter;
@@ -54,18 +47,18 @@ export class TimedPause {
     });
   }
 
-  /** Claims a manual PAUSE for `ms` (or as planned before); returns the effective signal. */
-  start(ms: number, options: ClaimOptions, planned: PlannedPause = TimedPause.plan(ms)): Signal {
+  /** Claims a manual PAUSE for `ms`; returns the effective signal. */
+  start(ms: number, options: ClaimOptions): Signal {
     this.cancel();
     // Our own claim event must not cancel us.
     this.#starting = true;
     let signal: Signal;
     try {
-      signal = TimedPause.claim(this.#arbiter, planned, options);
+      signal = TimedPause.claim(this.#arbiter, ms, options);
     } finally {
       this.#starting = false;
     }
-    this.#arm(this.#manualClaim()!, planned.ms);
+    this.#arm(this.#manualClaim()!, ms);
     return signal;
   }
 
