@@ -27,6 +27,8 @@ export const RelaySchema = strictSection({
   timeout: v.optional(durationSchema(10, 60_000), "2s"),
   /** The longest wait between retries to a target that is down. @default "30s" */
   max_backoff: v.optional(durationSchema(10, 600_000), "30s"),
+  /** The longest wait between retries to a target that refuses connections (nothing listens yet). @default "1s" */
+  refused_retry: v.optional(durationSchema(10, 600_000), "1s"),
   /** Sent as `Authorization: Bearer` (to another chaos-signal that requires one). */
   token: v.optional(TokenSourceSchema),
 }, "a mapping of the relay's options");
@@ -42,6 +44,7 @@ export const relay = definePlugin(RELAY_KIND, RelaySchema, (options) => {
       timeoutMs: options.timeout,
       backoffMs: Math.min(250, options.max_backoff),
       maxBackoffMs: options.max_backoff,
+      refusedRetryMs: options.refused_retry,
       headers,
     })
   );

@@ -12,7 +12,7 @@
  * its signal) gets only the changes: it changes by claims of its own, and a
  * RUN pushed into it again would be a person's RUN that opens its latch.
  */
-import { fetchFailure } from "../src/fetch_error.ts";
+import { connectionRefused, fetchFailure } from "../src/fetch_error.ts";
 import type { SourceContext } from "../src/plugin.ts";
 import { parseSignal, type Signal } from "../src/signal.ts";
 import { Wakeup } from "../src/wakeup.ts";
@@ -25,6 +25,8 @@ export interface RelayTargetOptions {
   /** First retry delay after a failure; doubles up to `maxBackoffMs`. */
   readonly backoffMs: number;
   readonly maxBackoffMs: number;
+  /** The longest wait after a refused connect: nothing listens yet, and asking again costs nothing. */
+  readonly refusedRetryMs: number;
   readonly headers: Readonly<Record<string, string>>;
 }
 
@@ -103,8 +105,11 @@ export class RelayTarget {
         this.#status.in_sync = false;
         const problem = error instanceof Error ? error : new Error(String(error));
         this.#status.last_error = { message: problem.message, at: new Date().toISOString() };
-        report(this, new Error(`${this.#options.url}: ${problem.message}; retrying in ${backoff} ms`));
-        await this.#wakeup.sleep(backoff, signal);
+        // A refused connect is retried often: a Krkn run that starts late comes up at its
+        // signal_state (RUN by default) and runs chaos until the next attempt reaches it.
+        const delay = error instanceof RefusedError ? Math.min(backoff, this.#options.refusedRetryMs) : backoff;
+        report(this, new Error(`${this.#options.url}: ${problem.message}; retrying in ${delay} ms`));
+        await this.#wakeup.sleep(delay, signal);
         backoff = Math.min(backoff * 2, this.#options.maxBackoffMs);
       }
     }
@@ -148,7 +153,11 @@ export class RelayTarget {
       if (signal.aborted) throw error;
       if (timeout.aborted) throw new Error(`${method} ${path}: no answer within ${this.#options.timeoutMs} ms`);
       if (error instanceof Error && error.message.startsWith(`${method} ${path}`)) throw error;
-      throw new Error(`${method} ${path}: ${fetchFailure(error)}`);
+      const message = `${method} ${path}: ${fetchFailure(error)}`;
+      throw connectionRefused(error) ? new RefusedError(message) : new Error(message);
     }
   }
 }
+
+/** Nothing listens at the target (yet): distinct from timeouts and error answers, which back off. */
+class RefusedError extends Error {}

@@ -5,13 +5,21 @@ import { test } from "node:test";
 import { Arbiter, PluginHost, relay, ValidationError } from "../mod.ts";
 import { tempFile } from "./helpers/files.ts";
 import { startKrknServer } from "./helpers/krkn_server.ts";
+import { freePort } from "./helpers/prometheus.ts";
 import { startServer } from "./helpers/server_process.ts";
 import { waitFor } from "./helpers/wait.ts";
 
-function relayRig(targets: string[], options: { interval?: string; max_backoff?: string } = {}) {
+function relayRig(targets: string[], options: { interval?: string; max_backoff?: string; refused_retry?: string } = {}) {
   const arbiter = new Arbiter();
   const host = new PluginHost(arbiter, [
-    relay({ name: "krkn", targets, interval: options.interval ?? "200ms", timeout: "500ms", max_backoff: options.max_backoff ?? "200ms" }),
+    relay({
+      name: "krkn",
+      targets,
+      interval: options.interval ?? "200ms",
+      timeout: "500ms",
+      max_backoff: options.max_backoff ?? "200ms",
+      ...(options.refused_retry ? { refused_retry: options.refused_retry } : {}),
+    }),
   ]);
   host.start();
   const status = () => host.statuses()[0]!;
@@ -80,6 +88,61 @@ test("a target down for a while is in sync at the latest signal soon after it is
   }
 });
 
+test("a Krkn run that starts late (at RUN) is paused within about a second, whatever the backoff grew to", async () => {
+  // The real CLI with the relay's defaults (max_backoff 30s, interval 10s), at PAUSE before
+  // anything listens on the target's port.
+  const port = await freePort();
+  const config = tempFile(["chaos_signal:", "  relays:", "    - name: krkn", `      targets: [http://127.0.0.1:${port}]`, ""].join("\n"));
+  const server = await startServer(["--config", config]);
+  let krkn: Awaited<ReturnType<typeof startKrknServer>> | undefined;
+  try {
+    assert.equal((await fetch(`${server.url}/PAUSE`, { method: "POST" })).status, 200);
+    // Long enough for a doubling backoff to pass 4 s (250 ms, 500 ms, 1 s, 2 s, 4 s, 8 s...).
+    await new Promise((resolve) => setTimeout(resolve, 9000));
+    krkn = await startKrknServer(port, "RUN"); // a stock Krkn run: signal_state RUN
+    await waitFor(async () => (await krkn!.state()) === "PAUSE", {
+      what: "the late Krkn server to hold PAUSE",
+      timeoutMs: 2500,
+      intervalMs: 20,
+      diagnose: () => server.output().split("\n").slice(-8).join("\n"),
+    });
+  } finally {
+    await server.stop();
+    await krkn?.stop();
+  }
+});
+
+test("a refused connect is told apart from other fetch failures, on this runtime", async () => {
+  const { connectionRefused } = await import("../src/fetch_error.ts");
+  const port = await freePort();
+  const error = await fetch(`http://127.0.0.1:${port}/`).then(() => undefined, (e: unknown) => e);
+  assert.ok(error, "nothing listens there");
+  assert.equal(connectionRefused(error), true, String((error as Error)?.message ?? error));
+  assert.equal(connectionRefused(new DOMException("The signal has been aborted", "TimeoutError")), false);
+  assert.equal(connectionRefused(new Error("POST /PAUSE answered 503: starting")), false);
+});
+
+test("a target that answers but fails (503) keeps the doubling backoff, whatever refused_retry says", async () => {
+  const { createServer } = await import("node:http");
+  let requests = 0;
+  const failing = createServer((_request, response) => {
+    requests += 1;
+    response.writeHead(503).end("starting");
+  });
+  await new Promise<void>((resolve) => failing.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(failing.address() as { port: number }).port}`;
+  const { host, target } = relayRig([url], { interval: "10s", max_backoff: "30s", refused_retry: "50ms" });
+  try {
+    await waitFor(() => (target()?.failures ?? 0) >= 1, "the first failure");
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    // Doubling from 250 ms: attempts at about 0, 0.25, 0.75, 1.75 s (the next at 3.75 s).
+    assert.ok(requests <= 5, `${requests} requests in 2.5 s: a 503 must not be retried at the refused_retry pace`);
+  } finally {
+    await host.stop();
+    await new Promise((resolve) => failing.close(resolve));
+  }
+});
+
 test("many rapid changes: the target ends on the latest signal, never an older one", async () => {
   const krkn = await startKrknServer();
   const { arbiter, host, target } = relayRig([krkn.url], { interval: "10s" });
@@ -121,6 +184,7 @@ test("several targets, one down: the others stay in sync", async () => {
 test("relay options are validated; errors name the key", () => {
   assert.throws(() => relay({ name: "r", targets: [] }), new ValidationError('relay "r": targets: got []; allowed: at least one URL'));
   assert.throws(() => relay({ name: "r", targets: ["krkn:8081"] }), /relay "r": targets\[0\]: got "krkn:8081"; allowed: an http\(s\) URL/);
+  assert.throws(() => relay({ name: "r", targets: ["http://127.0.0.1:8081"], refused_retry: "1ms" }), /relay "r": refused_retry: got "1ms"; allowed: /);
 });
 
 test("the real CLI with chaos_signal.relays: a POST /PAUSE reaches Krkn's server, and another chaos-signal", async () => {
