@@ -27,8 +27,15 @@
  * GET /events over raw sockets and each `POST /PAUSE|RUN` is timed until every
  * one of them and the Krkn stand-in have the new signal.
  *
+ * Last, a relay target that comes up late: a second chaos-signal (relay
+ * defaults: interval 10 s, max_backoff 30 s) is at PAUSE while nothing listens
+ * on its target's port; after 5 s (5 times) and 40 s (once) a Krkn stand-in
+ * starts there at RUN, as a stock Krkn run would, and is timed from its
+ * "listening" line to its "POST /PAUSE" line: the time it runs chaos it should
+ * not.
+ *
  * One table, p50 / p99 / max (nearest rank), for the runtime that runs it; a
- * run takes about `rounds` + 5 seconds. Loopback only; every wait has a
+ * run takes about `rounds` + 75 seconds. Loopback only; every wait has a
  * deadline, the whole run a budget, and the children are killed and the temp
  * dir removed on any exit. Figures are printed, never asserted: machines are
  * shared and noisy. An odd round count is rounded up, so each phase ends at RUN.
@@ -41,6 +48,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { freePort } from "../test/helpers/prometheus.ts";
 
 type Change = "PAUSE" | "RUN";
 
@@ -55,7 +63,12 @@ const SUBSCRIBERS = count(process.argv[2], 1000);
 const ROUNDS = 2 * Math.ceil(count(process.argv[3], 20) / 2); // even: each phase ends at RUN
 const INTERVAL_MS = 1000; // the Prometheus poller's
 const DEADLINE_MS = 10_000; // per change: above the file source's 5 s re-read, which backs up missed events
-const BUDGET_MS = 180_000; // the whole run
+const BUDGET_MS = 300_000; // the whole run
+// How long the late relay target stays down before it starts: several short outages (a doubling
+// backoff would be at 4 s by then) and one long one (it would be at 30 s).
+const SHORT_DOWN_MS = 5000;
+const SHORT_OUTAGES = 5;
+const LONG_DOWN_MS = 40_000;
 // Between changes, so that each figure times one isolated change. (Bun's fs.watch drops a change
 // event that comes within ~2 ms of the last one; the file source reads again 25 ms after each
 // event for that reason, so without this gap some file rounds would time that read instead.)
@@ -242,6 +255,55 @@ async function timeToSubscribers(base: string, port: number, krknOutput: () => s
   };
 }
 
+type Spawn = (command: string, args: string[]) => ChildProcess;
+
+/** Starts chaos-signal on this runtime with `config`; resolves with its base URL and output. */
+async function startChaosSignal(spawnChild: Spawn, config: string) {
+  const args = RUNTIME === "bun" ? ["run", "mod.ts"] : ["run", "-A", "mod.ts"];
+  const flags = ["--address", "127.0.0.1", "--port", "0", "--state-file", "none", "--config", config];
+  const server = await started(
+    spawnChild(process.execPath, [...args, ...flags]),
+    /listening on http:\/\/127\.0\.0\.1:(\d+)\//,
+    "chaos-signal",
+  );
+  return { port: Number(server.match[1]), base: `http://127.0.0.1:${server.match[1]}`, output: server.output };
+}
+
+/**
+ * For each of `downTimes`: chaos-signal is at PAUSE (a fresh manual change, so the relay fails at
+ * once and its backoff starts over), nothing listens on the target's port for that long, then a
+ * Krkn stand-in starts there at RUN. Returns, per outage, the time from the stand-in listening to
+ * it handling `POST /PAUSE` (both lines come through the same pipe).
+ */
+async function timeLateTarget(spawnChild: Spawn, dir: string, downTimes: number[]): Promise<number[]> {
+  const krknPort = await freePort();
+  const config = join(dir, "late.yaml");
+  writeFileSync(config, `chaos_signal:\n  relays:\n    - { name: late, targets: ["http://127.0.0.1:${krknPort}"] }\n`);
+  const server = await startChaosSignal(spawnChild, config);
+  serverOutput = server.output;
+  const post = async (signal: string) => {
+    const response = await fetch(`${server.base}/${signal}`, { method: "POST", signal: AbortSignal.timeout(DEADLINE_MS) });
+    if (!response.ok) throw new Error(`POST /${signal}: ${response.status} ${await response.text()}`);
+    await response.text();
+  };
+  const times: number[] = [];
+  for (const downMs of downTimes) {
+    await post("RUN");
+    await post("PAUSE");
+    await sleep(downMs);
+    const child = spawnChild("python3", ["-u", "test/fixtures/krkn_server.py", String(krknPort), "RUN"]);
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    const krkn = await started(child, /listening (\d+)/, "the late Krkn stand-in");
+    const up = performance.now();
+    // Generous, so that a relay without a fast retry for refused connects still gets a figure.
+    await waitFor(() => krkn.output().includes("POST /PAUSE\n") || undefined, "the late target to get PAUSE", 60_000);
+    times.push(performance.now() - up);
+    child.kill("SIGKILL");
+    await exited; // its port refuses connects again before the next outage begins
+  }
+  return times;
+}
+
 /** Nearest-rank percentile. */
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -294,16 +356,9 @@ async function main(cleanups: (() => void)[]): Promise<void> {
     - { name: krkn, targets: ["http://127.0.0.1:${krkn.match[1]}"], interval: 10s }
 `,
   );
-  const args = RUNTIME === "bun" ? ["run", "mod.ts"] : ["run", "-A", "mod.ts"];
-  const flags = ["--address", "127.0.0.1", "--port", "0", "--state-file", "none", "--config", config];
-  const server = await started(
-    spawnChild(process.execPath, [...args, ...flags]),
-    /listening on http:\/\/127\.0\.0\.1:(\d+)\//,
-    "chaos-signal",
-  );
+  const server = await startChaosSignal(spawnChild, config);
   serverOutput = server.output;
-  const port = Number(server.match[1]);
-  const base = `http://127.0.0.1:${port}`;
+  const { port, base } = server;
   // Every source has observed once (the poller got its first answer): the signal is RUN.
   await waitFor(async () => (await fetch(`${base}/readyz`)).ok || undefined, "GET /readyz to answer 200");
   const hook = async (state: Change) => {
@@ -333,6 +388,8 @@ async function main(cleanups: (() => void)[]): Promise<void> {
     waitFor(() => prometheus.state.flips[round], "a query to the Prometheus stand-in", 3 * INTERVAL_MS);
   const breach = await timeToGet(port, flipped);
   const push = await timeToSubscribers(base, port, krkn.output, sockets);
+  sockets.splice(0).forEach((socket) => socket.destroy()); // the subscribers are done
+  const late = await timeLateTarget(spawnChild, dir, [...Array(SHORT_OUTAGES).fill(SHORT_DOWN_MS), LONG_DOWN_MS]);
 
   console.log(
     `\n${RUNTIME} ${VERSION}: time from a change to its effect, over ${ROUNDS} changes (PAUSE and RUN in turn) each;`,
@@ -347,7 +404,9 @@ async function main(cleanups: (() => void)[]): Promise<void> {
   console.log(row(`POST -> one SSE subscriber of ${SUBSCRIBERS}`, push.one));
   console.log(row(`POST -> all ${SUBSCRIBERS} SSE subscribers`, push.all));
   console.log(row("POST -> relay target (Krkn stand-in)", push.relay));
-  console.log(`(the relay figure includes the stand-in's log line reaching this process through a pipe)`);
+  console.log(row(`relay target down ${SHORT_DOWN_MS / 1000} s, then up at RUN -> PAUSE (${SHORT_OUTAGES} times)`, late.slice(0, -1)));
+  console.log(row(`relay target down ${LONG_DOWN_MS / 1000} s, then up at RUN -> PAUSE (once)`, late.slice(-1)));
+  console.log(`(the relay figures include the stand-in's log lines reaching this process through a pipe)`);
 }
 
 const cleanups: (() => void)[] = [];
