@@ -181,7 +181,9 @@ export async function runCli(
     // End event streams and answer long-polls first: the runtimes' graceful shutdown waits for open responses.
     handler.close();
     const grace = new Promise((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS));
-    const closing = Promise.allSettled([plugins.stop(SHUTDOWN_GRACE_MS / 2), server.close()]);
+    // A source's claim whose save is still under way is written before the exit (within the grace).
+    const saving = store?.save(() => arbiter.snapshot());
+    const closing = Promise.allSettled([plugins.stop(SHUTDOWN_GRACE_MS / 2), server.close(), saving]);
     Promise.race([closing, grace]).finally(() => process.exit(EXIT_OK));
   };
   process.on("SIGINT", () => shutdown("SIGINT"));
