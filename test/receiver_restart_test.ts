@@ -204,3 +204,16 @@ test("SIGTERM right after a source's claim: the claim is in the file when the pr
     assert.equal(savedClaim(stateFile, "switch")?.state, "PAUSE", `round ${i}: the file after the exit`);
   }
 });
+
+test("a memo over 1 MiB is dropped with a warning; the claim itself goes through", () => {
+  const arbiter = new Arbiter();
+  const host = new PluginHost(arbiter, [{ name: "big", kind: "test", fetch: () => new Response() }]);
+  const context = host.plugin("big")!.context;
+  assert.equal(context.claim("PAUSE", "too much to remember", { memo: { blob: "x".repeat(1024 * 1024) } }), "PAUSE");
+  const claim = arbiter.snapshot().claims.find((c) => c.source === "big");
+  assert.equal(claim?.state, "PAUSE");
+  assert.equal(claim?.memo, undefined);
+  assert.match(host.statuses()[0]!.last_warning?.message ?? "", /^memo dropped: \d+ characters, at most 1048576 are kept$/);
+  context.claim("PAUSE", "small enough", { memo: { alerts: [] } });
+  assert.deepEqual(arbiter.snapshot().claims.find((c) => c.source === "big")?.memo, { alerts: [] });
+});
