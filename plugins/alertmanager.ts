@@ -9,6 +9,10 @@
  * receiver down, `send_resolved: false`), so an alert not re-sent within
  * `max_age` is dropped; Alertmanager re-sends firing alerts every
  * `repeat_interval`, so set `max_age` above it.
+ *
+ * The tracked alerts are kept in the state file with the claim (its memo): Alertmanager does not
+ * say again what it said before a restart until `repeat_interval`, so after one the source picks
+ * up its alerts and their ages where they were, instead of starting from "nothing is firing".
  */
 import * as v from "valibot";
 import { requireBearer, TokenSourceSchema } from "../src/bearer.ts";
@@ -16,10 +20,13 @@ import { MaxBodyBytesSchema } from "../src/config.ts";
 import { durationSchema, formatDuration } from "../src/duration.ts";
 import { jsonResponse } from "../src/http_response.ts";
 import { readJsonBody, requirePost } from "../src/json_body.ts";
+import type { Claim } from "../src/arbiter.ts";
 import { definePlugin, PluginNameSchema, type SourceContext } from "../src/plugin.ts";
+import { messageOf } from "../src/plugin_host.ts";
 import { mostSevere, type Signal } from "../src/signal.ts";
 import { delay } from "../src/timers.ts";
 import { looseSection } from "../src/validation.ts";
+import { claimSaved } from "../src/saved_claim.ts";
 import { type Matcher, MatcherError, parseMatcher } from "./alert_matchers.ts";
 
 export const ALERTMANAGER_KIND = "alertmanager";
@@ -79,6 +86,8 @@ const AlertSchema = looseSection({
   ),
   // annotations, startsAt, generatorURL, ... are not read, so not checked either.
   fingerprint: v.optional(v.string("a string")),
+  // Kept for /status after a restart when it is a string; anything else is left out.
+  startsAt: v.optional(v.unknown()),
 }, "an alert object");
 
 const PayloadSchema = looseSection({
@@ -92,7 +101,27 @@ interface TrackedAlert {
   readonly name: string;
   readonly claim: Signal;
   readonly lastSeen: number;
+  readonly labels?: Record<string, string>;
+  readonly startsAt?: string;
 }
+
+/** At most this many alerts are kept in the state file, the most severe first. */
+export const MAX_REMEMBERED_ALERTS = 1000;
+
+/** The tracked alerts as the claim's memo keeps them. */
+const RememberedAlertsSchema = v.object({
+  alerts: v.array(v.object({
+    fingerprint: v.string(),
+    name: v.string(),
+    claim: v.picklist(["PAUSE", "STOP"]),
+    last_seen: v.pipe(v.string(), v.isoTimestamp()),
+    starts_at: v.optional(v.string()),
+    labels: v.optional(v.record(v.string(), v.string())),
+  })),
+});
+
+/** Stands for a restored claim whose alerts are unknown (a state file from before memos, or a memo too large to keep). */
+const RESTORED_CLAIM = "(restored claim)";
 
 /** Alertmanager's fingerprint, or one made from the sorted labels when a sender omits it. */
 function fingerprintOf(alert: { fingerprint?: string | undefined; labels: Record<string, string> }): string {
@@ -110,6 +139,50 @@ export const alertmanagerSource = definePlugin(ALERTMANAGER_KIND, AlertmanagerSo
   const rules = options.rules.map((rule) => ({ matchers: rule.match as Matcher[], claim: rule.claim as Signal }));
   const tracked = new Map<string, TrackedAlert>();
   let deliveries = 0;
+  let pickedUp = false;
+
+  /**
+   * Once: seeds the tracked alerts from the claim restored from the state file. Without a usable
+   * memo a restored PAUSE or STOP still stands, as one entry that ages from the claim's last update.
+   */
+  function pickUpRestored(context: SourceContext): Claim | undefined {
+    if (pickedUp) return undefined;
+    pickedUp = true;
+    const restored = context.restored();
+    if (!restored || restored.state === "RUN") return undefined;
+    const memo = v.safeParse(RememberedAlertsSchema, restored.memo);
+    if (memo.success && memo.output.alerts.length) {
+      for (const alert of memo.output.alerts) {
+        tracked.set(alert.fingerprint, {
+          name: alert.name,
+          claim: alert.claim,
+          lastSeen: new Date(alert.last_seen).getTime(),
+          ...(alert.labels ? { labels: alert.labels } : {}),
+          ...(alert.starts_at ? { startsAt: alert.starts_at } : {}),
+        });
+      }
+    } else {
+      if (restored.memo !== undefined) context.warn("the alerts kept in the state file are unreadable: the restored claim stands until max_age");
+      tracked.set(RESTORED_CLAIM, { name: RESTORED_CLAIM, claim: restored.state, lastSeen: restored.updated.getTime() });
+    }
+    return restored;
+  }
+
+  /** The tracked alerts for the state file: bounded, the most severe (then the latest) first. */
+  function memo() {
+    const alerts = [...tracked].filter(([fingerprint]) => fingerprint !== RESTORED_CLAIM)
+      .sort(([, a], [, b]) => (a.claim === b.claim ? b.lastSeen - a.lastSeen : a.claim === "STOP" ? -1 : 1))
+      .slice(0, MAX_REMEMBERED_ALERTS)
+      .map(([fingerprint, alert]) => ({
+        fingerprint,
+        name: alert.name,
+        claim: alert.claim,
+        last_seen: new Date(alert.lastSeen).toISOString(),
+        ...(alert.startsAt ? { starts_at: alert.startsAt } : {}),
+        ...(alert.labels ? { labels: alert.labels } : {}),
+      }));
+    return { alerts };
+  }
 
   function ruleFor(labels: Record<string, string>) {
     return rules.find((rule) => rule.matchers.every((matcher) => matcher.matches(labels)));
@@ -140,7 +213,7 @@ export const alertmanagerSource = definePlugin(ALERTMANAGER_KIND, AlertmanagerSo
     let state: Signal = "RUN";
     for (const alert of tracked.values()) state = mostSevere(state, alert.claim);
     const names = [...tracked.values()].map((alert) => alert.name);
-    return context.claim(state, `${tracked.size} alert${tracked.size === 1 ? "" : "s"} firing: ${listed(names)}`, claimOptions);
+    return context.claim(state, `${tracked.size} alert${tracked.size === 1 ? "" : "s"} firing: ${listed(names)}`, { ...claimOptions, memo: memo() });
   }
 
   return {
@@ -148,38 +221,56 @@ export const alertmanagerSource = definePlugin(ALERTMANAGER_KIND, AlertmanagerSo
     kind: ALERTMANAGER_KIND,
     authenticates: options.token !== undefined,
     async run(context) {
-      settle(context);
+      // A restored PAUSE or STOP stands as it was (claiming it again would only renew its time);
+      // anything else starts from "nothing is firing".
+      if (pickUpRestored(context)) {
+        context.observe({ deliveries, firing: [...tracked.values()].map((alert) => alert.name), restored: tracked.size });
+      } else if (!tracked.size) {
+        settle(context);
+      }
       const every = Math.max(200, Math.min(options.max_age / 10, 60_000));
       while (!context.signal.aborted) {
         await delay(every, context.signal).catch(() => {});
         // Claim again only when an alert expired: re-claiming on every tick would undo an
         // operator's forced RUN within seconds, long before Alertmanager sends anything new.
         const dropped = context.signal.aborted ? [] : expire(context);
-        if (dropped.length) settle(context, undefined, dropped);
+        if (dropped.length) {
+          settle(context, undefined, dropped);
+          // The state may be unchanged (another alert still fires): save the shorter list anyway.
+          context.saved().catch((error) => context.warn(`saving the tracked alerts failed: ${messageOf(error)}`));
+        }
       }
     },
     async fetch(request, { source, remoteAddress }) {
       requirePost(request);
       if (options.token !== undefined) requireBearer(request, options.token);
       const payload = await readJsonBody(request, PayloadSchema, options.max_body_bytes, "Alertmanager's webhook payload");
+      pickUpRestored(source);
       const now = Date.now();
       for (const alert of payload.alerts) {
         const rule = ruleFor(alert.labels);
         if (!rule) continue;
         const fingerprint = fingerprintOf(alert);
         if (alert.status === "firing") {
-          tracked.set(fingerprint, { name: alert.labels.alertname ?? fingerprint, claim: rule.claim, lastSeen: now });
+          tracked.set(fingerprint, {
+            name: alert.labels.alertname ?? fingerprint,
+            claim: rule.claim,
+            lastSeen: now,
+            labels: alert.labels,
+            ...(typeof alert.startsAt === "string" ? { startsAt: alert.startsAt.slice(0, 64) } : {}),
+          });
         } else {
           tracked.delete(fingerprint);
         }
       }
       deliveries += 1;
-      // The 2xx goes out only after the claim is applied: Alertmanager retries on 5xx.
+      // The 2xx goes out only after the claim is applied and saved: Alertmanager retries on 5xx.
       const signal = settle(source, remoteAddress, expire(source));
       // After settle, whose observation would otherwise mark the source healthy again at once.
       if (payload.truncatedAlerts) {
         source.warn(`Alertmanager left out ${payload.truncatedAlerts} alerts (max_alerts): claims may be incomplete`);
       }
+      await claimSaved(source);
       return jsonResponse({ signal, source: options.name, firing: tracked.size });
     },
   };

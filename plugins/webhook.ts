@@ -3,6 +3,9 @@
  * `{"state": "PAUSE", "reason": "..."}` sets this source's claim
  * (`RUN` releases it). Optionally a claim expires when not refreshed within
  * `max_age`, for senders that may die without saying RUN.
+ *
+ * The claim is kept in the state file: after a restart it stands as it was, and `max_age` still
+ * counts from when it was last made. The 2xx goes out once the claim is on disk.
  */
 import * as v from "valibot";
 import { TokenSourceSchema, requireBearer } from "../src/bearer.ts";
@@ -13,6 +16,7 @@ import { definePlugin, PluginNameSchema, type SourceContext } from "../src/plugi
 import { MaxBodyBytesSchema } from "../src/config.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../src/request_body.ts";
 import { looseSection } from "../src/validation.ts";
+import { claimSaved } from "../src/saved_claim.ts";
 import { parseSignal, type Signal, SIGNALS } from "../src/signal.ts";
 import { aborted, delay } from "../src/timers.ts";
 
@@ -58,12 +62,22 @@ export const webhookSource = definePlugin(WEBHOOK_KIND, WebhookSourceSchema, (op
   let received = 0;
   /** When the standing claim was last made; 0 when there is none to expire. */
   let lastClaimAt = 0;
+  let pickedUp = false;
+
+  /** Once: a PAUSE or STOP from before a restart ages from when it was made, not from the restart. */
+  function pickUpRestored(context: SourceContext): void {
+    if (pickedUp) return;
+    pickedUp = true;
+    const restored = context.restored();
+    if (restored && restored.state !== "RUN" && lastClaimAt === 0) lastClaimAt = restored.updated.getTime();
+  }
 
   return {
     name: options.name,
     kind: WEBHOOK_KIND,
     authenticates: options.token !== undefined,
     async run(context: SourceContext) {
+      pickUpRestored(context);
       context.observe({ received });
       const maxAge = options.max_age;
       if (maxAge === undefined) return await aborted(context.signal);
@@ -84,10 +98,12 @@ export const webhookSource = definePlugin(WEBHOOK_KIND, WebhookSourceSchema, (op
       // An empty reason would leave /status and the log without a why.
       const reason = body.reason || `webhook said ${body.state}`;
       const claimOptions = { explicit: true, ...(remoteAddress === undefined ? {} : { actor: remoteAddress }) };
+      pickUpRestored(source);
       const signal = body.state === "RUN" ? source.release(reason, claimOptions) : source.claim(body.state, reason, claimOptions);
       lastClaimAt = body.state === "RUN" ? 0 : Date.now();
       received += 1;
       source.observe({ received, state: body.state, reason });
+      await claimSaved(source);
       return jsonResponse({ signal, source: options.name, state: body.state });
     },
   };

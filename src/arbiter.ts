@@ -36,6 +36,11 @@ export interface Claim {
   readonly actor?: string;
   /** When a timed claim (`POST /PAUSE?for=`) ends by itself. */
   readonly until?: Date;
+  /**
+   * What the source needs to pick its claim up again after a restart (an Alertmanager source's
+   * firing alerts): plain JSON, owned by the source, kept in the state file beside the claim.
+   */
+  readonly memo?: unknown;
 }
 
 /** Set when the effective signal became STOP; cleared only by a manual RUN. */
@@ -115,6 +120,8 @@ export interface ClaimOptions {
   readonly opensLatch?: boolean;
   /** Marks a timed claim: when it ends by itself (kept in the state file). */
   readonly until?: Date;
+  /** The source's memo for the claim (`Claim.memo`); a claim without one has none. */
+  readonly memo?: unknown;
 }
 
 export interface ArbiterOptions {
@@ -190,6 +197,7 @@ export class Arbiter {
       updated: at,
       ...(options.actor === undefined ? {} : { actor: options.actor }),
       ...(options.until === undefined ? {} : { until: options.until }),
+      ...(options.memo === undefined ? {} : { memo: options.memo }),
     };
     this.#claims.set(source, claim);
     if (stateChanged) this.#claimVersions.set(source, ++this.#version);

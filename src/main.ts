@@ -84,7 +84,8 @@ async function openStateStore(settings: Settings, arbiter: Arbiter, sources: rea
   } catch (error) {
     fail(EXIT_BAD_CONFIG, `--state-file ${store.path}: cannot write it (${(error as { code?: string }).code ?? error}); give a writable place, or none`);
   }
-  // Sources' claims are saved too (not awaited: a source is not a request to acknowledge).
+  // Sources' claims are saved too, not awaited here: a receiver's route awaits its own save
+  // (SourceContext.saved) before it answers.
   arbiter.subscribe((event) => {
     if (event.type === "change" || event.claim.source !== MANUAL_SOURCE) {
       store.save(() => arbiter.snapshot()).catch((error) => log.error(`saving ${store.path} failed: ${error}`));
@@ -136,7 +137,12 @@ export async function runCli(
   await history.load();
   history.follow(arbiter);
   const store = await openStateStore(settings, arbiter, sources, log);
-  const plugins = new PluginHost(arbiter, sources, { log: (line) => log.info(line) });
+  // Built after the restore: a source reads its restored claim from here. Receivers answer 2xx
+  // only once save() has their claim on disk.
+  const plugins = new PluginHost(arbiter, sources, {
+    log: (line) => log.info(line),
+    ...(store ? { save: () => store.save(() => arbiter.snapshot()) } : {}),
+  });
   // Sources start before the server listens, so the first GET already sees their claims
   // (a Prometheus source claims PAUSE until its first answer).
   plugins.start();
@@ -175,7 +181,9 @@ export async function runCli(
     // End event streams and answer long-polls first: the runtimes' graceful shutdown waits for open responses.
     handler.close();
     const grace = new Promise((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS));
-    const closing = Promise.allSettled([plugins.stop(SHUTDOWN_GRACE_MS / 2), server.close()]);
+    // A source's claim whose save is still under way is written before the exit (within the grace).
+    const saving = store?.save(() => arbiter.snapshot());
+    const closing = Promise.allSettled([plugins.stop(SHUTDOWN_GRACE_MS / 2), server.close(), saving]);
     Promise.race([closing, grace]).finally(() => process.exit(EXIT_OK));
   };
   process.on("SIGINT", () => shutdown("SIGINT"));

@@ -8,7 +8,7 @@
  * forced RUN.
  */
 import * as v from "valibot";
-import type { ChangeEvent, ClaimOptions } from "./arbiter.ts";
+import type { ChangeEvent, Claim, ClaimOptions } from "./arbiter.ts";
 import type { Signal } from "./signal.ts";
 import { parseWith } from "./validation.ts";
 
@@ -36,6 +36,17 @@ export interface SourceContext {
    * restart does not push the bare `signal_state` before the sources claim.
    */
   sourcesReady(timeoutMs: number): Promise<void>;
+  /**
+   * The claim this source held when the server started, as restored from the state file
+   * (`memo` included), or undefined. A source that is told of its state (a receiver) picks it up
+   * from here instead of starting from "no objection": what it was told is not told again soon.
+   */
+  restored(): Claim | undefined;
+  /**
+   * Resolves once the state as it is now, this source's claim included, is durably written (at
+   * once without a state file); rejects when the write failed. A route answers 2xx only after it.
+   */
+  saved(): Promise<void>;
 }
 
 /** What a plugin's HTTP route gets besides the request. */

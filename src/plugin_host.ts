@@ -3,7 +3,7 @@
  * health for `/status`, restarts a source whose `run` fails (with backoff),
  * tells hooks of every change, and stops them all on shutdown.
  */
-import type { Arbiter, ChangeEvent } from "./arbiter.ts";
+import type { Arbiter, ChangeEvent, Claim, ClaimOptions } from "./arbiter.ts";
 import type { Plugin, SourceContext } from "./plugin.ts";
 import { delay } from "./timers.ts";
 
@@ -29,7 +29,15 @@ export interface PluginHostOptions {
   readonly restartDelayMs?: number;
   /** @default 30000 */
   readonly maxRestartDelayMs?: number;
+  /**
+   * Writes the arbiter's state durably (the state file); behind `SourceContext.saved()`.
+   * @default nothing to write: saved() resolves at once
+   */
+  readonly save?: () => Promise<void>;
 }
+
+/** A memo is kept in the state file, written on every save: a larger one is dropped (with a warning). */
+export const MAX_MEMO_BYTES = 1024 * 1024;
 
 interface Entry {
   readonly plugin: Plugin;
@@ -54,6 +62,9 @@ export class PluginHost {
   readonly #now: () => Date;
   readonly #restartDelayMs: number;
   readonly #maxRestartDelayMs: number;
+  readonly #save: () => Promise<void>;
+  /** The claims the arbiter held when the host was built: at start, those restored from the state file. */
+  readonly #restored: ReadonlyMap<string, Claim>;
   #unsubscribe: (() => void) | undefined;
   /** Called after every observation until the sources are ready. */
   readonly #readyWaiters = new Set<() => void>();
@@ -64,6 +75,8 @@ export class PluginHost {
     this.#now = options.now ?? (() => new Date());
     this.#restartDelayMs = options.restartDelayMs ?? 1000;
     this.#maxRestartDelayMs = options.maxRestartDelayMs ?? 30_000;
+    this.#save = options.save ?? (() => Promise.resolve());
+    this.#restored = new Map(arbiter.snapshot().claims.map((claim) => [claim.source, claim]));
     for (const plugin of plugins) {
       if (this.#entries.has(plugin.name)) throw new Error(`two plugins are named "${plugin.name}"; names must be unique`);
       const status: PluginStatus = {
@@ -145,11 +158,26 @@ export class PluginHost {
     const arbiter = this.#arbiter;
     const log = (message: string) => this.#log(`${plugin.kind} "${plugin.name}": ${message}`);
     const repeats = new RepeatedWarnings(REPEAT_LOG_INTERVAL_MS);
-    return {
+    // The claim goes through whatever happens to its memo: a claim is never held back for it.
+    const bounded = (options: ClaimOptions | undefined): ClaimOptions | undefined => {
+      if (options?.memo === undefined) return options;
+      let bytes: number;
+      try {
+        bytes = JSON.stringify(options.memo)?.length ?? 0;
+      } catch (error) {
+        bytes = Number.POSITIVE_INFINITY;
+        context.warn(`memo dropped: not JSON (${messageOf(error)})`);
+      }
+      if (bytes <= MAX_MEMO_BYTES) return options;
+      if (Number.isFinite(bytes)) context.warn(`memo dropped: ${bytes} characters, at most ${MAX_MEMO_BYTES} are kept`);
+      const { memo: _dropped, ...rest } = options;
+      return rest;
+    };
+    const context: SourceContext = {
       name: plugin.name,
       signal: this.#controller.signal,
-      claim: (state, reason, options) => arbiter.claim(plugin.name, state, reason, options),
-      release: (reason, options) => arbiter.release(plugin.name, reason, options),
+      claim: (state, reason, options) => arbiter.claim(plugin.name, state, reason, bounded(options)),
+      release: (reason, options) => arbiter.release(plugin.name, reason, bounded(options)),
       warn: (problem) => {
         const message = messageOf(problem);
         status.warnings += 1;
@@ -168,7 +196,10 @@ export class PluginHost {
       log,
       current: () => arbiter.signal,
       sourcesReady: (timeoutMs) => this.#whenSourcesReady(timeoutMs),
+      restored: () => this.#restored.get(plugin.name),
+      saved: () => this.#save(),
     };
+    return context;
   }
 
   /** Runs a source; on failure reports it and restarts after a growing delay. */

@@ -77,6 +77,8 @@ export function parseStateFile(text: string): RestoredState {
       updated: date(raw.updated, `claims[${index}].updated`),
       ...(typeof raw.actor === "string" ? { actor: raw.actor } : {}),
       ...(raw.until === undefined ? {} : { until: date(raw.until, `claims[${index}].until`) }),
+      // The source's own JSON, checked by the source when it reads it back; older files have none.
+      ...(raw.memo === undefined ? {} : { memo: raw.memo }),
     };
   });
   const latch = document.stop_latch;

@@ -1,0 +1,29 @@
+/**
+ * A receiver's acknowledgement: its 2xx goes out only once the claim it made is on disk, so a
+ * `kill -9` right after the answer cannot lose what the sender was told was taken.
+ */
+import { HttpError } from "./http_response.ts";
+import { messageOf } from "./plugin_host.ts";
+import type { SourceContext } from "./plugin.ts";
+
+/** A disk that hangs must not hold the sender's request (nor its retries) forever. */
+export const SAVE_WAIT_MS = 5000;
+
+/**
+ * Waits until `context.saved()`; when the write fails or takes longer than `waitMs`, throws 503
+ * so that the sender (Alertmanager, a script) sends it again. The claim stays in effect here
+ * either way: a PAUSE or a STOP is never withheld for want of a disk.
+ */
+export async function claimSaved(context: SourceContext, waitMs = SAVE_WAIT_MS): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`not written within ${waitMs / 1000} s`)), waitMs);
+  });
+  try {
+    await Promise.race([context.saved(), late]);
+  } catch (error) {
+    throw new HttpError(503, `the claim is in effect but was not saved (${messageOf(error)}), so it may not survive a restart: send it again`, {}, { cause: error });
+  } finally {
+    clearTimeout(timer);
+  }
+}
