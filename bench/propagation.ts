@@ -365,6 +365,7 @@ async function main(cleanups: (() => void)[]): Promise<void> {
     const body = JSON.stringify({ state });
     const response = await fetch(`${base}/hooks/bench`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body,
       signal: AbortSignal.timeout(DEADLINE_MS),
     });

@@ -15,6 +15,8 @@ Flags (they override environment variables, which override the config file):
   -s, --state SIGNAL    initial signal: RUN, PAUSE or STOP (default RUN) [env CHAOS_SIGNAL_STATE]
       --state-file PATH the claims and the STOP latch across restarts
                         (default .chaos-signal/state.json; none: memory only) [env CHAOS_SIGNAL_STATE_FILE]
+      --allowed-origins LIST  origins, comma-separated, whose web pages may change
+                        the signal besides the server's own (default none) [env CHAOS_SIGNAL_ALLOWED_ORIGINS]
   -h, --help            print this help
   -V, --version         print the version
 `;
@@ -25,6 +27,7 @@ const OPTIONS = {
   address: { type: "string", short: "a" },
   state: { type: "string", short: "s" },
   "state-file": { type: "string" },
+  "allowed-origins": { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const;
@@ -58,6 +61,7 @@ export function readFlags(argv: readonly string[]): CliFlags {
       address: values.address as string | undefined,
       state: values.state as string | undefined,
       stateFile: values["state-file"] as string | undefined,
+      allowedOrigins: values["allowed-origins"] as string | undefined,
     },
   };
 }

@@ -16,6 +16,7 @@ import * as v from "valibot";
 import { AuthSchema, type NamedToken } from "./auth.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "./request_body.ts";
 import { type Signal, SIGNALS } from "./signal.ts";
+import { ALLOWED_ORIGINS_TEXT_RULE, AllowedOriginsSchema, AllowedOriginsTextSchema } from "./origin_guard.ts";
 import { looseSection, parseWith, strictSection } from "./validation.ts";
 
 export interface Settings {
@@ -36,6 +37,8 @@ export interface Settings {
   readonly relays: readonly SourceSetting[];
   /** Named bearer tokens (`chaos_signal.auth`); none = no authentication. */
   readonly auth: { readonly tokens: readonly NamedToken[]; readonly protectReads: boolean };
+  /** Origins whose pages may change the signal besides the server's own (`chaos_signal.allowed_origins`). */
+  readonly allowedOrigins: readonly string[];
 }
 
 /** One entry of `chaos_signal.sources`: its `type` names the plugin, the rest are its options. */
@@ -58,6 +61,7 @@ export const DEFAULT_SETTINGS: Settings = {
   sources: [],
   relays: [],
   auth: { tokens: [], protectReads: false },
+  allowedOrigins: [],
 };
 
 const PORT_RULE = "an integer from 0 to 65535 (0 picks a free port)";
@@ -75,6 +79,7 @@ export const SETTING_RULES: Record<StringSetting, string> = {
   state: STATE_RULE,
   maxBodyBytes: BODY_RULE,
   stateFile: STATE_FILE_RULE,
+  allowedOrigins: ALLOWED_ORIGINS_TEXT_RULE,
 };
 
 /** The settings that flags and environment variables can give as strings. */
@@ -133,6 +138,7 @@ const ChaosSignalSection = strictSection({
   sources: v.optional(v.array(SourceEntrySchema, "a list of sources")),
   relays: v.optional(v.array(looseSection({}, "a mapping with name:, targets: and the relay's options"), "a list of relays")),
   auth: v.optional(AuthSchema),
+  allowed_origins: v.optional(AllowedOriginsSchema),
 }, "a mapping (chaos-signal's own settings)");
 
 /** The whole file: other top-level keys (Krkn's cerberus:, tunings:, ...) are ignored. */
@@ -160,6 +166,7 @@ export function settingsFromConfig(document: unknown, fileName: string): Setting
     })),
     auth: config.chaos_signal?.auth &&
       { tokens: config.chaos_signal.auth.tokens, protectReads: config.chaos_signal.auth.protect_reads },
+    allowedOrigins: config.chaos_signal?.allowed_origins,
     relays: config.chaos_signal?.relays?.map((entry, index) => ({
       where: `${fileName}: chaos_signal.relays[${index}]`,
       entry: { type: "relay", ...entry },
@@ -173,6 +180,7 @@ export const ENV_VARS = {
   CHAOS_SIGNAL_ADDRESS: "address",
   CHAOS_SIGNAL_STATE: "state",
   CHAOS_SIGNAL_STATE_FILE: "stateFile",
+  CHAOS_SIGNAL_ALLOWED_ORIGINS: "allowedOrigins",
 } as const satisfies Record<string, StringSetting>;
 
 /** Names the config file; read before the file itself, so not a setting. */
@@ -184,6 +192,7 @@ const LayerSchemas = {
   state: StateSchema,
   maxBodyBytes: MaxBodyBytesSchema,
   stateFile: StateFileSchema,
+  allowedOrigins: AllowedOriginsTextSchema,
 } satisfies Record<StringSetting, v.GenericSchema>;
 
 /** Validates string values from env or flags; `label` names each key as the user typed it. */

@@ -32,6 +32,7 @@ import { durationSchema } from "./duration.ts";
 import { MAX_PAUSE_MS, TimedPause } from "./timed_pause.ts";
 import type { Auth } from "./auth.ts";
 import { uiResponse } from "./ui_page.ts";
+import { OriginGuard } from "./origin_guard.ts";
 
 /** What the runtime knows about a request beyond the `Request` itself. */
 export interface RequestInfo {
@@ -86,6 +87,12 @@ export interface HandlerOptions {
   readonly auth?: Auth;
   /** The plugins: their routes are mounted at `/hooks/<name>`, their health shown in `/status`. */
   readonly plugins?: PluginHost;
+  /**
+   * Origins (`https://ops.example`) whose pages may change the signal besides this server's own;
+   * a browser's request from any other origin gets 403 on every method but GET and HEAD.
+   * @default none
+   */
+  readonly allowedOrigins?: readonly string[];
   /** How often `GET /events` sends a keep-alive comment. @default 15000 */
   readonly heartbeatMs?: number;
 }
@@ -175,6 +182,9 @@ export function createHandler(options: HandlerOptions): SignalHandler {
   const onError = options.onError ?? (() => {});
   const plugins = options.plugins;
   const auth = options.auth?.enabled ? options.auth : undefined;
+  const originGuard = new OriginGuard(options.allowedOrigins);
+  /** Before routing: a page of another site changes nothing, whatever the route or its body. */
+  const refuseCrossOrigin = (request: IRequest): undefined => void originGuard.check(request);
 
   /** The token's name, checked before anything is read or changed; undefined when auth is off. */
   const authorize = (request: Request): string | undefined => auth?.check(request);
@@ -313,7 +323,7 @@ export function createHandler(options: HandlerOptions): SignalHandler {
   };
 
   const router = Router<IRequest, [RequestInfo | undefined]>({
-    before: [rejectLongUrl],
+    before: [rejectLongUrl, refuseCrossOrigin],
     catch: (error: unknown, request: IRequest) => {
       if (error instanceof HttpError) return errorResponse(error, request.method === "HEAD");
       onError(error, request);

@@ -10,6 +10,7 @@ export async function readJsonBody<TSchema extends v.GenericSchema>(
   maxBytes: number,
   what: string,
 ): Promise<v.InferOutput<TSchema>> {
+  requireJsonContentType(request);
   const bytes = await readBoundedBody(request, maxBytes);
   let document: unknown;
   try {
@@ -22,6 +23,20 @@ export async function readJsonBody<TSchema extends v.GenericSchema>(
     throw new HttpError(400, issueLine(result.issues, (path) => `body${path ? `.${path}` : ""}`, document));
   }
   return result.output;
+}
+
+const JSON_TYPE_RULE = "application/json, or a +json type such as application/vnd.example+json";
+
+/**
+ * A JSON body must say so. A page of another site can send `text/plain` (or no type at all) to
+ * any address without asking the server first (no CORS preflight); `application/json` it cannot.
+ */
+export function requireJsonContentType(request: Request): void {
+  const header = request.headers.get("content-type");
+  const type = header?.split(";")[0]!.trim().toLowerCase() ?? "";
+  if (type === "application/json" || /^application\/[!#$&^_.+\w-]+\+json$/.test(type)) return;
+  const got = header === null ? "no Content-Type" : `Content-Type ${header.length > 80 ? `${header.slice(0, 77)}...` : header}`;
+  throw new HttpError(415, `got ${got}; the body must be sent as ${JSON_TYPE_RULE}`);
 }
 
 /** Only POST delivers to a webhook; anything else gets 405 with `Allow`. */

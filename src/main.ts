@@ -159,6 +159,7 @@ export async function runCli(
     version: VERSION,
     runtime: `${platform.name} ${platform.version}`,
     maxBodyBytes: settings.maxBodyBytes,
+    allowedOrigins: settings.allowedOrigins,
     onError: (error, request) => log.error(`${request.method} ${request.url} failed: ${(error as Error)?.stack ?? error}`),
   });
 

@@ -286,6 +286,15 @@ describe("alertmanager source", () => {
     });
   });
 
+  test("a payload not sent as JSON gets 415 naming the JSON types (a page of another site can send text/plain)", async () => {
+    await withAlertmanager({}, async (rig) => {
+      const payload = JSON.stringify(notification([alert("firing", {}, "fp-forged")]));
+      const plain = await refused(rig, () => rig.post(payload, { authorization: `Bearer ${TOKEN}`, "content-type": "text/plain" }), 415);
+      assert.equal(plain, "got Content-Type text/plain; the body must be sent as application/json, or a +json type such as application/vnd.example+json");
+      await refused(rig, () => rig.call({ method: "POST", headers: { authorization: `Bearer ${TOKEN}` }, body: new Blob([payload]) }), 415);
+    });
+  });
+
   test("truncatedAlerts > 0 is a warning in /status; the alerts sent still count", async () => {
     await withAlertmanager({}, async (rig) => {
       await waitFor(() => rig.status().last_observation, "the first observation");

@@ -15,7 +15,11 @@ function setup(protectReads = false) {
   const handler = createHandler({ arbiter, version: "t", auth, plugins: host });
   const call = (method: string, path: string, token?: string, body?: string) =>
     handler(
-      new Request(`http://x${path}`, { method, ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}), ...(body ? { body } : {}) }),
+      new Request(`http://x${path}`, {
+        method,
+        headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { "content-type": "application/json" } : {}) },
+        ...(body ? { body } : {}),
+      }),
       { remoteAddress: "192.0.2.5" },
     );
   return { arbiter, call };

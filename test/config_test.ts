@@ -29,7 +29,7 @@ async function asyncErrorOf(promise: Promise<unknown>): Promise<string> {
 }
 
 test("defaults are Krkn's: 0.0.0.0:8081, RUN", () => {
-  assert.deepEqual(mergeSettings(), { port: 8081, address: "0.0.0.0", state: "RUN", maxBodyBytes: 65536, stateFile: ".chaos-signal/state.json", onUnreadableState: "pause", sources: [], relays: [], auth: { tokens: [], protectReads: false } });
+  assert.deepEqual(mergeSettings(), { port: 8081, address: "0.0.0.0", state: "RUN", maxBodyBytes: 65536, stateFile: ".chaos-signal/state.json", onUnreadableState: "pause", sources: [], relays: [], auth: { tokens: [], protectReads: false }, allowedOrigins: [] });
   assert.deepEqual(mergeSettings(), DEFAULT_SETTINGS);
 });
 
@@ -58,7 +58,7 @@ test("invalid config values name the file, the key, the value and what is allowe
     [{ kraken: { signal_state: "GO" } }, 'c.yaml: kraken.signal_state: got "GO"; allowed: one of RUN, PAUSE, STOP in capitals: Krkn reads the same key and compares the exact words'],
     [{ kraken: { signal_state: "pause" } }, 'c.yaml: kraken.signal_state: got "pause"; allowed: one of RUN, PAUSE, STOP in capitals: Krkn reads the same key and compares the exact words'],
     [{ kraken: { signal_address: "not an address!" } }, 'c.yaml: kraken.signal_address: got "not an address!"; allowed: an IPv4 or IPv6 address or a host name, such as 0.0.0.0, 127.0.0.1, :: or localhost'],
-    [{ chaos_signal: { colour: "red" } }, "c.yaml: chaos_signal.colour: unknown key; allowed keys: max_body_bytes, state_file, on_unreadable_state, sources, relays, auth"],
+    [{ chaos_signal: { colour: "red" } }, "c.yaml: chaos_signal.colour: unknown key; allowed keys: max_body_bytes, state_file, on_unreadable_state, sources, relays, auth, allowed_origins"],
     [{ chaos_signal: { max_body_bytes: -1 } }, "c.yaml: chaos_signal.max_body_bytes: got -1; allowed: an integer number of bytes from 0 to 16777216"],
     [{ kraken: "yes" }, `c.yaml: kraken: got "yes"; allowed: a mapping (Krkn's kraken: section)`],
     [["a"], 'c.yaml: (top level): got ["a"]; allowed: a YAML mapping with a kraken: and/or chaos_signal: section'],
@@ -103,15 +103,39 @@ test("flags are read, validated and named", () => {
   assert.equal(errorOf(() => parseFlags(["--port", "99999"])), `--port: got "99999"; allowed: ${portRule}`);
   assert.equal(errorOf(() => parseFlags(["--help=x"])), "--help: takes no value (see --help)");
   assert.equal(errorOf(() => parseFlags(["--config="])), "--config: needs a file path (see --help)");
-  assert.match(errorOf(() => parseFlags(["--colour", "red"])), /^--colour: unknown flag; allowed flags: --config, --port, --address, --state, --state-file, --help, --version/);
+  assert.match(errorOf(() => parseFlags(["--colour", "red"])), /^--colour: unknown flag; allowed flags: --config, --port, --address, --state, --state-file, --allowed-origins, --help, --version/);
   assert.match(errorOf(() => parseFlags(["serve"])), /^serve: unexpected argument/);
+});
+
+test("allowed_origins: a list in the file, comma-separated in env and flags; each one an origin without path", () => {
+  const rule = "an origin: http:// or https://, a host and an optional :port, no path (not even /), such as https://ops.example or http://localhost:3000";
+  assert.deepEqual(
+    settingsFromConfig({ chaos_signal: { allowed_origins: ["https://Ops.Example:443", "http://localhost:3000", "http://[::1]:8080"] } }, "c.yaml"),
+    { allowedOrigins: ["https://ops.example", "http://localhost:3000", "http://[::1]:8080"] },
+  );
+  assert.deepEqual(settingsFromEnv({ CHAOS_SIGNAL_ALLOWED_ORIGINS: " https://a.example, http://b.example:81 ," }), { allowedOrigins: ["https://a.example", "http://b.example:81"] });
+  assert.deepEqual(settingsFromFlags(readFlags(["--allowed-origins", "https://a.example"])), { allowedOrigins: ["https://a.example"] });
+  const cases: [unknown, string][] = [
+    ["https://ops.example", `c.yaml: chaos_signal.allowed_origins: got "https://ops.example"; allowed: a list of origins, such as [https://ops.example]`],
+    [["https://ops.example/"], `c.yaml: chaos_signal.allowed_origins[0]: got "https://ops.example/"; allowed: ${rule}`],
+    [["https://a.example", "https://ops.example/ui"], `c.yaml: chaos_signal.allowed_origins[1]: got "https://ops.example/ui"; allowed: ${rule}`],
+    [["ops.example"], `c.yaml: chaos_signal.allowed_origins[0]: got "ops.example"; allowed: ${rule}`],
+    [["null"], `c.yaml: chaos_signal.allowed_origins[0]: got "null"; allowed: ${rule}`],
+    [["ftp://ops.example"], `c.yaml: chaos_signal.allowed_origins[0]: got "ftp://ops.example"; allowed: ${rule}`],
+    [["https://user:pw@ops.example"], `c.yaml: chaos_signal.allowed_origins[0]: got "https://user:pw@ops.example"; allowed: ${rule}`],
+    [["http://ops.example:99999"], `c.yaml: chaos_signal.allowed_origins[0]: got "http://ops.example:99999"; allowed: ${rule}`],
+  ];
+  for (const [value, message] of cases) {
+    assert.equal(errorOf(() => settingsFromConfig({ chaos_signal: { allowed_origins: value } }, "c.yaml")), message);
+  }
+  assert.equal(errorOf(() => parseFlags(["--allowed-origins", "https://a.example,*"])), `--allowed-origins: got "*"; allowed: ${rule}`);
 });
 
 test("precedence: flags over env over file over defaults", () => {
   const file = { port: 1, address: "10.0.0.1", state: "PAUSE" as const };
   const env = settingsFromEnv({ CHAOS_SIGNAL_PORT: "2", CHAOS_SIGNAL_STATE: "STOP" });
   const flags = parseFlags(["--port", "3"]);
-  assert.deepEqual(mergeSettings(file, env, flags), { port: 3, address: "10.0.0.1", state: "STOP", maxBodyBytes: 65536, stateFile: ".chaos-signal/state.json", onUnreadableState: "pause", sources: [], relays: [], auth: { tokens: [], protectReads: false } });
+  assert.deepEqual(mergeSettings(file, env, flags), { port: 3, address: "10.0.0.1", state: "STOP", maxBodyBytes: 65536, stateFile: ".chaos-signal/state.json", onUnreadableState: "pause", sources: [], relays: [], auth: { tokens: [], protectReads: false }, allowedOrigins: [] });
 });
 
 test("secret-looking values never appear in config errors, however deep", async () => {

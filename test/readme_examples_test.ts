@@ -28,7 +28,7 @@ test("every chaos-signal config block in the README builds its sources and relay
   for (const text of found) {
     const settings = settingsFromConfig(parse(text), "README");
     const plugins = pluginsFromConfig(settings);
-    assert.ok(plugins.length > 0 || settings.auth?.tokens.length, text);
+    assert.ok(plugins.length > 0 || settings.auth?.tokens.length || settings.allowedOrigins?.length, text);
   }
 });
 

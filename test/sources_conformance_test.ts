@@ -32,13 +32,13 @@ sourceConformance("webhook", { canStop: true, hasProblems: true }, async () => (
   async drive(state: Signal, rig) {
     const response = await rig.call("/hooks/ci", {
       method: "POST",
-      headers: { authorization: `Bearer ${TOKEN}` },
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
       body: JSON.stringify({ state, reason: `pipeline says ${state}` }),
     });
     if (response.status !== 200) throw new Error(`webhook answered ${response.status}: ${await response.text()}`);
   },
   sendMalformed: (rig) =>
-    rig.call("/hooks/ci", { method: "POST", headers: { authorization: `Bearer ${TOKEN}` }, body: '{"state": "HALT"}' }),
+    rig.call("/hooks/ci", { method: "POST", headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" }, body: '{"state": "HALT"}' }),
 }));
 
 function alertPayload(status: "firing" | "resolved", severity: string, extra: Record<string, unknown> = {}) {
@@ -55,7 +55,7 @@ function alertPayload(status: "firing" | "resolved", severity: string, extra: Re
 sourceConformance("alertmanager", { canStop: true, hasProblems: true }, async () => {
   let firing: string | undefined;
   const send = (rig: { call(path: string, init?: RequestInit): Promise<Response> }, body: string) =>
-    rig.call("/hooks/alerts", { method: "POST", headers: { authorization: `Bearer ${TOKEN}` }, body });
+    rig.call("/hooks/alerts", { method: "POST", headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" }, body });
   return {
     plugin: alertmanagerSource({
       name: "alerts",

@@ -131,10 +131,15 @@ describe("web dashboard /ui", { skip }, () => {
       await waitForText(page, "#relays", /127\.0\.0\.1:9/, 15_000);
       assert.match(await page.textContent("#relays") ?? "", /out of sync/);
 
+      const clicked = page.waitForRequest((request) => request.method() === "POST");
       await page.click("#btn-pause");
       await waitForServer(url, "PAUSE");
       await waitForSignal(page, "PAUSE");
       await waitForText(page, "#history", /POST \/PAUSE/);
+      // Chromium names the page's origin on its POSTs: the server takes it as its own, not as another site's.
+      const sent = await (await clicked).allHeaders();
+      assert.equal(sent.origin, url);
+      assert.equal(sent["sec-fetch-site"], "same-origin");
 
       // Another client: the page follows over /events, without a reload.
       const navigations: string[] = [];

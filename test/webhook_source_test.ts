@@ -32,7 +32,11 @@ async function withWebhook(options: Partial<WebhookSourceOptions>, body: (rig: R
       host,
       call,
       post: (payload, headers = {}) =>
-        call({ method: "POST", headers, body: typeof payload === "string" ? payload : JSON.stringify(payload) }),
+        call({
+          method: "POST",
+          headers: { "content-type": "application/json", ...headers },
+          body: typeof payload === "string" ? payload : JSON.stringify(payload),
+        }),
       claim: () => arbiter.snapshot().claims.find((claim) => claim.source === "ci"),
     });
   } finally {
@@ -118,7 +122,7 @@ describe("webhook source", () => {
         assert.match(text, /^body is not JSON: .+; expected \{"state": "RUN" \| "PAUSE" \| "STOP", "reason": "\.\.\."\}\n$/, body);
       }
       // Not UTF-8 is not JSON either.
-      const latin1 = await refused(rig, () => rig.call({ method: "POST", body: new Uint8Array([0x7b, 0x22, 0xe9, 0x22, 0x7d]) }), 400);
+      const latin1 = await refused(rig, () => rig.call({ method: "POST", headers: { "content-type": "application/json" }, body: new Uint8Array([0x7b, 0x22, 0xe9, 0x22, 0x7d]) }), 400);
       assert.match(latin1, /^body is not JSON: /);
       assert.equal(rig.claim()?.reason, "before");
     });
@@ -186,7 +190,7 @@ describe("webhook source", () => {
           controller.enqueue(new TextEncoder().encode("x".repeat(16 * 1024)));
         },
       });
-      await refused(rig, () => rig.call({ method: "POST", body: endless, duplex: "half" } as RequestInit), 413);
+      await refused(rig, () => rig.call({ method: "POST", headers: { "content-type": "application/json" }, body: endless, duplex: "half" } as RequestInit), 413);
       assert.equal(rig.claim()?.reason, "before");
 
       const fits = await rig.post(sized(64 * 1024));
