@@ -151,7 +151,7 @@ test("a claim that cannot be saved gets 503 naming why, and a PAUSE still takes 
   const handler = createHandler({ arbiter, version: "t", plugins: host });
   host.start();
   try {
-    const response = await handler(new Request("http://x/hooks/deploys", { method: "POST", body: '{"state": "PAUSE"}' }));
+    const response = await handler(new Request("http://x/hooks/deploys", { method: "POST", headers: { "content-type": "application/json" }, body: '{"state": "PAUSE"}' }));
     const text = await response.text();
     assert.equal(response.status, 503, text);
     assert.match(text, /^the claim is in effect but was not saved \(ENOSPC: no space left on device\).*send it again\n$/);
