@@ -285,8 +285,8 @@ export class Arbiter {
 
   /**
    * Works `change` out on a copy, now: `snapshot` is the state it would give (nothing here changes
-   * and no event is sent), and `commit()` makes it here, with the same times. A manual change is
-   * saved this way before it is made (write-ahead), so no one ever sees a change that then fails
+   * and no event is sent), and `commit()` makes it here, with the same times. A change toward RUN
+   * is saved this way before it is made (write-ahead), so no one ever sees a RUN that then fails
    * to save, and the state file holds exactly what was made.
    */
   plan<T>(change: (target: Arbiter) => T): PlannedChange<T> {
