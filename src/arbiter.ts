@@ -186,6 +186,9 @@ export class Arbiter {
     // Callers in plain JavaScript get no type check: a wrong word must never reach GET /.
     if (!SIGNALS.includes(state)) throw new TypeError(`claim state must be one of ${SIGNALS.join(", ")}, not ${JSON.stringify(state)}`);
     if (typeof source !== "string" || source === "") throw new TypeError("claim source must be a non-empty string");
+    // A planned change committed after its write (a POST /RUN) must not undo what the same source
+    // claimed meanwhile (a POST /PAUSE, made at once): that came later.
+    if (this.#changedSincePlan(source)) return this.#signal;
     const at = this.#now();
     const before = this.#claims.get(source);
     const stateChanged = before?.state !== state;
@@ -200,7 +203,7 @@ export class Arbiter {
       ...(options.memo === undefined ? {} : { memo: options.memo }),
     };
     this.#claims.set(source, claim);
-    if (stateChanged) this.#claimVersions.set(source, ++this.#version);
+    if (stateChanged || options.explicit) this.#claimVersions.set(source, ++this.#version);
     // A person resuming the run is the only thing that opens the latch; a RUN planned before the
     // latch closed (committed after its write) must not open it: that STOP came later.
     const opens = source === MANUAL_SOURCE && state === "RUN" && options.opensLatch !== false;
@@ -233,12 +236,14 @@ export class Arbiter {
    * source re-asserts its claim on its next observation.
    */
   forceRun(reason: string, options: ClaimOptions = {}): Signal {
+    // A person's later manual claim (a PAUSE while this was being written) stands, and so do the others.
+    if (this.#changedSincePlan(MANUAL_SOURCE)) return this.#signal;
     const at = this.#now();
     const overridden: string[] = [];
     for (const [source, before] of this.#claims) {
       if (source === MANUAL_SOURCE || before.state === "RUN") continue;
       // A claim made after this override was planned stands: the override cannot have meant it.
-      if (this.#asOf !== undefined && (this.#claimVersions.get(source) ?? 0) > this.#asOf) continue;
+      if (this.#changedSincePlan(source)) continue;
       overridden.push(source);
       const claim: Claim = {
         source,
@@ -288,8 +293,8 @@ export class Arbiter {
 
   /**
    * Works `change` out on a copy, now: `snapshot` is the state it would give (nothing here changes
-   * and no event is sent), and `commit()` makes it here, with the same times. A manual change is
-   * saved this way before it is made (write-ahead), so no one ever sees a change that then fails
+   * and no event is sent), and `commit()` makes it here, with the same times. A change toward RUN
+   * is saved this way before it is made (write-ahead), so no one ever sees a RUN that then fails
    * to save, and the state file holds exactly what was made.
    */
   plan<T>(change: (target: Arbiter) => T): PlannedChange<T> {
@@ -342,6 +347,11 @@ export class Arbiter {
   subscribe(listener: ArbiterListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** While a planned change is committed: whether `source` claimed anew after it was planned. */
+  #changedSincePlan(source: string): boolean {
+    return this.#asOf !== undefined && (this.#claimVersions.get(source) ?? 0) > this.#asOf;
   }
 
   /** Recomputes the effective signal and the latch from the claims. */

@@ -33,6 +33,7 @@ import { MAX_PAUSE_MS, TimedPause } from "./timed_pause.ts";
 import type { Auth } from "./auth.ts";
 import { uiResponse } from "./ui_page.ts";
 import { OriginGuard } from "./origin_guard.ts";
+import type { StateHealth } from "./state_store.ts";
 
 /** What the runtime knows about a request beyond the `Request` itself. */
 export interface RequestInfo {
@@ -76,11 +77,20 @@ export interface HandlerOptions {
   /** Told of unexpected errors (answered with 500). @default ignore */
   readonly onError?: (error: unknown, request: Request) => void;
   /**
-   * Makes a manual change durable before anyone sees it (the state file): plans it when its turn
-   * comes, writes the planned state, commits it and resolves with the result. When the write
-   * fails it rejects without committing, and the request gets 503.
+   * Makes a change toward RUN (`POST /RUN`, forced or not, a timed pause's end) durable before
+   * anyone sees it (the state file): plans it when its turn comes, writes the planned state,
+   * commits it and resolves with the result. When the write fails (or takes too long) it rejects
+   * without committing, and the request gets 503.
    */
   readonly persist?: <T>(plan: () => PlannedChange<T>) => Promise<T>;
+  /**
+   * Saves the current state after a change toward safety (`POST /PAUSE`, `POST /STOP`) was made:
+   * such a change is never refused nor held up by the disk. Resolves when saved, rejects when
+   * the write failed; retrying is up to it.
+   */
+  readonly save?: () => Promise<void>;
+  /** Whether the state file holds the current state, shown in `/status` and `/metrics`. */
+  readonly stateHealth?: () => StateHealth;
   /** The audit history behind `GET /history`. */
   readonly history?: History;
   /** Named bearer tokens; without them (or with none) every endpoint is open. */
@@ -96,6 +106,12 @@ export interface HandlerOptions {
   /** How often `GET /events` sends a keep-alive comment. @default 15000 */
   readonly heartbeatMs?: number;
 }
+
+/**
+ * How long a change toward safety waits for its save before it is answered anyway: it is made
+ * already, and a disk that hangs must not hold up the answer either (`/status` shows it unsaved).
+ */
+export const SAFE_SAVE_WAIT_MS = 1000;
 
 /** Longer request targets (path and query) get 414; the runtimes' own limits apply too. */
 export const MAX_URL_BYTES = 8 * 1024;
@@ -174,7 +190,7 @@ export function createHandler(options: HandlerOptions): SignalHandler {
   const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
   if (!Number.isFinite(heartbeatMs) || heartbeatMs < 1) throw new RangeError(`heartbeatMs: got ${heartbeatMs}; allowed: a number of milliseconds, 1 or more`);
   const events = new SignalEvents(arbiter);
-  const timedPause = new TimedPause(arbiter);
+  const timedPause = new TimedPause(arbiter, options.persist);
   const runtime = options.runtime ?? "unknown";
   const now = options.now ?? (() => new Date());
   const startedAt = options.startedAt ?? now();
@@ -229,6 +245,7 @@ export function createHandler(options: HandlerOptions): SignalHandler {
         version,
         runtime,
         startedAt,
+        ...(options.stateHealth ? { state: options.stateHealth() } : {}),
       }),
       { head: request.method === "HEAD", headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } },
     );
@@ -267,6 +284,7 @@ export function createHandler(options: HandlerOptions): SignalHandler {
         now: now(),
         sources: plugins?.statuses() ?? [],
         subscribers: events.counts(),
+        ...(options.stateHealth ? { state: options.stateHealth() } : {}),
       }),
       { head: request.method === "HEAD" },
     );
@@ -283,21 +301,25 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     const claimOptions = { explicit: true, ...(actor === undefined ? {} : { actor }) };
     const force = "force" in query.output && (query.output.force === "true" || query.output.force === "1");
     const pauseFor = "for" in query.output ? query.output.for : undefined;
-    // The change, made on a plan's copy for the state file first, then for real. A timed pause
-    // runs from the plan's time, when its turn to be saved comes, not from the request: waiting
-    // behind earlier writes does not shorten it.
+    // A RUN is made on a plan's copy for the state file first, then for real; PAUSE (timed or
+    // not) and STOP, toward safety, only ever here and now.
     const change = (target: Arbiter): Signal => {
       if (force) return target.forceRun("POST /RUN?force=true", claimOptions);
-      if (pauseFor !== undefined) {
-        return target === arbiter ? timedPause.start(pauseFor, claimOptions) : TimedPause.claim(target, pauseFor, claimOptions);
-      }
+      if (pauseFor !== undefined) return timedPause.start(pauseFor, claimOptions);
       return target.claim(MANUAL_SOURCE, signal, `POST /${signal}`, claimOptions);
     };
-    if (!options.persist) return textResponse(change(arbiter));
+    if (signal !== "RUN" || !options.persist) {
+      // Toward safety (or nothing to save to): made at once, whatever the disk does; saved after,
+      // and the answer waits for that only briefly. A save that fails is retried by the store.
+      const result = change(arbiter);
+      const saving = options.save?.();
+      if (saving) await settledWithin(saving, SAFE_SAVE_WAIT_MS);
+      return textResponse(result);
+    }
     let result: Signal;
     try {
-      // Write-ahead: on disk first, then made. Nobody (GET /, events, relays) ever sees a change
-      // that fails to save, and a refused change has nothing to undo.
+      // Toward RUN, write-ahead: on disk first, then made. Nobody (GET /, events, relays) ever
+      // sees a RUN that fails to save, and a refused change has nothing to undo.
       result = await options.persist(() => arbiter.plan(change));
     } catch (error) {
       throw new HttpError(503, `the change was not saved, so it was not made: ${(error as Error)?.message ?? error}`, {}, { cause: error });
@@ -388,6 +410,13 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     return routed(request, info);
   };
   return Object.assign(handler, { subscribers: () => events.counts(), close: () => events.close() });
+}
+
+/** Waits for `promise` to settle, at most `ms`; never rejects. */
+function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
+  return Promise.race([promise.then(() => {}, () => {}), late]).finally(() => clearTimeout(timer));
 }
 
 /** `http://host:port/` or `/`, with no query: the poll that must be fast. */

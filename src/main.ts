@@ -16,7 +16,7 @@ import { dirname, join } from "node:path";
 import { Auth } from "./auth.ts";
 import { History } from "./history.ts";
 import { createHandler } from "./handler.ts";
-import { PluginHost } from "./plugin_host.ts";
+import { PluginHost, RepeatedWarnings, REPEAT_LOG_INTERVAL_MS } from "./plugin_host.ts";
 import { pluginsFromConfig } from "../plugins/mod.ts";
 import { consoleLogger, describeEvent, type Logger } from "./log.ts";
 import { AddressInUseError, runtime, serve } from "./serve/mod.ts";
@@ -58,7 +58,15 @@ function stateFileOf(settings: Settings): string | undefined {
 async function openStateStore(settings: Settings, arbiter: Arbiter, sources: readonly Plugin[], log: Logger) {
   const path = stateFileOf(settings);
   if (path === undefined) return undefined;
-  const store = new StateStore(path);
+  // A failing disk fails every retry the same way: the log says it once a minute, /status always.
+  const repeated = new RepeatedWarnings(REPEAT_LOG_INTERVAL_MS);
+  const store = new StateStore(path, {
+    onFailure: (error) => {
+      const line = repeated.line(`saving ${path} failed (${error.message}); the signal holds, the save is retried`, Date.now());
+      if (line !== undefined) log.error(line);
+    },
+    onRecovery: (failures, since) => log.info(`saved ${path} again, after ${failures} failed write${failures === 1 ? "" : "s"} since ${since.toISOString()}`),
+  });
   const known = new Set(sources.map((source) => source.name));
   try {
     const saved = await store.load();
@@ -88,7 +96,8 @@ async function openStateStore(settings: Settings, arbiter: Arbiter, sources: rea
   // (SourceContext.saved) before it answers.
   arbiter.subscribe((event) => {
     if (event.type === "change" || event.claim.source !== MANUAL_SOURCE) {
-      store.save(() => arbiter.snapshot()).catch((error) => log.error(`saving ${store.path} failed: ${error}`));
+      // A failure is logged (and retried) by the store.
+      store.save(() => arbiter.snapshot()).catch(() => {});
     }
   });
   return store;
@@ -152,7 +161,9 @@ export async function runCli(
   }
   const handler = createHandler({
     history,
-    ...(store ? { persist: (plan) => store.commit(plan) } : {}),
+    ...(store
+      ? { persist: (plan) => store.commit(plan), save: () => store.save(() => arbiter.snapshot()), stateHealth: () => store.health() }
+      : {}),
     auth,
     plugins,
     arbiter,

@@ -11,6 +11,7 @@
 import type { Arbiter, ArbiterSnapshot } from "./arbiter.ts";
 import type { PluginStatus } from "./plugin_host.ts";
 import { SIGNALS } from "./signal.ts";
+import type { StateHealth } from "./state_store.ts";
 
 export interface MetricsInfo {
   readonly snapshot: ArbiterSnapshot;
@@ -19,6 +20,8 @@ export interface MetricsInfo {
   readonly version: string;
   readonly runtime: string;
   readonly startedAt: Date;
+  /** The state file's health; absent when the state is kept in memory only. */
+  readonly state?: StateHealth;
 }
 
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]);
@@ -101,6 +104,11 @@ export class Metrics {
     for (const name of SIGNALS) signal.add({ signal: name }, snapshot.signal === name ? 1 : 0);
     family("stop_latched", "gauge", "1 while the STOP latch holds (until a manual POST /RUN).").add({}, snapshot.latch ? 1 : 0);
     family("signal_changed_timestamp_seconds", "gauge", "When the effective signal last changed.").add({}, snapshot.changedAt.getTime() / 1000);
+
+    if (info.state) {
+      family("state_saved", "gauge", "1 while the state file holds the current state; 0 while writes fail (they are retried).").add({}, info.state.saved ? 1 : 0);
+      family("state_save_failures_total", "counter", "Writes of the state file that failed or did not finish in time.").add({}, info.state.failures);
+    }
 
     const changes = family("changes_total", "counter", "Changes of the effective signal, by the source whose claim caused them.");
     for (const [key, count] of this.#changes) {

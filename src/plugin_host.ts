@@ -235,10 +235,10 @@ export class PluginHost {
 }
 
 /** How often one source's identical warning is logged again while it keeps repeating. */
-const REPEAT_LOG_INTERVAL_MS = 60_000;
+export const REPEAT_LOG_INTERVAL_MS = 60_000;
 
 /** Decides which warnings reach the log: a new message at once, the same one at most once per interval. */
-class RepeatedWarnings {
+export class RepeatedWarnings {
   #last: string | undefined;
   #loggedAt = Number.NEGATIVE_INFINITY;
   #suppressed = 0;

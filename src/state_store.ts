@@ -11,6 +11,7 @@
 import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import process from "node:process";
+import { clearTimeout, setTimeout } from "node:timers";
 import type { ArbiterSnapshot, Claim, PlannedChange, StopLatch } from "./arbiter.ts";
 import { parseSignal } from "./signal.ts";
 
@@ -91,13 +92,69 @@ export function parseStateFile(text: string): RestoredState {
   };
 }
 
+/** How long a change toward RUN may wait for its write (turn in the queue included) before it is refused. */
+export const DEFAULT_SAVE_TIMEOUT_MS = 5000;
+
+export interface StateStoreOptions {
+  /** See DEFAULT_SAVE_TIMEOUT_MS; also when a write that has not finished counts as failed. @default 5000 */
+  readonly timeoutMs?: number;
+  /** The first retry after a failed write; each further failure doubles it, up to `maxRetryMs`. @default 500 */
+  readonly retryMs?: number;
+  /** @default 10000 */
+  readonly maxRetryMs?: number;
+  /** Told of every failed (or overdue) write; the caller decides how often to log it. */
+  readonly onFailure?: (error: Error) => void;
+  /** Told when a write succeeds after failures. */
+  readonly onRecovery?: (failures: number, since: Date) => void;
+  /** @default () => new Date() */
+  readonly now?: () => Date;
+}
+
+/** Whether the file holds the current state, for `/status` and `/metrics`. */
+export interface StateHealth {
+  readonly file: string;
+  /** False from a failed (or overdue) write until a write succeeds. */
+  readonly saved: boolean;
+  /** The last failure while unsaved. */
+  readonly error: string | null;
+  /** When writes started failing; null while saved. */
+  readonly since: Date | null;
+  /** Failed writes since the start. */
+  readonly failures: number;
+}
+
+/** A change toward RUN whose write did not finish in time: refused, never made. */
+export class StateSaveTimeout extends Error {
+  override readonly name = "StateSaveTimeout";
+}
+
 export class StateStore {
   readonly path: string;
+  readonly timeoutMs: number;
+  readonly #options: StateStoreOptions;
+  readonly #now: () => Date;
   #queue: Promise<void> = Promise.resolve();
   #committing = false;
+  /** The state to write: given by `save`, used by the retries. */
+  #current: (() => ArbiterSnapshot) | undefined;
+  /** A save queued but not started yet: later saves share it (it writes the state as it is then). */
+  #pending: Promise<void> | undefined;
+  #saved = true;
+  #error: string | null = null;
+  #since: Date | null = null;
+  #failures = 0;
+  #failuresInARow = 0;
+  #retry: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(path: string) {
+  constructor(path: string, options: StateStoreOptions = {}) {
     this.path = path;
+    this.#options = options;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_SAVE_TIMEOUT_MS;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  health(): StateHealth {
+    return { file: this.path, saved: this.#saved, error: this.#error, since: this.#since, failures: this.#failures };
   }
 
   /**
@@ -133,26 +190,43 @@ export class StateStore {
   }
 
   /**
-   * Writes `current()` durably once every earlier write is done. Resolves
-   * when this write is on disk; rejects when it failed.
+   * Writes `current()` durably once every earlier write is done (a change already made: toward
+   * safety, or a source's claim). Resolves when this write is on disk; rejects when it failed. A
+   * failed write is retried with backoff, each retry writing the state as it is then, until one
+   * succeeds; `health()` says so meanwhile.
    */
   save(current: () => ArbiterSnapshot): Promise<void> {
+    this.#current = current;
     // Asked for by the events of a change being committed: that state is on disk already.
     if (this.#committing) return Promise.resolve();
-    return this.commit(() => ({ snapshot: current(), commit: () => undefined }));
+    if (this.#pending) return this.#pending;
+    const pending = this.#enqueue(async () => {
+      this.#pending = undefined;
+      await this.#tracked(serialize(this.#current!()));
+    });
+    this.#pending = pending;
+    return pending;
   }
 
   /**
-   * Write-ahead: once every earlier write is done, plans the change (on the state as it is then),
-   * writes the planned state durably, commits the change and resolves with its result. The commit
-   * runs in the same turn as the write, before any later write takes its snapshot, so no later
-   * write can put back a state from before it. When the write fails, nothing is committed and the
-   * promise rejects.
+   * Write-ahead, for a change toward RUN: once every earlier write is done, plans the change (on
+   * the state as it is then), writes the planned state durably, commits the change and resolves
+   * with its result. The commit runs in the same turn as the write, before any later write takes
+   * its snapshot, so no later write can put back a state from before it. When the write fails, or
+   * has not finished within `timeoutMs` of the call (a hung disk, earlier writes hanging), nothing
+   * is committed and the promise rejects.
    */
   commit<T>(plan: () => PlannedChange<T>): Promise<T> {
-    const done = this.#queue.then(async () => {
+    let abandoned = false;
+    const done = this.#enqueue(async () => {
+      if (abandoned) throw new StateSaveTimeout("abandoned before its turn");
       const planned = plan();
-      await this.#write(serialize(planned.snapshot));
+      await this.#tracked(serialize(planned.snapshot));
+      if (abandoned) {
+        // The file now holds a change that was refused: put the state as it is back.
+        if (this.#current) this.save(this.#current).catch(() => {});
+        throw new StateSaveTimeout("written after it was refused");
+      }
       this.#committing = true;
       try {
         return planned.commit();
@@ -160,8 +234,66 @@ export class StateStore {
         this.#committing = false;
       }
     });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        abandoned = true;
+        reject(new StateSaveTimeout(`${this.path} could not be written within ${this.timeoutMs / 1000} s`));
+      }, this.timeoutMs);
+      timer.unref();
+    });
+    return Promise.race([done, late]).finally(() => clearTimeout(timer));
+  }
+
+  #enqueue<T>(job: () => Promise<T>): Promise<T> {
+    const done = this.#queue.then(job);
     this.#queue = done.then(() => {}, () => {});
     return done;
+  }
+
+  /** A write whose outcome is recorded in `health()`; a failure schedules a retry. */
+  async #tracked(text: string): Promise<void> {
+    // A write that hangs (a lost NFS mount) keeps later ones waiting, so that two never share
+    // the temporary file; it shows as failed once overdue.
+    const overdue = setTimeout(() => this.#failed(new Error(`a write has not finished after ${this.timeoutMs / 1000} s`), false), this.timeoutMs);
+    overdue.unref();
+    try {
+      await this.#write(text);
+    } catch (error) {
+      this.#failed(error instanceof Error ? error : new Error(String(error)), true);
+      throw error;
+    } finally {
+      clearTimeout(overdue);
+    }
+    this.#succeeded();
+  }
+
+  #failed(error: Error, retry: boolean): void {
+    this.#failures += 1;
+    if (this.#saved) this.#since = this.#now();
+    this.#saved = false;
+    this.#error = error.message;
+    this.#options.onFailure?.(error);
+    if (!retry || this.#retry || !this.#current) return;
+    const base = this.#options.retryMs ?? 500;
+    const delay = Math.min(base * 2 ** this.#failuresInARow, this.#options.maxRetryMs ?? 10_000);
+    this.#failuresInARow += 1;
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      if (this.#current) this.save(this.#current).catch(() => {});
+    }, delay);
+    // A pending retry must not keep a process alive that is otherwise done.
+    this.#retry.unref();
+  }
+
+  #succeeded(): void {
+    if (!this.#saved) this.#options.onRecovery?.(this.#failures, this.#since!);
+    this.#saved = true;
+    this.#error = null;
+    this.#since = null;
+    this.#failuresInARow = 0;
+    if (this.#retry) clearTimeout(this.#retry);
+    this.#retry = undefined;
   }
 
   async #write(text: string): Promise<void> {

@@ -5,6 +5,7 @@
 import type { ArbiterSnapshot, Claim, Override, StopLatch } from "./arbiter.ts";
 import type { PluginStatus } from "./plugin_host.ts";
 import type { Signal } from "./signal.ts";
+import type { StateHealth } from "./state_store.ts";
 
 export interface StatusInfo {
   readonly version: string;
@@ -16,6 +17,8 @@ export interface StatusInfo {
   readonly sources?: readonly PluginStatus[];
   /** Open event streams and pending long-polls. */
   readonly subscribers?: { readonly events: number; readonly longPolls: number };
+  /** The state file's health; absent when the state is kept in memory only. */
+  readonly state?: StateHealth;
 }
 
 export interface ClaimStatus {
@@ -39,6 +42,8 @@ export interface StatusDocument {
   sources: PluginStatus[];
   last_override: { at: string; reason: string; actor?: string; sources: string[] } | null;
   subscribers: { events: number; long_polls: number };
+  /** `saved: false` while the file does not hold the current state (writes failing, retried). */
+  state: { file: string; saved: boolean; error: string | null; since: string | null; failures: number } | null;
   version: string;
   runtime: string;
   started_at: string;
@@ -81,6 +86,7 @@ export function statusDocument(snapshot: ArbiterSnapshot, info: StatusInfo): Sta
     sources: [...(info.sources ?? [])],
     last_override: overrideStatus(snapshot.override),
     subscribers: { events: info.subscribers?.events ?? 0, long_polls: info.subscribers?.longPolls ?? 0 },
+    state: info.state ? { ...info.state, since: info.state.since?.toISOString() ?? null } : null,
     version: info.version,
     runtime: info.runtime,
     started_at: info.startedAt.toISOString(),

@@ -6,12 +6,18 @@
  * out never opens the STOP latch: a STOP that came meanwhile stays.
  */
 import { setTimeout as setNodeTimeout } from "node:timers";
-import { type Arbiter, type Claim, type ClaimOptions, MANUAL_SOURCE } from "./arbiter.ts";
+import { type Arbiter, type Claim, type ClaimOptions, MANUAL_SOURCE, type PlannedChange } from "./arbiter.ts";
 import { formatDuration } from "./duration.ts";
 import type { Signal } from "./signal.ts";
 
 /** The longest timed pause: a week. */
 export const MAX_PAUSE_MS = 7 * 86_400_000;
+
+/** When the RUN that ends a timed pause could not be saved: the pause holds, and this much later it tries again. */
+export const EXPIRY_RETRY_MS = 1000;
+
+/** Saves a change toward RUN before it is made (the state file's write-ahead `commit`). */
+export type Persist = <T>(plan: () => PlannedChange<T>) => Promise<T>;
 
 export class TimedPause {
   /**
@@ -31,8 +37,12 @@ export class TimedPause {
   #claim: Claim | undefined;
   #starting = false;
 
-  constructor(arbiter: Arbiter) {
+  readonly #persist: Persist | undefined;
+
+  /** `persist`: the end is a change toward RUN, made only once it is saved. */
+  constructor(arbiter: Arbiter, persist?: Persist) {
     this.#arbiter = arbiter;
+    this.#persist = persist;
     // A timed pause restored from the state file goes on: it ends when it would have.
     const restored = this.#manualClaim();
     // Its length from the claim itself, rounded, as `until` and `updated` were read a moment apart.
@@ -81,8 +91,23 @@ export class TimedPause {
   }
 
   #expire(ms: number): void {
-    if (this.#claim === undefined || this.#manualClaim() !== this.#claim) return;
-    this.cancel();
-    this.#arbiter.claim(MANUAL_SOURCE, "RUN", `timed pause of ${formatDuration(ms)} expired`, { explicit: true, opensLatch: false });
+    const claim = this.#claim;
+    if (claim === undefined || this.#manualClaim() !== claim) return;
+    // Checked again where it is made: on the plan's copy, and when committed after the write, for a
+    // manual request made meanwhile replaces the pause (claims are kept as made, so identity holds).
+    const end = (target: Arbiter): void => {
+      if (target.snapshot().claims.find((c) => c.source === MANUAL_SOURCE) !== claim) return;
+      target.claim(MANUAL_SOURCE, "RUN", `timed pause of ${formatDuration(ms)} expired`, { explicit: true, opensLatch: false });
+    };
+    if (!this.#persist) {
+      this.cancel();
+      return end(this.#arbiter);
+    }
+    this.#persist(() => this.#arbiter.plan(end)).catch(() => {
+      // Not saved, so not made: still paused. Try again while the pause is still ours.
+      if (this.#claim !== claim || this.#manualClaim() !== claim) return;
+      this.#timer = setNodeTimeout(() => this.#expire(ms), EXPIRY_RETRY_MS);
+      this.#timer.unref?.();
+    });
   }
 }

@@ -1,10 +1,15 @@
 // Durable state: acknowledged changes survive kill -9; a bad file starts paused; write failures are not acknowledged.
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
+import process from "node:process";
 import { test } from "node:test";
 import { Arbiter, createHandler } from "../mod.ts";
+import { SAFE_SAVE_WAIT_MS } from "../src/handler.ts";
 import { parseStateFile, StateStore } from "../src/state_store.ts";
+import { waitFor } from "./helpers/wait.ts";
 import { tempDir, tempFile } from "./helpers/files.ts";
 import { runCli, startServer } from "./helpers/server_process.ts";
 
@@ -62,7 +67,7 @@ test("a state file that cannot be written is an error at start (exit 2), not at 
   assert.match(result.output, /chaos-signal: --state-file .*blocker\/state\.json: cannot write it \(ENOTDIR|EEXIST\); give a writable place, or none/);
 });
 
-test("write-ahead: a change is saved before anyone sees it; one that cannot be saved is never made (503)", async () => {
+test("toward RUN: saved before anyone sees it, refused (503) when it cannot be; toward safety: made at once, saved after", async () => {
   const arbiter = new Arbiter();
   let failing = false;
   const saved: string[] = [];
@@ -76,31 +81,110 @@ test("write-ahead: a change is saved before anyone sees it; one that cannot be s
       const { snapshot, commit } = plan();
       await new Promise((resolve) => setTimeout(resolve, 5)); // the write takes a moment
       seenDuringWrite.push(arbiter.signal);
-      if (failing) throw new Error("EROFS: read-only file system");
+      if (failing) throw new Error("ENOSPC: no space left on device");
       saved.push(`${snapshot.signal}${snapshot.latch ? " latched" : ""}`);
       const signal = commit();
       assert.deepEqual(arbiter.snapshot().claims, snapshot.claims, "what was made is exactly what was saved");
       return signal;
     },
+    save: async () => {
+      if (failing) throw new Error("ENOSPC: no space left on device");
+      saved.push(`${arbiter.signal}${arbiter.snapshot().latch ? " latched" : ""}`);
+    },
   });
   const call = (path: string) => handler(new Request(`http://x${path}`, { method: "POST" }));
   assert.equal(await (await call("/PAUSE")).text(), "PAUSE");
   assert.deepEqual(saved, ["PAUSE"]);
-  assert.deepEqual(seenDuringWrite, ["RUN"], "while PAUSE was being written, GET / still said RUN");
-  assert.deepEqual(events, ["claim PAUSE", "change PAUSE"]);
+  assert.deepEqual(seenDuringWrite, [], "a PAUSE is not written ahead");
+  assert.equal(await (await call("/RUN")).text(), "RUN");
+  assert.deepEqual(saved, ["PAUSE", "RUN"]);
+  assert.deepEqual(seenDuringWrite, ["PAUSE"], "while RUN was being written, GET / still said PAUSE");
+  assert.deepEqual(events, ["claim PAUSE", "change PAUSE", "claim RUN", "change RUN"]);
 
   failing = true;
-  const refused = await call("/STOP");
-  assert.equal(refused.status, 503);
-  assert.equal(await refused.text(), "the change was not saved, so it was not made: EROFS: read-only file system\n");
-  assert.deepEqual(seenDuringWrite, ["RUN", "PAUSE"], "the refused STOP was never visible");
-  assert.deepEqual(events, ["claim PAUSE", "change PAUSE"], "no event for the refused STOP");
+  assert.equal(await (await call("/PAUSE")).text(), "PAUSE", "a PAUSE that cannot be saved is made all the same");
+  for (const path of ["/RUN", "/RUN?force=true"]) {
+    const refused = await call(path);
+    assert.equal(refused.status, 503);
+    assert.equal(await refused.text(), "the change was not saved, so it was not made: ENOSPC: no space left on device\n");
+  }
+  assert.deepEqual(seenDuringWrite, ["PAUSE", "PAUSE", "PAUSE"], "the refused RUNs were never visible");
   assert.equal(arbiter.signal, "PAUSE");
-  assert.equal(arbiter.snapshot().latch, null);
+  assert.equal(await (await call("/STOP")).text(), "STOP", "a STOP that cannot be saved is made all the same");
+  assert.ok(arbiter.snapshot().latch, "and latches");
+  assert.deepEqual(events.slice(4), ["claim PAUSE", "change PAUSE", "claim STOP", "change STOP"], "no event for the refused RUNs");
 
   failing = false;
-  assert.equal(await (await call("/STOP")).text(), "STOP");
-  assert.deepEqual(saved, ["PAUSE", "STOP latched"]);
+  assert.equal(await (await call("/RUN")).text(), "RUN");
+  assert.deepEqual(saved, ["PAUSE", "RUN", "RUN"]);
+});
+
+test("a POST /PAUSE made while a POST /RUN is being written stands: the RUN, committed after, does not undo it", async () => {
+  const arbiter = new Arbiter({ initialSignal: "PAUSE" });
+  let writing!: () => void;
+  const started = new Promise<void>((resolve) => writing = resolve);
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => finish = resolve);
+  const handler = createHandler({
+    arbiter,
+    version: "t",
+    persist: async (plan) => {
+      const planned = plan();
+      writing();
+      await finished;
+      return planned.commit();
+    },
+    save: async () => {},
+  });
+  const call = (path: string) => handler(new Request(`http://x${path}`, { method: "POST" }));
+  const run = call("/RUN");
+  await started;
+  assert.equal(await (await call("/PAUSE")).text(), "PAUSE", "made at once, the RUN's write notwithstanding");
+  finish();
+  assert.equal(await (await run).text(), "PAUSE", "the RUN answers the signal after it: the later PAUSE");
+  assert.equal(arbiter.signal, "PAUSE");
+  assert.match(arbiter.snapshot().claims.find((c) => c.source === "manual")!.reason, /POST \/PAUSE/);
+
+  // The same with force: the override does not override the person's later PAUSE either.
+  const forced = arbiter.plan((target) => target.forceRun("POST /RUN?force=true"));
+  arbiter.claim("manual", "PAUSE", "POST /PAUSE", { explicit: true });
+  assert.equal(forced.commit(), "PAUSE");
+});
+
+test("the store: a write that hangs holds up neither a save's caller nor GET /; a RUN behind it is refused within its bound", async () => {
+  const dir = tempDir();
+  const stateFile = join(dir, "state.json");
+  const failures: string[] = [];
+  const store = new StateStore(stateFile, { timeoutMs: 300, retryMs: 50, onFailure: (error) => failures.push(error.message) });
+  const arbiter = new Arbiter();
+  await store.save(() => arbiter.snapshot());
+  // A FIFO where the temporary file goes: opening it for writing blocks until a reader comes.
+  const fifo = `${stateFile}.${process.pid}.tmp`;
+  execFileSync("mkfifo", [fifo]);
+  try {
+    arbiter.claim("manual", "STOP", "POST /STOP");
+    const saving = store.save(() => arbiter.snapshot());
+    saving.catch(() => {});
+    const refused = await store.commit(() => arbiter.plan((target) => target.claim("manual", "RUN", "POST /RUN"))).then(
+      () => "committed",
+      (error: Error) => error.message,
+    );
+    assert.match(refused, /could not be written within 0\.3 s/);
+    assert.equal(arbiter.signal, "STOP", "the refused RUN was not made");
+    const health = await waitFor(() => !store.health().saved && store.health(), "the hung write to show as failed", 5000);
+    assert.match(health.error ?? "", /a write has not finished after 0\.3 s/);
+    assert.ok(health.since instanceof Date);
+    // The disk answers again: the hung write fails (a FIFO cannot be fsynced), the retry writes.
+    const reader = await open(fifo, "r");
+    unlinkSync(fifo);
+    await reader.readFile();
+    await reader.close();
+    await waitFor(() => store.health().saved, "the retry to save the state", 10_000);
+    assert.equal((await store.load())?.claims.find((c) => c.source === "manual")?.state, "STOP", "the file holds STOP, not the refused RUN");
+    assert.ok(failures.length >= 2, failures.join("; "));
+  } finally {
+    rmSync(fifo, { force: true });
+  }
 });
 
 test("the store writes the latest state even when writes overlap", async () => {
@@ -165,21 +249,28 @@ test("a write cut off by kill -9 leaves a temporary file; the next start removes
   }
 });
 
-test("a timed pause is timed from when its turn to be saved comes, not from the request", async () => {
+test("a timed pause is made at once while its save hangs; its end, a RUN, waits until it is saved", async () => {
   const arbiter = new Arbiter();
+  let runFails = true;
   const handler = createHandler({
     arbiter,
     version: "t",
     persist: async (plan) => {
-      await new Promise((resolve) => setTimeout(resolve, 300)); // earlier writes ahead of it
+      if (runFails) throw new Error("EIO: i/o error");
       return plan().commit();
     },
+    save: () => new Promise<void>(() => {}), // a disk that hangs
   });
   const asked = Date.now();
   const response = await handler(new Request("http://x/PAUSE?for=1s", { method: "POST" }));
   assert.equal(await response.text(), "PAUSE");
+  assert.ok(Date.now() - asked < SAFE_SAVE_WAIT_MS + 3000, "answered though its save never finished");
   const claim = arbiter.snapshot().claims.find((c) => c.source === "manual")!;
-  const length = claim.until!.getTime() - claim.updated.getTime();
-  assert.ok(Math.abs(length - 1000) <= 10, `a whole second from the claim (to the 10 ms the expiry rounds to): ${length} ms`);
-  assert.ok(claim.until!.getTime() - asked >= 1250, "not from the request, 300 ms earlier");
+  assert.equal(claim.until!.getTime() - claim.updated.getTime(), 1000);
+  assert.ok(claim.until!.getTime() - asked <= 1100, "timed from the request");
+  await new Promise((resolve) => setTimeout(resolve, 1600));
+  assert.equal(arbiter.signal, "PAUSE", "the end could not be saved, so it was not made");
+  runFails = false;
+  await waitFor(() => arbiter.signal === "RUN", "the end of the pause, once it can be saved", 10_000);
+  assert.match(arbiter.snapshot().claims.find((c) => c.source === "manual")!.reason, /timed pause of 1s expired/);
 });
