@@ -44,6 +44,11 @@ export const PrometheusSourceSchema = v.pipe(
     interval: v.optional(durationSchema(10, 86_400_000), "15s"),
     /** Per query; must not exceed interval. @default "10s", or interval if shorter */
     timeout: v.optional(durationSchema(10, 3_600_000)),
+    /** A larger answer is a failed query (on_error applies); reading stops there. @default 4194304 (4 MiB) */
+    max_response_bytes: v.optional(
+      v.pipe(v.number(RESPONSE_BYTES_RULE), v.integer(RESPONSE_BYTES_RULE), v.minValue(1024, RESPONSE_BYTES_RULE), v.maxValue(256 * 1024 * 1024, RESPONSE_BYTES_RULE)),
+      DEFAULT_MAX_RESPONSE_BYTES,
+    ),
     /** Wait before the first query. @default "0s" */
     initial_delay: v.optional(durationSchema(0, 86_400_000), "0s"),
     /** Observations above a threshold in a row before claiming. @default 1 */
@@ -65,11 +70,6 @@ export const PrometheusSourceSchema = v.pipe(
     /** The same, read from a file at start (a Kubernetes service account token). */
     bearer_token_file: v.optional(v.pipe(v.string("a file path"), v.nonEmpty("a file path"))),
     basic_auth: v.optional(BasicAuthSchema),
-    /** A larger answer is a failed query (on_error applies); reading stops there. @default 4194304 (4 MiB) */
-    max_response_bytes: v.optional(
-      v.pipe(v.number(RESPONSE_BYTES_RULE), v.integer(RESPONSE_BYTES_RULE), v.minValue(1024, RESPONSE_BYTES_RULE), v.maxValue(256 * 1024 * 1024, RESPONSE_BYTES_RULE)),
-      DEFAULT_MAX_RESPONSE_BYTES,
-    ),
     /** Extra request headers, such as a tenant header. */
     headers: v.optional(v.record(v.string(), v.string("a string")), {}),
   }, "a mapping of the prometheus source's options"),
