@@ -10,12 +10,13 @@ import { durationSchema, formatDuration } from "../src/duration.ts";
 import { definePlugin, PluginNameSchema } from "../src/plugin.ts";
 import { delay } from "../src/timers.ts";
 import { httpUrl, strictSection, ValidationError } from "../src/validation.ts";
-import { QueryError, runQuery } from "./prometheus_query.ts";
+import { DEFAULT_MAX_RESPONSE_BYTES, QueryError, runQuery } from "./prometheus_query.ts";
 import { type Observation, ThresholdGate } from "./thresholds.ts";
 
 export const PROMETHEUS_KIND = "prometheus";
 
 const URL_RULE = "an http(s) URL without user:password@ (credentials would show in logs; use basic_auth)";
+const RESPONSE_BYTES_RULE = "an integer number of bytes from 1024 to 268435456";
 const finite = (what: string) => v.pipe(v.number(what), v.finite(what));
 const count = (what: string) => v.pipe(v.number(what), v.integer(what), v.minValue(1, what), v.maxValue(1000, what));
 
@@ -43,6 +44,11 @@ export const PrometheusSourceSchema = v.pipe(
     interval: v.optional(durationSchema(10, 86_400_000), "15s"),
     /** Per query; must not exceed interval. @default "10s", or interval if shorter */
     timeout: v.optional(durationSchema(10, 3_600_000)),
+    /** A larger answer is a failed query (on_error applies); reading stops there. @default 4194304 (4 MiB) */
+    max_response_bytes: v.optional(
+      v.pipe(v.number(RESPONSE_BYTES_RULE), v.integer(RESPONSE_BYTES_RULE), v.minValue(1024, RESPONSE_BYTES_RULE), v.maxValue(256 * 1024 * 1024, RESPONSE_BYTES_RULE)),
+      DEFAULT_MAX_RESPONSE_BYTES,
+    ),
     /** Wait before the first query. @default "0s" */
     initial_delay: v.optional(durationSchema(0, 86_400_000), "0s"),
     /** Observations above a threshold in a row before claiming. @default 1 */
@@ -138,7 +144,14 @@ export const prometheusSource = definePlugin(PROMETHEUS_KIND, PrometheusSourceSc
       /** One query, as an observation; failures are warnings, and the poller goes on. */
       const query = async (): Promise<{ observation: Observation; series: number }> => {
         try {
-          const result = await runQuery({ url: options.url, query: options.query, timeoutMs, headers, signal: context.signal });
+          const result = await runQuery({
+            url: options.url,
+            query: options.query,
+            timeoutMs,
+            headers,
+            signal: context.signal,
+            maxResponseBytes: options.max_response_bytes,
+          });
           for (const warning of result.warnings) context.warn(`Prometheus warns: ${warning}`);
           const nan = result.values.filter(Number.isNaN).length;
           if (nan && options.on_nan === "error") throw new QueryError(`${nan} of ${result.values.length} series are NaN (on_nan: error)`);

@@ -18,7 +18,9 @@ export const TokenSourceSchema = v.pipe(
   v.rawTransform(({ dataset, addIssue, NEVER }) => {
     const source = dataset.value;
     let token: string | undefined;
-    if ("env" in source) token = process.env[source.env];
+    // Trimmed wherever it comes from: a Kubernetes secret made from a file that `echo` wrote ends
+    // in a newline, and a header token never holds one, so an untrimmed token could never match.
+    if ("env" in source) token = process.env[source.env]?.trim();
     else if ("file" in source) {
       try {
         token = readFileSync(source.file, "utf8").trim();
@@ -26,9 +28,13 @@ export const TokenSourceSchema = v.pipe(
         addIssue({ message: `a readable token file (${(error as { code?: string }).code ?? error})` });
         return NEVER;
       }
-    } else token = source.value;
+    } else token = source.value.trim();
     if (!token || token.length < 8) {
       addIssue({ message: "a token of 8 or more characters (the variable or file is empty or too short)" });
+      return NEVER;
+    }
+    if (/\s/.test(token)) {
+      addIssue({ message: "a token without blanks inside (Authorization: Bearer cannot carry them)" });
       return NEVER;
     }
     return token;

@@ -1,6 +1,7 @@
 /** Reads a bounded JSON request body and validates it; every failure is a 4xx with the reason. */
 import * as v from "valibot";
 import { HttpError } from "./http_response.ts";
+import { JsonTextError, parseJsonText } from "./json_text.ts";
 import { readBoundedBody } from "./request_body.ts";
 import { issueLine } from "./validation.ts";
 
@@ -14,8 +15,9 @@ export async function readJsonBody<TSchema extends v.GenericSchema>(
   const bytes = await readBoundedBody(request, maxBytes);
   let document: unknown;
   try {
-    document = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    document = parseJsonText(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (error) {
+    if (error instanceof JsonTextError && error.tooDeep) throw new HttpError(400, `body is ${error.message}; expected ${what}`);
     throw new HttpError(400, `body is not JSON: ${(error as Error).message}; expected ${what}`);
   }
   const result = v.safeParse(schema, document);

@@ -3,8 +3,11 @@
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { after, describe, test } from "node:test";
+import { startFakePrometheus, vector } from "./helpers/fake_prometheus.ts";
+import { tempFile } from "./helpers/files.ts";
 import { rawRequest, statusOf } from "./helpers/raw_http.ts";
-import { runtimeCommand, sharedServer } from "./helpers/server_process.ts";
+import { runCli, runtimeCommand, sharedServer } from "./helpers/server_process.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const chunk = (size: number) => `${size.toString(16)}\r\n${"y".repeat(size)}\r\n`;
 
@@ -122,5 +125,140 @@ describe("bad input against the real server", () => {
     assert.equal(await signal(), "PAUSE");
     const status = await (await fetch(`${server.url}/status`)).json();
     assert.equal(status.signal, "PAUSE");
+  });
+});
+
+/** JSON nested `levels` deep around `inner`: far deeper than any parser's recursion should go. */
+const deep = (levels: number, inner = "1") => `${"[".repeat(levels)}${inner}${"]".repeat(levels)}`;
+const DEEP = 50_000;
+/** What a runtime prints when an error escapes: none of it belongs in the server's output. */
+const CRASH_TRACE = /RangeError|Maximum call stack|^\s+at /m;
+
+describe("hostile input to the sources of a real server", () => {
+  const HOOK_TOKEN = "hook-token-from-env";
+  let prometheus: Awaited<ReturnType<typeof startFakePrometheus>> | undefined;
+  let server: ReturnType<typeof sharedServer> | undefined;
+
+  /** The server, with webhooks (one with a token from env, with the newline `echo` leaves), an Alertmanager hook and a poller. */
+  async function start() {
+    prometheus ??= await startFakePrometheus();
+    server ??= sharedServer(["--config", tempFile([
+      "chaos_signal:",
+      "  sources:",
+      "    - type: webhook",
+      "      name: hook",
+      "      token: {env: HOOK_TOKEN}",
+      "    - type: webhook",
+      "      name: open",
+      "      max_body_bytes: 1048576",
+      "    - type: alertmanager",
+      "      name: am",
+      "    - type: prometheus",
+      "      name: load",
+      `      url: ${prometheus.url}`,
+      "      query: node_load1",
+      "      pause_above: 4",
+      // Long enough for the large answer below to stream in within the query's timeout.
+      "      interval: 2s",
+      "      consecutive_errors: 1",
+      "",
+    ].join("\n"))], { env: { HOOK_TOKEN: `${HOOK_TOKEN}\n` } });
+    return await server.get();
+  }
+  after(async () => {
+    await server?.stop();
+    await prometheus?.close();
+  });
+
+  async function loadStatus() {
+    const running = await start();
+    const status = await (await fetch(`${running.url}/status`)).json();
+    const source = status.sources.find((s: { name: string }) => s.name === "load");
+    const claim = status.claims.find((c: { source: string }) => c.source === "load");
+    return { signal: status.signal as string, warning: source?.last_warning?.message as string | undefined, claim };
+  }
+
+  /** The poller sees a healthy answer again, and the signal is RUN. */
+  async function healthy() {
+    prometheus!.answer(vector("1"));
+    const running = await start();
+    await waitFor(async () => (await (await fetch(`${running.url}/`)).text()) === "RUN", "the poller to release");
+  }
+
+  test("a token from env with a trailing newline authenticates, like one from a file", async () => {
+    const running = await start();
+    const response = await fetch(`${running.url}/hooks/hook`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${HOOK_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ state: "RUN" }),
+    });
+    assert.equal(response.status, 200, await response.text());
+  });
+
+  for (const hook of ["am", "open"]) {
+    test(`JSON nested ${DEEP} levels deep to /hooks/${hook}: 400 with a reason, nothing logged as a failure`, async () => {
+      const running = await start();
+      for (const body of [deep(DEEP), `{"alerts": ${deep(DEEP)}, "state": ${deep(DEEP, '"PAUSE"')}}`]) {
+        const response = await fetch(`${running.url}/hooks/${hook}`, { method: "POST", body });
+        const reason = await response.text();
+        assert.equal(response.status, 400, reason.slice(0, 300));
+        assert.match(reason, /nested deeper than 64 levels/);
+      }
+      assert.doesNotMatch(running.output(), CRASH_TRACE);
+      assert.doesNotMatch(running.output(), /failed|internal/i);
+    });
+  }
+
+  test(`a Prometheus answer nested ${DEEP} levels deep: the poller fails closed with a warning`, async () => {
+    await healthy();
+    const value = `[1700000000, ${deep(DEEP, '"1"')}]`;
+    prometheus!.answer({ status: 200, body: `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":${value}}]}}` });
+    const seen = await waitFor(async () => {
+      const status = await loadStatus();
+      return status.signal === "PAUSE" && /nested deeper than 64 levels/.test(status.warning ?? "") && status;
+    }, "the poller to pause with a warning about the nesting");
+    assert.equal(seen.claim.state, "PAUSE");
+    assert.doesNotMatch((await start()).output(), CRASH_TRACE);
+  });
+
+  test("an 8 MiB Prometheus answer: a query error (max_response_bytes), fail closed; GET / answers meanwhile", async () => {
+    await healthy();
+    const running = await start();
+    // A valid answer below the threshold, but far over the 4 MiB default, arriving over ~1 s.
+    const label = "x".repeat(8 * 1024 * 1024);
+    const body = JSON.stringify({ status: "success", data: { resultType: "vector", result: [{ metric: { big: label }, value: [1, "1"] }] } });
+    const asked = prometheus!.queries.length;
+    prometheus!.answer({ status: 200, body, streamMs: 1000 });
+    await waitFor(() => prometheus!.queries.length > asked, "the poller to ask");
+    // While the answer streams in, GET / still answers (generous bound: it is a safety property, not speed).
+    for (let i = 0; i < 10; i++) {
+      const response = await fetch(`${running.url}/`, { signal: AbortSignal.timeout(2000) });
+      assert.equal(response.status, 200);
+      await response.text();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const seen = await waitFor(async () => {
+      const status = await loadStatus();
+      return status.signal === "PAUSE" && /max_response_bytes/.test(status.warning ?? "") && status;
+    }, "the poller to pause with a warning about the size");
+    assert.match(seen.warning!, /larger than max_response_bytes \(4194304 bytes\)/);
+    await healthy();
+  });
+
+  test("a config error on a URL with user:password@ never shows the password", async () => {
+    const config = tempFile([
+      "chaos_signal:",
+      "  sources:",
+      "    - type: prometheus",
+      "      name: load",
+      "      url: http://user:secret@127.0.0.1:99999/",
+      "      query: up",
+      "      pause_above: 4",
+      "",
+    ].join("\n"));
+    const result = await runCli(["--config", config]);
+    assert.equal(result.code, 2, result.output);
+    assert.match(result.output, /url: got "http:\/\/user:\*\*\*@127\.0\.0\.1:99999\/"/);
+    assert.doesNotMatch(result.output, /secret/);
   });
 });

@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { DEFAULT_SETTINGS, loadConfigFile, mergeSettings, settingsFromConfig, settingsFromEnv, ValidationError } from "../mod.ts";
 import { readFlags, settingsFromFlags } from "../src/cli_args.ts";
+import { nestedDeeperThan } from "../src/json_text.ts";
+import { redactUrlCredentials, showValue } from "../src/validation.ts";
 import { fixture, tempFile } from "./helpers/files.ts";
 
 const parseFlags = (argv: string[]) => settingsFromFlags(readFlags(argv));
@@ -151,4 +153,21 @@ test("secret-looking values never appear in config errors, however deep", async 
       return true;
     });
   }
+});
+
+test("error lines mask URL credentials and survive values too deep to show", () => {
+  assert.equal(redactUrlCredentials('got "http://user:pa55@host:1/x" and https://tok@h/'), 'got "http://user:***@host:1/x" and https://***@h/');
+  assert.equal(redactUrlCredentials("user@example.com, http://host/a@b"), "user@example.com, http://host/a@b");
+  // Masked before the line is cut short: the cut never leaves half a password.
+  assert.equal(showValue(`${"x".repeat(60)} http://u:${"s".repeat(40)}@h/`), `"${"x".repeat(60)} http://u:***@h/"`);
+  let deep: unknown = 1;
+  for (let i = 0; i < 50_000; i++) deep = [deep];
+  // Bun cannot stringify it (nor String() it); Deno can. Either way: one short line, no throw.
+  assert.match(showValue(deep), /^(\(a list too deep to show\)|\[{77}\.\.\.)$/);
+});
+
+test("JSON nesting is measured on the raw text; brackets inside strings do not count", () => {
+  assert.equal(nestedDeeperThan('{"a": [[1]]}', 3), false);
+  assert.equal(nestedDeeperThan('{"a": [[[1]]]}', 3), true);
+  assert.equal(nestedDeeperThan('{"a": "[[[[\\"[[["}', 1), false);
 });

@@ -204,10 +204,13 @@ test("options are validated at construction; errors name the plugin, the key and
     [{ interval: "1m", timeout: "2m" }, 'prometheus "load": timeout: got "2m"; allowed: a duration not longer than interval'],
     [{ interval: "soon" }, 'prometheus "load": interval: got "soon"; allowed: a duration from 10ms to 24h, such as 500ms, 15s, 1m30s or 2h'],
     [{ url: "ftp://x" }, 'prometheus "load": url: got "ftp://x"; allowed: an http(s) URL without user:password@ (credentials would show in logs; use basic_auth)'],
+    [{ url: "http://user:secret@127.0.0.1:9090/" }, 'prometheus "load": url: got "http://user:***@127.0.0.1:9090/"; allowed: an http(s) URL without user:password@ (credentials would show in logs; use basic_auth)'],
+    [{ url: "https://ghp_abcdef@127.0.0.1/" }, 'prometheus "load": url: got "https://***@127.0.0.1/"; allowed: an http(s) URL without user:password@ (credentials would show in logs; use basic_auth)'],
+    [{ max_response_bytes: 100 }, 'prometheus "load": max_response_bytes: got 100; allowed: an integer number of bytes from 1024 to 268435456'],
     [{ on_error: "panic" }, 'prometheus "load": on_error: got "panic"; allowed: pause, hold or ignore'],
     [{ consecutive_errors: 0 }, 'prometheus "load": consecutive_errors: got 0; allowed: an integer from 1 to 1000'],
     [{ bearer_token: "secret-value", basic_auth: { username: "u" } }, 'prometheus "load": basic_auth: got (hidden); allowed: either a bearer token or basic_auth, not both'],
-    [{ querry: "up" }, 'prometheus "load": querry: unknown key; allowed keys: name, url, query, pause_above, stop_above, resume_below, interval, timeout, initial_delay, consecutive_breaches, consecutive_recoveries, consecutive_errors, on_error, on_empty, combine, on_nan, bearer_token, bearer_token_file, basic_auth, headers'],
+    [{ querry: "up" }, 'prometheus "load": querry: unknown key; allowed keys: name, url, query, pause_above, stop_above, resume_below, interval, timeout, max_response_bytes, initial_delay, consecutive_breaches, consecutive_recoveries, consecutive_errors, on_error, on_empty, combine, on_nan, bearer_token, bearer_token_file, basic_auth, headers'],
   ];
   for (const [change, message] of cases) {
     assert.throws(() => prometheusSource({ ...base, ...change } as never), (error: Error) => {

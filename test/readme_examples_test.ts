@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { parse } from "yaml";
 import { pluginsFromConfig, settingsFromConfig } from "../mod.ts";
 import { tempFile } from "./helpers/files.ts";
-import { ROOT, run } from "./helpers/server_process.ts";
+import { ROOT, run, startServer } from "./helpers/server_process.ts";
 
 const readme = readFileSync(join(ROOT, "README.md"), "utf8");
 
@@ -47,5 +47,22 @@ test("the README's alerting rules pass promtool check rules", async () => {
     const result = await run("promtool", ["check", "rules", tempFile(text, "rules.yml")]);
     assert.equal(result.code, 0, result.stdout + result.stderr);
     assert.match(result.stdout, /SUCCESS: 1 rules found/);
+  }
+});
+
+test("the README's first example (Krkn's curl commands) answers as printed, in its order, on the real server", async () => {
+  const block = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!).find((text) => text.includes("curl -X POST http:/0.0.0.0:8081/STOP"));
+  assert.ok(block, "the README has the curl block from Krkn's docs");
+  const steps = [...block.matchAll(/^curl (.+?)\s+# -> (RUN|PAUSE|STOP)\b/gm)].map((m) => ({ args: m[1]!.split(/\s+/), expected: m[2]! }));
+  assert.equal(steps.length, 4, block);
+  const server = await startServer();
+  try {
+    for (const { args, expected } of steps) {
+      const result = await run("curl", ["-sS", ...args.map((arg) => arg.replace("0.0.0.0:8081", `${server.host}:${server.port}`))]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, expected, `curl ${args.join(" ")}`);
+    }
+  } finally {
+    await server.stop();
   }
 });

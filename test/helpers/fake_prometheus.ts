@@ -10,6 +10,24 @@ export interface FakeAnswer {
   body: string;
   /** Milliseconds to wait before answering (timeouts). */
   delayMs?: number;
+  /** Send the body in 64 KiB pieces spread over this many milliseconds (a large answer in transit). */
+  streamMs?: number;
+}
+
+/** A body sent piece by piece over `streamMs`; stops when the client goes away. */
+function streamed(body: string, streamMs: number): ReadableStream<Uint8Array> {
+  const bytes = new TextEncoder().encode(body);
+  const piece = 64 * 1024;
+  const pause = streamMs / Math.max(1, Math.ceil(bytes.byteLength / piece));
+  let offset = 0;
+  return new ReadableStream({
+    async pull(controller) {
+      if (offset >= bytes.byteLength) return controller.close();
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      controller.enqueue(bytes.subarray(offset, offset + piece));
+      offset += piece;
+    },
+  });
 }
 
 export function vector(...values: string[]): FakeAnswer {
@@ -45,7 +63,8 @@ export async function startFakePrometheus() {
     });
     const current = answer;
     if (current.delayMs) await new Promise((resolve) => setTimeout(resolve, current.delayMs));
-    return new Response(current.body, { status: current.status, headers: { "content-type": "application/json" } });
+    const body = current.streamMs ? streamed(current.body, current.streamMs) : current.body;
+    return new Response(body, { status: current.status, headers: { "content-type": "application/json" } });
   }, { hostname: "127.0.0.1", port: 0 });
   return {
     url: `http://127.0.0.1:${server.port}`,
