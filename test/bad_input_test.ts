@@ -199,7 +199,7 @@ describe("hostile input to the sources of a real server", () => {
     test(`JSON nested ${DEEP} levels deep to /hooks/${hook}: 400 with a reason, nothing logged as a failure`, async () => {
       const running = await start();
       for (const body of [deep(DEEP), `{"alerts": ${deep(DEEP)}, "state": ${deep(DEEP, '"PAUSE"')}}`]) {
-        const response = await fetch(`${running.url}/hooks/${hook}`, { method: "POST", body });
+        const response = await fetch(`${running.url}/hooks/${hook}`, { method: "POST", headers: { "content-type": "application/json" }, body });
         const reason = await response.text();
         assert.equal(response.status, 400, reason.slice(0, 300));
         assert.match(reason, /nested deeper than 64 levels/);

@@ -124,7 +124,7 @@ test("allowed_origins: a list in the file, comma-separated in env and flags; eac
     [["ops.example"], `c.yaml: chaos_signal.allowed_origins[0]: got "ops.example"; allowed: ${rule}`],
     [["null"], `c.yaml: chaos_signal.allowed_origins[0]: got "null"; allowed: ${rule}`],
     [["ftp://ops.example"], `c.yaml: chaos_signal.allowed_origins[0]: got "ftp://ops.example"; allowed: ${rule}`],
-    [["https://user:pw@ops.example"], `c.yaml: chaos_signal.allowed_origins[0]: got "https://user:pw@ops.example"; allowed: ${rule}`],
+    [["https://user:pw@ops.example"], `c.yaml: chaos_signal.allowed_origins[0]: got "https://user:***@ops.example"; allowed: ${rule}`],
     [["http://ops.example:99999"], `c.yaml: chaos_signal.allowed_origins[0]: got "http://ops.example:99999"; allowed: ${rule}`],
   ];
   for (const [value, message] of cases) {

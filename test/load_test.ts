@@ -137,8 +137,10 @@ function checkMixed(
   const problem = signalAnswerProblem(answer);
   if (problem) return problem;
   const posted = path.replaceAll("/", "").toUpperCase();
-  // Only the manual source claims: RUN opens the latch, STOP latches, PAUSE cannot open it.
-  const allowed = posted === "PAUSE" ? ["PAUSE", "STOP"] : [posted];
+  // Only the manual source claims: RUN opens the latch, STOP latches, PAUSE cannot open it. A RUN
+  // waits for its write while a PAUSE or STOP is made at once: one made during that write stands,
+  // and the RUN's answer says so (never a stale RUN).
+  const allowed = posted === "PAUSE" ? ["PAUSE", "STOP"] : posted === "RUN" ? ["RUN", "PAUSE", "STOP"] : [posted];
   return allowed.includes(answer.body) ? undefined : `answered ${answer.body}; allowed: ${allowed.join(" or ")}`;
 }
 
