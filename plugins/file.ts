@@ -10,9 +10,9 @@
  * re-asserts the claim after an operator forced RUN.
  */
 import { type FSWatcher, statSync, watch } from "node:fs";
-import { open } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import * as v from "valibot";
+import { FileRefusedError, readHead } from "../src/bounded_file.ts";
 import { durationSchema, formatDuration } from "../src/duration.ts";
 import { definePlugin, PluginNameSchema, type SourceContext } from "../src/plugin.ts";
 import { parseSignal } from "../src/signal.ts";
@@ -55,26 +55,15 @@ export const fileSource = definePlugin(FILE_KIND, FileSourceSchema, (options) =>
   const directory = dirname(path);
 
   /** At most MAX_FILE_BYTES + 1 bytes: one more tells that the file is too large. */
-  async function readHead(): Promise<{ text: string; tooLarge: boolean }> {
-    const file = await open(path, "r");
-    try {
-      const buffer = new Uint8Array(MAX_FILE_BYTES + 1);
-      let length = 0;
-      while (length < buffer.length) {
-        const { bytesRead } = await file.read(buffer, length, buffer.length - length, length);
-        if (bytesRead === 0) break;
-        length += bytesRead;
-      }
-      return { text: new TextDecoder().decode(buffer.subarray(0, length)), tooLarge: length > MAX_FILE_BYTES };
-    } finally {
-      await file.close();
-    }
+  async function readFile(): Promise<{ text: string; tooLarge: boolean }> {
+    const head = await readHead(path, MAX_FILE_BYTES);
+    return { text: new TextDecoder().decode(head.subarray(0, MAX_FILE_BYTES)), tooLarge: head.length > MAX_FILE_BYTES };
   }
 
   async function readState(context: SourceContext): Promise<void> {
     let head: { text: string; tooLarge: boolean };
     try {
-      head = await readHead();
+      head = await readFile();
     } catch (error) {
       const code = (error as { code?: string }).code;
       if (code === "ENOENT" || code === "ENOTDIR") {
@@ -82,7 +71,12 @@ export const fileSource = definePlugin(FILE_KIND, FileSourceSchema, (options) =>
         context.release(`${path} does not exist`);
         return;
       }
-      context.warn(new Error(`cannot read ${path}`, { cause: error }));
+      // Not a regular file (a FIFO, a device, a directory) or not readable: its content is as
+      // unknown as invalid content's, so on_invalid says what it claims.
+      const why = error instanceof FileRefusedError ? `it ${error.detail}` : (error as Error)?.message ?? String(error);
+      context.observe({ path, content: null, error: why });
+      context.warn(`cannot read ${path}: ${why}`);
+      if (options.on_invalid === "pause") context.claim("PAUSE", `cannot read ${path}`);
       return;
     }
     if (head.tooLarge) {
