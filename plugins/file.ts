@@ -13,6 +13,7 @@ import { type FSWatcher, statSync, watch } from "node:fs";
 import { dirname, resolve } from "node:path";
 import * as v from "valibot";
 import { FileRefusedError, readHead } from "../src/bounded_file.ts";
+import { FifoWriter } from "./fifo_writer.ts";
 import { durationSchema, formatDuration } from "../src/duration.ts";
 import { definePlugin, PluginNameSchema, type SourceContext } from "../src/plugin.ts";
 import { parseSignal } from "../src/signal.ts";
@@ -60,7 +61,10 @@ export const fileSource = definePlugin(FILE_KIND, FileSourceSchema, (options) =>
     return { text: new TextDecoder().decode(head.subarray(0, MAX_FILE_BYTES)), tooLarge: head.length > MAX_FILE_BYTES };
   }
 
+  const fifo = new FifoWriter(path);
+
   async function readState(context: SourceContext): Promise<void> {
+    fifo.hold();
     let head: { text: string; tooLarge: boolean };
     try {
       head = await readFile();
@@ -156,6 +160,8 @@ export const fileSource = definePlugin(FILE_KIND, FileSourceSchema, (options) =>
       let watched: { watcher: FSWatcher; id: string } | undefined;
       let warned = false;
       const unwatch = () => {
+        // A FIFO that appeared since the last read would block this close on Deno: hold it first.
+        if (watched) fifo.hold();
         watched?.watcher.close();
         watched = undefined;
       };
@@ -168,6 +174,8 @@ export const fileSource = definePlugin(FILE_KIND, FileSourceSchema, (options) =>
           warned = true;
           return;
         }
+        // Starting a watch would block on Deno too, as closing one does (see FifoWriter).
+        fifo.hold();
         try {
           const watcher = watch(directory, { persistent: false }, () => {
             // The directory itself went away: drop its watch now, and a later re-read watches
@@ -203,6 +211,7 @@ export const fileSource = definePlugin(FILE_KIND, FileSourceSchema, (options) =>
         unwatch();
         clearTimeout(settle);
         await reading;
+        fifo.release();
       }
     },
   };
