@@ -211,7 +211,8 @@ export const fileSource = definePlugin(FILE_KIND, FileSourceSchema, (options) =>
         unwatch();
         clearTimeout(settle);
         await reading;
-        fifo.release();
+        // A FIFO's write end stays held: letting it go would block Deno's watcher thread again
+        // (its close is an event), and the watch closed above is dropped only later, behind it.
       }
     },
   };

@@ -10,18 +10,19 @@ export function makeFifo(path: string): void {
 }
 
 /**
- * Makes a FIFO at `path` and returns its clean-up: it removes the FIFO (if still at `path`) and
+ * Makes a FIFO at `path` and returns its clean-up: it removes the FIFO (if still at `path`, or at
+ * `movedTo`) and
  * then opens it for writing a moment (through a second name outside the directory), which
  * releases any reader blocked in open(): the bug under test, and Deno's file watcher thread
  * (see plugins/fifo_writer.ts), so that the tests after it do not hang.
  */
-export function makeReleasableFifo(path: string): () => void {
+export function makeReleasableFifo(path: string): (movedTo?: string) => void {
   makeFifo(path);
   const keep = join(tempDir(), "fifo");
   linkSync(path, keep);
-  return () => {
+  return (movedTo = path) => {
     try {
-      if (statSync(path).ino === statSync(keep).ino) rmSync(path);
+      if (statSync(movedTo).ino === statSync(keep).ino) rmSync(movedTo);
     } catch {
       // Gone already.
     }
