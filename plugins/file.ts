@@ -10,9 +10,10 @@
  * re-asserts the claim after an operator forced RUN.
  */
 import { type FSWatcher, statSync, watch } from "node:fs";
-import { open } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import * as v from "valibot";
+import { FileRefusedError, readHead } from "../src/bounded_file.ts";
+import { FifoWriter } from "./fifo_writer.ts";
 import { durationSchema, formatDuration } from "../src/duration.ts";
 import { definePlugin, PluginNameSchema, type SourceContext } from "../src/plugin.ts";
 import { parseSignal } from "../src/signal.ts";
@@ -55,26 +56,18 @@ export const fileSource = definePlugin(FILE_KIND, FileSourceSchema, (options) =>
   const directory = dirname(path);
 
   /** At most MAX_FILE_BYTES + 1 bytes: one more tells that the file is too large. */
-  async function readHead(): Promise<{ text: string; tooLarge: boolean }> {
-    const file = await open(path, "r");
-    try {
-      const buffer = new Uint8Array(MAX_FILE_BYTES + 1);
-      let length = 0;
-      while (length < buffer.length) {
-        const { bytesRead } = await file.read(buffer, length, buffer.length - length, length);
-        if (bytesRead === 0) break;
-        length += bytesRead;
-      }
-      return { text: new TextDecoder().decode(buffer.subarray(0, length)), tooLarge: length > MAX_FILE_BYTES };
-    } finally {
-      await file.close();
-    }
+  async function readFile(): Promise<{ text: string; tooLarge: boolean }> {
+    const head = await readHead(path, MAX_FILE_BYTES);
+    return { text: new TextDecoder().decode(head.subarray(0, MAX_FILE_BYTES)), tooLarge: head.length > MAX_FILE_BYTES };
   }
 
+  const fifo = new FifoWriter(path);
+
   async function readState(context: SourceContext): Promise<void> {
+    fifo.hold();
     let head: { text: string; tooLarge: boolean };
     try {
-      head = await readHead();
+      head = await readFile();
     } catch (error) {
       const code = (error as { code?: string }).code;
       if (code === "ENOENT" || code === "ENOTDIR") {
@@ -82,7 +75,12 @@ export const fileSource = definePlugin(FILE_KIND, FileSourceSchema, (options) =>
         context.release(`${path} does not exist`);
         return;
       }
-      context.warn(new Error(`cannot read ${path}`, { cause: error }));
+      // Not a regular file (a FIFO, a device, a directory) or not readable: its content is as
+      // unknown as invalid content's, so on_invalid says what it claims.
+      const why = error instanceof FileRefusedError ? `it ${error.detail}` : (error as Error)?.message ?? String(error);
+      context.observe({ path, content: null, error: why });
+      context.warn(`cannot read ${path}: ${why}`);
+      if (options.on_invalid === "pause") context.claim("PAUSE", `cannot read ${path}`);
       return;
     }
     if (head.tooLarge) {
@@ -162,6 +160,8 @@ export const fileSource = definePlugin(FILE_KIND, FileSourceSchema, (options) =>
       let watched: { watcher: FSWatcher; id: string } | undefined;
       let warned = false;
       const unwatch = () => {
+        // A FIFO that appeared since the last read would block this close on Deno: hold it first.
+        if (watched) fifo.hold();
         watched?.watcher.close();
         watched = undefined;
       };
@@ -174,6 +174,8 @@ export const fileSource = definePlugin(FILE_KIND, FileSourceSchema, (options) =>
           warned = true;
           return;
         }
+        // Starting a watch would block on Deno too, as closing one does (see FifoWriter).
+        fifo.hold();
         try {
           const watcher = watch(directory, { persistent: false }, () => {
             // The directory itself went away: drop its watch now, and a later re-read watches
@@ -209,6 +211,8 @@ export const fileSource = definePlugin(FILE_KIND, FileSourceSchema, (options) =>
         unwatch();
         clearTimeout(settle);
         await reading;
+        // A FIFO's write end stays held: letting it go would block Deno's watcher thread again
+        // (its close is an event), and the watch closed above is dropped only later, behind it.
       }
     },
   };

@@ -5,8 +5,10 @@
  * is also appended as one JSON line, and the file is rotated by size. At
  * start the log is read back, so a restart keeps the history.
  */
-import { appendFile, mkdir, readFile, rename, stat } from "node:fs/promises";
+import { constants } from "node:fs";
+import { mkdir, open, rename, stat } from "node:fs/promises";
 import { dirname } from "node:path";
+import { FileRefusedError, readRegularFile } from "./bounded_file.ts";
 import type { Arbiter, ArbiterEvent } from "./arbiter.ts";
 import type { Signal } from "./signal.ts";
 
@@ -38,7 +40,14 @@ export interface HistoryOptions {
   readonly logFile?: string;
   /** Rotate the log (to `<file>.1`) past this size. @default 10 MiB */
   readonly maxLogBytes?: number;
+  /**
+   * A log file larger than this, or not a regular file, is moved aside at load instead of read.
+   * @default 4 × maxLogBytes
+   */
+  readonly maxReadBytes?: number;
   readonly onError?: (error: unknown) => void;
+  /** Told, in one line, about a log file that was refused and moved aside at load. */
+  readonly onSetAside?: (message: string) => void;
 }
 
 function entryOf(event: ArbiterEvent, id: number): HistoryEntry {
@@ -71,7 +80,9 @@ export class History {
   readonly #maxEntries: number;
   readonly #logFile: string | undefined;
   readonly #maxLogBytes: number;
+  readonly #maxReadBytes: number;
   readonly #onError: (error: unknown) => void;
+  readonly #onSetAside: (message: string) => void;
   #nextId = 1;
   #writes: Promise<void> = Promise.resolve();
 
@@ -79,17 +90,25 @@ export class History {
     this.#maxEntries = options.maxEntries ?? 10_000;
     this.#logFile = options.logFile;
     this.#maxLogBytes = options.maxLogBytes ?? 10 * 1024 * 1024;
+    this.#maxReadBytes = options.maxReadBytes ?? 4 * this.#maxLogBytes;
     this.#onError = options.onError ?? (() => {});
+    this.#onSetAside = options.onSetAside ?? (() => {});
   }
 
-  /** Reads the log back (the rotated file first); lines that are not entries are skipped. */
+  /**
+   * Reads the log back (the rotated file first); lines that are not entries are skipped. A file
+   * that is not a regular one (a FIFO would hang the start, a link to /dev/zero never end) or is
+   * larger than maxReadBytes is moved aside (`<file>.corrupt-<time>`) unread, like a corrupt line
+   * is skipped: the history is the audit trail, not the signal, so the start goes on.
+   */
   async load(): Promise<number> {
     if (!this.#logFile) return 0;
     for (const file of [`${this.#logFile}.1`, this.#logFile]) {
       let text: string;
       try {
-        text = await readFile(file, "utf8");
-      } catch {
+        text = await readRegularFile(file, this.#maxReadBytes);
+      } catch (error) {
+        if (error instanceof FileRefusedError) await this.#setAside(file, error);
         continue;
       }
       for (const line of text.split("\n")) {
@@ -144,10 +163,28 @@ export class History {
     this.#nextId = Math.max(this.#nextId, entry.id + 1);
   }
 
+  async #setAside(file: string, error: FileRefusedError): Promise<void> {
+    const aside = `${file}.corrupt-${Date.now()}`;
+    try {
+      await rename(file, aside);
+      this.#onSetAside(`${error.message}: history not read from it; the file was moved to ${aside}`);
+    } catch (renameError) {
+      this.#onSetAside(`${error.message}: history not read from it, and it could not be moved aside (${(renameError as { code?: string }).code ?? renameError})`);
+    }
+  }
+
   async #append(file: string, entry: HistoryEntry): Promise<void> {
     await mkdir(dirname(file), { recursive: true });
     const size = await stat(file).then((s) => s.size, () => 0);
     if (size > this.#maxLogBytes) await rename(file, `${file}.1`);
-    await appendFile(file, `${JSON.stringify(entry)}\n`);
+    // Non-blocking: a FIFO put at the path fails the write (ENXIO) instead of holding a
+    // file-system thread until a reader comes; anything but a regular file is not written to.
+    const handle = await open(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK, 0o666);
+    try {
+      if (!(await handle.stat()).isFile()) throw new FileRefusedError(file, "is not a regular file");
+      await handle.writeFile(`${JSON.stringify(entry)}\n`);
+    } finally {
+      await handle.close();
+    }
   }
 }

@@ -142,6 +142,7 @@ export async function runCli(
   const history = new History({
     ...(stateFile === undefined ? {} : { logFile: join(dirname(stateFile), "history.jsonl") }),
     onError: (error) => log.error(`writing the history failed: ${error}`),
+    onSetAside: (message) => log.error(message),
   });
   await history.load();
   history.follow(arbiter);
@@ -192,11 +193,12 @@ export async function runCli(
     log.info(`${signalName}: shutting down`);
     // End event streams and answer long-polls first: the runtimes' graceful shutdown waits for open responses.
     handler.close();
-    const grace = new Promise((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS));
+    // A deadline that waits on nothing else: a source stuck in a file-system call, or a response
+    // that never ends, cannot hold the exit.
+    setTimeout(() => process.exit(EXIT_OK), SHUTDOWN_GRACE_MS);
     // A source's claim whose save is still under way is written before the exit (within the grace).
     const saving = store?.save(() => arbiter.snapshot());
-    const closing = Promise.allSettled([plugins.stop(SHUTDOWN_GRACE_MS / 2), server.close(), saving]);
-    Promise.race([closing, grace]).finally(() => process.exit(EXIT_OK));
+    Promise.allSettled([plugins.stop(SHUTDOWN_GRACE_MS / 2), server.close(), saving]).finally(() => process.exit(EXIT_OK));
   };
   process.on("SIGINT", () => shutdown("SIGINT"));
   process.on("SIGTERM", () => shutdown("SIGTERM"));

@@ -8,14 +8,21 @@
  * serialised and each writes the state as it is when its turn comes, so the
  * file ends on the latest state.
  */
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import { clearTimeout, setTimeout } from "node:timers";
+import { FileRefusedError, readRegularFile } from "./bounded_file.ts";
 import type { ArbiterSnapshot, Claim, PlannedChange, StopLatch } from "./arbiter.ts";
 import { parseSignal } from "./signal.ts";
 
 export const STATE_FILE_VERSION = 1;
+
+/**
+ * A larger state file was not written by chaos-signal (one claim per source and the latch take a
+ * few KiB): it is refused like a corrupt one rather than read into memory.
+ */
+export const STATE_FILE_MAX_BYTES = 16 * 1024 * 1024;
 
 /** The state as restored at start. */
 export interface RestoredState {
@@ -170,13 +177,18 @@ export class StateStore {
     return names;
   }
 
-  /** The saved state, `undefined` when there is none yet; throws `StateFileError` for a bad file. */
+  /**
+   * The saved state, `undefined` when there is none yet; throws `StateFileError` for a bad file,
+   * and for anything but a regular file of at most STATE_FILE_MAX_BYTES (a FIFO would hang the
+   * start, a link to /dev/zero or a huge file exhaust the memory).
+   */
   async load(): Promise<RestoredState | undefined> {
     let text: string;
     try {
-      text = await readFile(this.path, "utf8");
+      text = await readRegularFile(this.path, STATE_FILE_MAX_BYTES);
     } catch (error) {
       if ((error as { code?: string }).code === "ENOENT") return undefined;
+      if (error instanceof FileRefusedError) throw new StateFileError(`it ${error.detail}`);
       throw new StateFileError(`cannot read it (${(error as { code?: string }).code ?? error})`);
     }
     return parseStateFile(text);

@@ -9,6 +9,7 @@ import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Arbiter, fileSource, type FileSourceOptions, PluginHost } from "../mod.ts";
+import { makeReleasableFifo } from "./helpers/fifo.ts";
 import { tempDir } from "./helpers/files.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -321,10 +322,56 @@ describe("file source", () => {
     const path = tempDir();
     await withFile({ path, interval: "100ms" }, async (rig) => {
       await waitFor(() => rig.status().warnings > 0, "a warning");
-      const message = rig.status().last_warning?.message ?? "";
-      assert.ok(message.startsWith(`cannot read ${path}: `), message);
+      assert.equal(rig.status().last_warning?.message, `cannot read ${path}: it is a directory, not a regular file`);
       assert.equal(rig.claim(), undefined);
       assert.equal(rig.status().restarts, 0, "a warning, not a failure");
+    });
+    // With on_invalid: pause, a path that cannot be read claims PAUSE like invalid content.
+    await withFile({ path, interval: "100ms", on_invalid: "pause" }, async (rig) => {
+      await rig.until("PAUSE", `cannot read ${path}`);
+    });
+  });
+
+  test("a FIFO at the path is never opened: a warning, on_invalid's claim, and a file put in its place is read", async () => {
+    // Opening a FIFO for reading blocks until a writer comes: the source would be stuck for good.
+    const dir = tempDir();
+    const path = join(dir, "signal");
+    const cleanUp = makeReleasableFifo(path);
+    try {
+      await withFile({ path, interval: "100ms", on_invalid: "pause" }, async (rig) => {
+        await rig.until("PAUSE", `cannot read ${path}`);
+        assert.equal(rig.status().health, "warning");
+        assert.equal(rig.status().last_warning?.message, `cannot read ${path}: it is a FIFO, not a regular file`);
+        assert.equal(rig.status().restarts, 0, "a warning, not a failure");
+        writeFileSync(join(dir, "next"), "STOP");
+        renameSync(join(dir, "next"), path);
+        await rig.until("STOP", `${path} says STOP`);
+      });
+    } finally {
+      cleanUp();
+    }
+  });
+
+  test("on_invalid hold: a FIFO at the path claims nothing, and the source keeps reading", async () => {
+    const path = join(tempDir(), "signal");
+    const cleanUp = makeReleasableFifo(path);
+    try {
+      await withFile({ path, interval: "100ms" }, async (rig) => {
+        await waitFor(() => rig.status().warnings >= 2, "two warnings: the source keeps reading");
+        assert.equal(rig.status().last_warning?.message, `cannot read ${path}: it is a FIFO, not a regular file`);
+        assert.equal(rig.claim(), undefined);
+      });
+    } finally {
+      cleanUp();
+    }
+  });
+
+  test("a link to /dev/zero is a warning and on_invalid's claim, not an endless read", async () => {
+    const path = join(tempDir(), "signal");
+    symlinkSync("/dev/zero", path);
+    await withFile({ path, interval: "100ms", on_invalid: "pause" }, async (rig) => {
+      await rig.until("PAUSE", `cannot read ${path}`);
+      assert.equal(rig.status().last_warning?.message, `cannot read ${path}: it is a character device, not a regular file`);
     });
   });
 
