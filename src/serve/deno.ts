@@ -6,7 +6,8 @@
  * can hold every descriptor. Here chaos-signal accepts connections itself and hands each to
  * Deno's HTTP server for one connection (`serveHttpOnConnection`, the internal that backs
  * `node:http2`): a failed `accept` is retried after a pause, and a connection quiet for the idle
- * timeout is closed. GET / is as fast as with `Deno.serve` (README, "Runtime differences").
+ * timeout is closed. GET / over keep-alive connections is as fast as with `Deno.serve`; new
+ * connections are accepted one at a time (README, "Runtime differences").
  * Should a Deno release drop that internal, `Deno.serve` is used, restarted when it ends.
  */
 import type { RequestInfo } from "../handler.ts";
