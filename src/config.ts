@@ -14,7 +14,9 @@
 import { isIP } from "node:net";
 import * as v from "valibot";
 import { AuthSchema, type NamedToken } from "./auth.ts";
+import { durationSchema } from "./duration.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "./request_body.ts";
+import { DEFAULT_IDLE_TIMEOUT_MS } from "./serve/types.ts";
 import { type Signal, SIGNALS } from "./signal.ts";
 import { ALLOWED_ORIGINS_TEXT_RULE, AllowedOriginsSchema, AllowedOriginsTextSchema } from "./origin_guard.ts";
 import { looseSection, parseWith, strictSection } from "./validation.ts";
@@ -39,6 +41,8 @@ export interface Settings {
   readonly auth: { readonly tokens: readonly NamedToken[]; readonly protectReads: boolean };
   /** Origins whose pages may change the signal besides the server's own (`chaos_signal.allowed_origins`). */
   readonly allowedOrigins: readonly string[];
+  /** A connection quiet this long is closed (`chaos_signal.idle_timeout`); long-polls and event streams excepted. */
+  readonly idleTimeoutMs: number;
 }
 
 /** One entry of `chaos_signal.sources`: its `type` names the plugin, the rest are its options. */
@@ -62,6 +66,7 @@ export const DEFAULT_SETTINGS: Settings = {
   relays: [],
   auth: { tokens: [], protectReads: false },
   allowedOrigins: [],
+  idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
 };
 
 const PORT_RULE = "an integer from 0 to 65535 (0 picks a free port)";
@@ -83,7 +88,7 @@ export const SETTING_RULES: Record<StringSetting, string> = {
 };
 
 /** The settings that flags and environment variables can give as strings. */
-export type StringSetting = Exclude<keyof Settings, "sources" | "relays" | "auth" | "onUnreadableState">;
+export type StringSetting = Exclude<keyof Settings, "sources" | "relays" | "auth" | "onUnreadableState" | "idleTimeoutMs">;
 
 /** Whole numbers also arrive as strings: from flags, env and quoted YAML. */
 function integer(rule: string, min: number, max: number) {
@@ -139,6 +144,8 @@ const ChaosSignalSection = strictSection({
   relays: v.optional(v.array(looseSection({}, "a mapping with name:, targets: and the relay's options"), "a list of relays")),
   auth: v.optional(AuthSchema),
   allowed_origins: v.optional(AllowedOriginsSchema),
+  // Bun takes whole seconds up to 255.
+  idle_timeout: v.optional(durationSchema(1000, 255_000)),
 }, "a mapping (chaos-signal's own settings)");
 
 /** The whole file: other top-level keys (Krkn's cerberus:, tunings:, ...) are ignored. */
@@ -160,6 +167,7 @@ export function settingsFromConfig(document: unknown, fileName: string): Setting
     maxBodyBytes: config.chaos_signal?.max_body_bytes,
     stateFile: config.chaos_signal?.state_file,
     onUnreadableState: config.chaos_signal?.on_unreadable_state,
+    idleTimeoutMs: config.chaos_signal?.idle_timeout,
     sources: config.chaos_signal?.sources?.map((entry, index) => ({
       where: `${fileName}: chaos_signal.sources[${index}]`,
       entry,

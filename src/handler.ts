@@ -41,9 +41,9 @@ export interface RequestInfo {
   readonly remoteAddress?: string | undefined;
   /**
    * Lets this request stay quiet for `seconds` (0: no limit) before the
-   * runtime's idle timeout cuts it: long-polls and event streams are quiet
-   * on purpose. Bun's serve file sets it (Bun's default is 10 s); Deno has no
-   * such timeout.
+   * idle timeout cuts it: long-polls and event streams are quiet on purpose.
+   * Bun's serve file sets Bun's timeout for the connection; Deno's exempts the
+   * connection until the response is delivered.
    */
   readonly holdOpen?: (seconds: number) => void;
 }

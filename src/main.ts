@@ -177,7 +177,12 @@ export async function runCli(
 
   let server;
   try {
-    server = await serve(handler, { hostname: settings.address, port: settings.port });
+    server = await serve(handler, {
+      hostname: settings.address,
+      port: settings.port,
+      idleTimeoutMs: settings.idleTimeoutMs,
+      onAcceptTrouble: (line) => log.error(line),
+    });
   } catch (error) {
     const where = `${settings.address}:${settings.port}`;
     if (error instanceof AddressInUseError) {

@@ -1,5 +1,11 @@
 /** `serve` on Bun: the only file that touches `Bun.*`. */
-import { AddressInUseError, type RunningServer, type ServeHandler, type ServeOptions } from "./types.ts";
+import {
+  AddressInUseError,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  type RunningServer,
+  type ServeHandler,
+  type ServeOptions,
+} from "./types.ts";
 
 /**
  * The slice of Bun's API used here. Deno type-checks the whole tree, and
@@ -20,6 +26,8 @@ declare const Bun: {
     port: number;
     development: boolean;
     reusePort: boolean;
+    /** Seconds, at most 255; 0: none. */
+    idleTimeout: number;
     fetch(request: Request, server: BunServer): Response | Promise<Response>;
     error(error: Error): Response;
   }): BunServer;
@@ -35,13 +43,15 @@ export function serve(handler: ServeHandler, options: ServeOptions): RunningServ
       development: false,
       // Two servers must not share a port: the second one has to fail (exit 1), as on Deno.
       reusePort: false,
+      // Bun closes a connection quiet this long (its default is 10 s); at least 1 s, at most Bun's 255 s.
+      idleTimeout: Math.min(255, Math.max(1, Math.ceil((options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS) / 1000))),
       error: (error) =>
         new Response(`internal error: ${error.message.replace(/[\r\n]+/g, " ")}\n`, {
           status: 500,
           headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" },
         }),
       fetch(request, self) {
-        // Bun cuts a connection quiet for idleTimeout (10 s by default), a pending request included;
+        // Bun cuts a connection quiet for idleTimeout, a pending request included;
         // long-polls and event streams lift it for themselves, and everything else keeps it.
         return handler(request, new BunRequestInfo(self, request));
       },

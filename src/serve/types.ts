@@ -3,10 +3,22 @@ import type { RequestInfo } from "../handler.ts";
 
 export type ServeHandler = (request: Request, info: RequestInfo) => Response | Promise<Response>;
 
+/**
+ * How long a connection may stay quiet (no request coming, none being answered) before the server
+ * closes it. Long enough for a client polling every few seconds to keep its keep-alive connection;
+ * short enough that a client holding connections open (or a leak) gives its descriptors back
+ * within half a minute. Long-polls and event streams are exempt while they last.
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+
 export interface ServeOptions {
   readonly hostname: string;
   /** 0 picks a free port; `RunningServer.port` tells which. */
   readonly port: number;
+  /** See DEFAULT_IDLE_TIMEOUT_MS; Bun takes whole seconds, at most 255. */
+  readonly idleTimeoutMs?: number;
+  /** Told once when accepting connections starts failing (out of file descriptors) and once when it works again. */
+  readonly onAcceptTrouble?: (line: string) => void;
 }
 
 export interface RunningServer {

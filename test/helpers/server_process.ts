@@ -47,9 +47,11 @@ function collect(child: ChildProcess) {
   return { output: () => text, exited };
 }
 
-function spawnServer(flags: string[], env: Record<string, string> = {}): ChildProcess {
+/** `launcher` runs the server through another program, such as `["prlimit", "--nofile=256:256", "--"]`. */
+function spawnServer(flags: string[], env: Record<string, string> = {}, launcher: string[] = []): ChildProcess {
   const { command, args } = runtimeCommand();
-  return spawn(command, [...args, ...flags], {
+  const [program, ...programArgs] = [...launcher, command, ...args, ...flags];
+  return spawn(program!, programArgs, {
     cwd: ROOT,
     env: { ...process.env, NO_COLOR: "1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -59,7 +61,7 @@ function spawnServer(flags: string[], env: Record<string, string> = {}): ChildPr
 /** Starts a server on 127.0.0.1 and a free port (unless the flags say otherwise). */
 export async function startServer(
   flags: string[] = [],
-  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+  options: { env?: Record<string, string>; timeoutMs?: number; launcher?: string[] } = {},
 ): Promise<ServerProcess> {
   const defaults = [
     ...(flags.some((f) => f.startsWith("--address") || f === "-a") ? [] : ["--address", "127.0.0.1"]),
@@ -67,7 +69,7 @@ export async function startServer(
     // Servers of different tests share a working directory: no shared state file unless asked.
     ...(flags.some((f) => f.startsWith("--state-file")) ? [] : ["--state-file", "none"]),
   ];
-  const child = spawnServer([...defaults, ...flags], options.env);
+  const child = spawnServer([...defaults, ...flags], options.env, options.launcher);
   const { output, exited } = collect(child);
   const deadline = Date.now() + (options.timeoutMs ?? 20_000);
   let match: RegExpMatchArray | null = null;
