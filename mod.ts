@@ -7,9 +7,9 @@
  *
  * @module
  */
-export { parseSignal, severity, mostSevere, SIGNALS } from "./src/signal.ts";
-export type { Signal } from "./src/signal.ts";
-export { Arbiter, MANUAL_SOURCE, STOP_LATCH } from "./src/arbiter.ts";
+export { parseSignal, severity, mostSevere, SIGNALS } from "./src/core/signal.ts";
+export type { Signal } from "./src/core/signal.ts";
+export { Arbiter, MANUAL_SOURCE, STOP_LATCH } from "./src/core/arbiter.ts";
 export type {
   ArbiterEvent,
   ArbiterListener,
@@ -22,35 +22,35 @@ export type {
   ClaimOptions,
   Override,
   StopLatch,
-} from "./src/arbiter.ts";
-export { createHandler, MAX_URL_BYTES } from "./src/handler.ts";
-export type { FetchHandler, HandlerOptions, RequestInfo, SignalHandler } from "./src/handler.ts";
-export type { SignalState, SubscriberCounts } from "./src/events.ts";
-export { DEFAULT_HEARTBEAT_MS, RETRY_MS } from "./src/event_stream.ts";
-export { MAX_WAIT_MS } from "./src/long_poll.ts";
-export { RunStoppedError, SignalClient, SignalRequestError } from "./src/client.ts";
-export type { FetchFunction, RequestOptions, SetOptions, SignalClientOptions, WatchOptions } from "./src/client.ts";
-export { EventStreamParser } from "./src/sse_parser.ts";
-export type { ServerSentEvent } from "./src/sse_parser.ts";
-export { statusDocument } from "./src/status.ts";
-export type { ClaimStatus, StatusDocument } from "./src/status.ts";
-export { DEFAULT_SETTINGS, ENV_CONFIG_FILE, ENV_VARS, mergeSettings, settingsFromConfig, settingsFromEnv } from "./src/config.ts";
-export type { Settings, SettingsLayer, SourceSetting } from "./src/config.ts";
-export { loadConfigFile } from "./src/config_file.ts";
-export { DEFAULT_MAX_BODY_BYTES } from "./src/request_body.ts";
+} from "./src/core/arbiter.ts";
+export { createHandler, MAX_URL_BYTES } from "./src/http/handler.ts";
+export type { FetchHandler, HandlerOptions, RequestInfo, SignalHandler } from "./src/http/handler.ts";
+export type { SignalState, SubscriberCounts } from "./src/push/hub.ts";
+export { DEFAULT_HEARTBEAT_MS, RETRY_MS } from "./src/push/event_stream.ts";
+export { MAX_WAIT_MS } from "./src/push/long_poll.ts";
+export { RunStoppedError, SignalClient, SignalRequestError } from "./src/client/client.ts";
+export type { FetchFunction, RequestOptions, SetOptions, SignalClientOptions, WatchOptions } from "./src/client/client.ts";
+export { EventStreamParser } from "./src/client/sse_parser.ts";
+export type { ServerSentEvent } from "./src/client/sse_parser.ts";
+export { statusDocument } from "./src/http/status.ts";
+export type { ClaimStatus, StatusDocument } from "./src/http/status.ts";
+export { DEFAULT_SETTINGS, ENV_CONFIG_FILE, ENV_VARS, mergeSettings, settingsFromConfig, settingsFromEnv } from "./src/config/settings.ts";
+export type { Settings, SettingsLayer, SourceSetting } from "./src/config/settings.ts";
+export { loadConfigFile } from "./src/config/config_file.ts";
+export { DEFAULT_MAX_BODY_BYTES } from "./src/web/request_body.ts";
 export { AddressInUseError, runtime, serve } from "./src/serve/mod.ts";
 export type { RunningServer, Runtime, ServeHandler, ServeOptions } from "./src/serve/mod.ts";
-export { strictSection, ValidationError } from "./src/validation.ts";
-export { Auth, AuthSchema } from "./src/auth.ts";
-export type { NamedToken } from "./src/auth.ts";
-export { definePlugin, PluginNameSchema } from "./src/plugin.ts";
-export type { Plugin, PluginFactory, RouteContext, SourceContext } from "./src/plugin.ts";
-export { PluginHost } from "./src/plugin_host.ts";
-export type { PluginHostOptions, PluginStatus, SourceHealth } from "./src/plugin_host.ts";
-export { durationSchema, formatDuration, parseDuration } from "./src/duration.ts";
-export { HttpError, jsonResponse, textResponse } from "./src/http_response.ts";
-export { readJsonBody } from "./src/json_body.ts";
-export { delay } from "./src/timers.ts";
+export { strictSection, ValidationError } from "./src/config/validation.ts";
+export { Auth, AuthSchema } from "./src/http/auth.ts";
+export type { NamedToken } from "./src/http/auth.ts";
+export { definePlugin, PluginNameSchema } from "./src/plugin/api.ts";
+export type { Plugin, PluginFactory, RouteContext, SourceContext } from "./src/plugin/api.ts";
+export { PluginHost } from "./src/plugin/host.ts";
+export type { PluginHostOptions, PluginStatus, SourceHealth } from "./src/plugin/host.ts";
+export { durationSchema, formatDuration, parseDuration } from "./src/config/duration.ts";
+export { HttpError, jsonResponse, textResponse } from "./src/web/response.ts";
+export { readJsonBody } from "./src/web/json_body.ts";
+export { delay } from "./src/util/timers.ts";
 export {
   alertmanagerSource,
   BUILTIN_SOURCES,

@@ -12,9 +12,9 @@
  * It works against Krkn's own signal server too (by polling `GET /`).
  */
 import process from "node:process";
-import { parseDuration } from "../src/duration.ts";
-import { RunStoppedError, SignalClient } from "../src/client.ts";
-import { delay } from "../src/timers.ts";
+import { parseDuration } from "../src/config/duration.ts";
+import { RunStoppedError, SignalClient } from "../src/client/client.ts";
+import { delay } from "../src/util/timers.ts";
 
 const SCENARIOS = ["pod-delete: kill one etcd pod", "node-cpu-hog: 80% for the duration", "network-chaos: 200 ms latency on ingress"];
 

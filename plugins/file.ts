@@ -12,12 +12,12 @@
 import { type FSWatcher, statSync, watch } from "node:fs";
 import { dirname, resolve } from "node:path";
 import * as v from "valibot";
-import { FileRefusedError, readHead } from "../src/bounded_file.ts";
+import { FileRefusedError, readHead } from "../src/util/bounded_file.ts";
 import { FifoWriter } from "./fifo_writer.ts";
-import { durationSchema, formatDuration } from "../src/duration.ts";
-import { definePlugin, PluginNameSchema, type SourceContext } from "../src/plugin.ts";
-import { parseSignal } from "../src/signal.ts";
-import { delay } from "../src/timers.ts";
+import { durationSchema, formatDuration } from "../src/config/duration.ts";
+import { definePlugin, PluginNameSchema, type SourceContext } from "../src/plugin/api.ts";
+import { parseSignal } from "../src/core/signal.ts";
+import { delay } from "../src/util/timers.ts";
 
 export const FILE_KIND = "file";
 

@@ -2,9 +2,9 @@
  * The built-in plugins by type name, as config files name them
  * (`chaos_signal.sources[].type`).
  */
-import type { SourceSetting } from "../src/config.ts";
-import type { Plugin, PluginFactory } from "../src/plugin.ts";
-import { showValue, ValidationError } from "../src/validation.ts";
+import type { SourceSetting } from "../src/config/settings.ts";
+import type { Plugin, PluginFactory } from "../src/plugin/api.ts";
+import { showValue, ValidationError } from "../src/config/validation.ts";
 import { alertmanagerSource } from "./alertmanager.ts";
 import { fileSource } from "./file.ts";
 import { prometheusSource } from "./prometheus.ts";

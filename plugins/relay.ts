@@ -5,10 +5,10 @@
  * relay's observation in `/status`.
  */
 import * as v from "valibot";
-import { TokenSourceSchema } from "../src/bearer.ts";
-import { durationSchema } from "../src/duration.ts";
-import { definePlugin, PluginNameSchema } from "../src/plugin.ts";
-import { httpUrl, strictSection } from "../src/validation.ts";
+import { TokenSourceSchema } from "../src/web/bearer.ts";
+import { durationSchema } from "../src/config/duration.ts";
+import { definePlugin, PluginNameSchema } from "../src/plugin/api.ts";
+import { httpUrl, strictSection } from "../src/config/validation.ts";
 import { RelayTarget } from "./relay_target.ts";
 
 export const RELAY_KIND = "relay";

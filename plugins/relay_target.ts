@@ -12,10 +12,10 @@
  * its signal) gets only the changes: it changes by claims of its own, and a
  * RUN pushed into it again would be a person's RUN that opens its latch.
  */
-import { connectionRefused, fetchFailure } from "../src/fetch_error.ts";
-import type { SourceContext } from "../src/plugin.ts";
-import { parseSignal, type Signal } from "../src/signal.ts";
-import { Wakeup } from "../src/wakeup.ts";
+import { connectionRefused, fetchFailure } from "../src/util/fetch_error.ts";
+import type { SourceContext } from "../src/plugin/api.ts";
+import { parseSignal, type Signal } from "../src/core/signal.ts";
+import { Wakeup } from "../src/util/wakeup.ts";
 
 export interface RelayTargetOptions {
   /** Base URL; `POST <url>/<SIGNAL>` and `GET <url>/` are sent to it. */

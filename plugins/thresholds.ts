@@ -13,7 +13,7 @@
  *   unknown: with `on_error: pause` that is PAUSE, and the next observation
  *   decides at once, with no streak to wait for.
  */
-import { type Signal, severity } from "../src/signal.ts";
+import { type Signal, severity } from "../src/core/signal.ts";
 
 export interface ThresholdSettings {
   readonly pauseAbove: number;

@@ -7,21 +7,21 @@
  * config, reported on one line that names the key, before anything listens.
  */
 import process from "node:process";
-import { Arbiter, MANUAL_SOURCE } from "./arbiter.ts";
-import { StateFileError, StateStore } from "./state_store.ts";
-import { type CliFlags, readFlags, settingsFromFlags, USAGE } from "./cli_args.ts";
-import { ENV_CONFIG_FILE, mergeSettings, type Settings, settingsFromEnv } from "./config.ts";
-import { loadConfigFile } from "./config_file.ts";
+import { Arbiter, MANUAL_SOURCE } from "./core/arbiter.ts";
+import { StateFileError, StateStore } from "./state/state_store.ts";
+import { type CliFlags, readFlags, settingsFromFlags, USAGE } from "./config/flags.ts";
+import { ENV_CONFIG_FILE, mergeSettings, type Settings, settingsFromEnv } from "./config/settings.ts";
+import { loadConfigFile } from "./config/config_file.ts";
 import { dirname, join } from "node:path";
-import { Auth } from "./auth.ts";
-import { History } from "./history.ts";
-import { createHandler } from "./handler.ts";
-import { PluginHost, RepeatedWarnings, REPEAT_LOG_INTERVAL_MS } from "./plugin_host.ts";
+import { Auth } from "./http/auth.ts";
+import { History } from "./state/history.ts";
+import { createHandler } from "./http/handler.ts";
+import { PluginHost, RepeatedWarnings, REPEAT_LOG_INTERVAL_MS } from "./plugin/host.ts";
 import { pluginsFromConfig } from "../plugins/mod.ts";
-import { consoleLogger, describeEvent, type Logger } from "./log.ts";
+import { consoleLogger, describeEvent, type Logger } from "./util/log.ts";
 import { AddressInUseError, runtime, serve } from "./serve/mod.ts";
-import type { Plugin } from "./plugin.ts";
-import { ValidationError } from "./validation.ts";
+import type { Plugin } from "./plugin/api.ts";
+import { ValidationError } from "./config/validation.ts";
 import { VERSION } from "./version.ts";
 
 /** SIGINT/SIGTERM must end the process within 2 s, open requests or not: 1 s for them, 1 s of slack. */

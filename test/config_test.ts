@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { DEFAULT_SETTINGS, loadConfigFile, mergeSettings, settingsFromConfig, settingsFromEnv, ValidationError } from "../mod.ts";
-import { readFlags, settingsFromFlags } from "../src/cli_args.ts";
-import { nestedDeeperThan } from "../src/json_text.ts";
-import { redactUrlCredentials, showValue } from "../src/validation.ts";
+import { readFlags, settingsFromFlags } from "../src/config/flags.ts";
+import { nestedDeeperThan } from "../src/util/json_text.ts";
+import { redactUrlCredentials, showValue } from "../src/config/validation.ts";
 import { fixture, tempFile } from "./helpers/files.ts";
 
 const parseFlags = (argv: string[]) => settingsFromFlags(readFlags(argv));

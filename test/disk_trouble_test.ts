@@ -6,7 +6,7 @@ import { rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import type { StatusDocument } from "../src/status.ts";
+import type { StatusDocument } from "../src/http/status.ts";
 import { tempDir } from "./helpers/files.ts";
 import { type ServerProcess, startServer } from "./helpers/server_process.ts";
 import { waitFor } from "./helpers/wait.ts";

@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { Arbiter, createHandler } from "../mod.ts";
-import type { SignalHandler } from "../src/handler.ts";
-import { MAX_BACKLOG_CHUNKS } from "../src/event_stream.ts";
+import type { SignalHandler } from "../src/http/handler.ts";
+import { MAX_BACKLOG_CHUNKS } from "../src/push/event_stream.ts";
 import { serve } from "../src/serve/mod.ts";
 import { EventStreamReader, parseEventId } from "./helpers/event_stream_reader.ts";
 import { type ServerProcess, sharedServer, startServer } from "./helpers/server_process.ts";

@@ -43,7 +43,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
-import type { StatusDocument } from "../src/status.ts";
+import type { StatusDocument } from "../src/http/status.ts";
 import { tempDir, tempFile } from "./helpers/files.ts";
 import {
   failures,

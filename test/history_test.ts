@@ -4,7 +4,7 @@ import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Arbiter, createHandler } from "../mod.ts";
-import { History, type HistoryEntry } from "../src/history.ts";
+import { History, type HistoryEntry } from "../src/state/history.ts";
 import { tempDir } from "./helpers/files.ts";
 import { startServer } from "./helpers/server_process.ts";
 

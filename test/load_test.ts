@@ -30,8 +30,8 @@ import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
-import type { StatusDocument } from "../src/status.ts";
-import { parseStateFile } from "../src/state_store.ts";
+import type { StatusDocument } from "../src/http/status.ts";
+import { parseStateFile } from "../src/state/state_store.ts";
 import { tempDir } from "./helpers/files.ts";
 import {
   failures,

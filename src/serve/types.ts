@@ -1,5 +1,5 @@
 /** The contract every per-runtime serve file implements. */
-import type { RequestInfo } from "../handler.ts";
+import type { RequestInfo } from "../http/handler.ts";
 
 export type ServeHandler = (request: Request, info: RequestInfo) => Response | Promise<Response>;
 

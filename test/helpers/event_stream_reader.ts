@@ -1,7 +1,7 @@
 /**
  * Reads an event stream (`GET /events`) in the background and lets a test
  * wait for what it expects. It parses the wire text on its own, with no help
- * from src/sse_parser.ts, so that a test does not trust the code it tests.
+ * from src/client/sse_parser.ts, so that a test does not trust the code it tests.
  */
 
 export interface WireEvent {

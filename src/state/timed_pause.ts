@@ -6,9 +6,9 @@
  * out never opens the STOP latch: a STOP that came meanwhile stays.
  */
 import { setTimeout as setNodeTimeout } from "node:timers";
-import { type Arbiter, type Claim, type ClaimOptions, MANUAL_SOURCE, type PlannedChange } from "./arbiter.ts";
-import { formatDuration } from "./duration.ts";
-import type { Signal } from "./signal.ts";
+import { type Arbiter, type Claim, type ClaimOptions, MANUAL_SOURCE, type PlannedChange } from "../core/arbiter.ts";
+import { formatDuration } from "../config/duration.ts";
+import type { Signal } from "../core/signal.ts";
 
 /** The longest timed pause: a week. */
 export const MAX_PAUSE_MS = 7 * 86_400_000;

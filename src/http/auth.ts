@@ -5,9 +5,9 @@
  * names are, as the actor of a claim.
  */
 import * as v from "valibot";
-import { matchBearer, TokenSourceSchema } from "./bearer.ts";
-import { PluginNameSchema } from "./plugin.ts";
-import { strictSection } from "./validation.ts";
+import { matchBearer, TokenSourceSchema } from "../web/bearer.ts";
+import { PluginNameSchema } from "../plugin/api.ts";
+import { strictSection } from "../config/validation.ts";
 
 export const AuthSchema = strictSection({
   /** Named tokens; any of them is accepted. */

@@ -15,11 +15,11 @@
  * through a restart of the signal server instead of failing.
  */
 import * as v from "valibot";
-import { formatDuration } from "./duration.ts";
-import { type Signal, SIGNALS } from "./signal.ts";
+import { formatDuration } from "../config/duration.ts";
+import { type Signal, SIGNALS } from "../core/signal.ts";
 import { EventStreamParser } from "./sse_parser.ts";
-import { delay } from "./timers.ts";
-import { parseWith } from "./validation.ts";
+import { delay } from "../util/timers.ts";
+import { parseWith } from "../config/validation.ts";
 
 /** `waitUntilRunnable` found the signal at STOP: the chaos run is over. */
 export class RunStoppedError extends Error {

@@ -9,11 +9,11 @@
  * is a 400 instead of a silent plain read.
  */
 import * as v from "valibot";
-import { formatDuration, parseDuration } from "./duration.ts";
-import type { SignalEvents } from "./events.ts";
-import { HttpError } from "./http_response.ts";
-import { parseSignal, type Signal } from "./signal.ts";
-import { issueLine, looseSection } from "./validation.ts";
+import { formatDuration, parseDuration } from "../config/duration.ts";
+import type { SignalEvents } from "./hub.ts";
+import { HttpError } from "../web/response.ts";
+import { parseSignal, type Signal } from "../core/signal.ts";
+import { issueLine, looseSection } from "../config/validation.ts";
 
 /**
  * The longest wait. Bun cuts a quiet request after its idle timeout, which

@@ -8,9 +8,9 @@
  * forced RUN.
  */
 import * as v from "valibot";
-import type { ChangeEvent, Claim, ClaimOptions } from "./arbiter.ts";
-import type { Signal } from "./signal.ts";
-import { parseWith } from "./validation.ts";
+import type { ChangeEvent, Claim, ClaimOptions } from "../core/arbiter.ts";
+import type { Signal } from "../core/signal.ts";
+import { parseWith } from "../config/validation.ts";
 
 /** What a plugin gets to talk to the server. */
 export interface SourceContext {

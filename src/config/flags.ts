@@ -1,6 +1,6 @@
 /** Command-line flags: parsed with node:util, validated like every other layer. */
 import { parseArgs } from "node:util";
-import { SETTING_RULES, type SettingsLayer, settingsFromStrings, type StringSetting } from "./config.ts";
+import { SETTING_RULES, type SettingsLayer, settingsFromStrings, type StringSetting } from "./settings.ts";
 import { ValidationError } from "./validation.ts";
 
 export const USAGE = `Usage: chaos-signal [flags]

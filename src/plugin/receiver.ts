@@ -2,9 +2,9 @@
  * A receiver's acknowledgement: its 2xx goes out only once the claim it made is on disk, so a
  * `kill -9` right after the answer cannot lose what the sender was told was taken.
  */
-import { HttpError } from "./http_response.ts";
-import { messageOf } from "./plugin_host.ts";
-import type { SourceContext } from "./plugin.ts";
+import { HttpError } from "../web/response.ts";
+import { messageOf } from "./host.ts";
+import type { SourceContext } from "./api.ts";
 
 /** A disk that hangs must not hold the sender's request (nor its retries) forever. */
 export const SAVE_WAIT_MS = 5000;

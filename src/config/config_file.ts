@@ -1,7 +1,7 @@
 /** Reads a YAML config file (Krkn's config.yaml, or chaos-signal's own). */
 import { readFile } from "node:fs/promises";
 import { parse } from "yaml";
-import { type SettingsLayer, settingsFromConfig } from "./config.ts";
+import { type SettingsLayer, settingsFromConfig } from "./settings.ts";
 import { ValidationError } from "./validation.ts";
 
 export async function loadConfigFile(path: string): Promise<SettingsLayer> {

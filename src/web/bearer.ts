@@ -6,7 +6,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import process from "node:process";
 import * as v from "valibot";
-import { HttpError } from "./http_response.ts";
+import { HttpError } from "./response.ts";
 
 /** Where a token comes from: inline, an environment variable or a file (Kubernetes secrets). */
 export const TokenSourceSchema = v.pipe(

@@ -1,9 +1,9 @@
 /** Reads a bounded JSON request body and validates it; every failure is a 4xx with the reason. */
 import * as v from "valibot";
-import { HttpError } from "./http_response.ts";
-import { JsonTextError, parseJsonText } from "./json_text.ts";
+import { HttpError } from "./response.ts";
+import { JsonTextError, parseJsonText } from "../util/json_text.ts";
 import { readBoundedBody } from "./request_body.ts";
-import { issueLine } from "./validation.ts";
+import { issueLine } from "../config/validation.ts";
 
 export async function readJsonBody<TSchema extends v.GenericSchema>(
   request: Request,

@@ -8,9 +8,9 @@
 import { constants } from "node:fs";
 import { mkdir, open, rename, stat } from "node:fs/promises";
 import { dirname } from "node:path";
-import { FileRefusedError, readRegularFile } from "./bounded_file.ts";
-import type { Arbiter, ArbiterEvent } from "./arbiter.ts";
-import type { Signal } from "./signal.ts";
+import { FileRefusedError, readRegularFile } from "../util/bounded_file.ts";
+import type { Arbiter, ArbiterEvent } from "../core/arbiter.ts";
+import type { Signal } from "../core/signal.ts";
 
 export interface HistoryEntry {
   /** Increases by one per entry, across restarts. */

@@ -12,9 +12,9 @@ import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import process from "node:process";
 import { clearTimeout, setTimeout } from "node:timers";
-import { FileRefusedError, readRegularFile } from "./bounded_file.ts";
-import type { ArbiterSnapshot, Claim, PlannedChange, StopLatch } from "./arbiter.ts";
-import { parseSignal } from "./signal.ts";
+import { FileRefusedError, readRegularFile } from "../util/bounded_file.ts";
+import type { ArbiterSnapshot, Claim, PlannedChange, StopLatch } from "../core/arbiter.ts";
+import { parseSignal } from "../core/signal.ts";
 
 export const STATE_FILE_VERSION = 1;
 

@@ -16,24 +16,24 @@
  */
 import { type IRequest, Router } from "itty-router";
 import * as v from "valibot";
-import { type Arbiter, MANUAL_SOURCE, type PlannedChange } from "./arbiter.ts";
-import type { PluginHost } from "./plugin_host.ts";
-import { errorResponse, HttpError, jsonResponse, textResponse } from "./http_response.ts";
-import { DEFAULT_MAX_BODY_BYTES, readBoundedBody } from "./request_body.ts";
-import { SignalEvents, type SubscriberCounts } from "./events.ts";
-import { DEFAULT_HEARTBEAT_MS, eventStreamResponse } from "./event_stream.ts";
-import { longPollFromQuery, waitForChange } from "./long_poll.ts";
-import { parseSignal, type Signal, SIGNALS } from "./signal.ts";
+import { type Arbiter, MANUAL_SOURCE, type PlannedChange } from "../core/arbiter.ts";
+import type { PluginHost } from "../plugin/host.ts";
+import { errorResponse, HttpError, jsonResponse, textResponse } from "../web/response.ts";
+import { DEFAULT_MAX_BODY_BYTES, readBoundedBody } from "../web/request_body.ts";
+import { SignalEvents, type SubscriberCounts } from "../push/hub.ts";
+import { DEFAULT_HEARTBEAT_MS, eventStreamResponse } from "../push/event_stream.ts";
+import { longPollFromQuery, waitForChange } from "../push/long_poll.ts";
+import { parseSignal, type Signal, SIGNALS } from "../core/signal.ts";
 import { statusDocument } from "./status.ts";
-import { issueLine, strictSection } from "./validation.ts";
+import { issueLine, strictSection } from "../config/validation.ts";
 import { Metrics } from "./metrics.ts";
-import type { History } from "./history.ts";
-import { durationSchema } from "./duration.ts";
-import { MAX_PAUSE_MS, TimedPause } from "./timed_pause.ts";
+import type { History } from "../state/history.ts";
+import { durationSchema } from "../config/duration.ts";
+import { MAX_PAUSE_MS, TimedPause } from "../state/timed_pause.ts";
 import type { Auth } from "./auth.ts";
 import { uiResponse } from "./ui_page.ts";
 import { OriginGuard } from "./origin_guard.ts";
-import type { StateHealth } from "./state_store.ts";
+import type { StateHealth } from "../state/state_store.ts";
 
 /** What the runtime knows about a request beyond the `Request` itself. */
 export interface RequestInfo {

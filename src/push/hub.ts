@@ -7,8 +7,8 @@
  * went away must not stay subscribed) and end them all at shutdown: an open
  * stream would otherwise keep the runtime's graceful shutdown waiting.
  */
-import type { Arbiter } from "./arbiter.ts";
-import type { Signal } from "./signal.ts";
+import type { Arbiter } from "../core/arbiter.ts";
+import type { Signal } from "../core/signal.ts";
 
 /** The effective signal and the change counter it belongs to. */
 export interface SignalState {

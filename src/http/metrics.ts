@@ -8,10 +8,10 @@
  * config, routes are the known ones or `other`, methods the usual ones or
  * `other`, so a scanner hitting random paths cannot grow the series.
  */
-import type { Arbiter, ArbiterSnapshot } from "./arbiter.ts";
-import type { PluginStatus } from "./plugin_host.ts";
-import { SIGNALS } from "./signal.ts";
-import type { StateHealth } from "./state_store.ts";
+import type { Arbiter, ArbiterSnapshot } from "../core/arbiter.ts";
+import type { PluginStatus } from "../plugin/host.ts";
+import { SIGNALS } from "../core/signal.ts";
+import type { StateHealth } from "../state/state_store.ts";
 
 export interface MetricsInfo {
   readonly snapshot: ArbiterSnapshot;

@@ -3,9 +3,9 @@
  * health for `/status`, restarts a source whose `run` fails (with backoff),
  * tells hooks of every change, and stops them all on shutdown.
  */
-import type { Arbiter, ChangeEvent, Claim, ClaimOptions } from "./arbiter.ts";
-import type { Plugin, SourceContext } from "./plugin.ts";
-import { delay } from "./timers.ts";
+import type { Arbiter, ChangeEvent, Claim, ClaimOptions } from "../core/arbiter.ts";
+import type { Plugin, SourceContext } from "./api.ts";
+import { delay } from "../util/timers.ts";
 
 export type SourceHealth = "starting" | "ok" | "warning" | "failed" | "stopped";
 

@@ -12,7 +12,7 @@
  * same server.
  */
 import * as v from "valibot";
-import { HttpError } from "./http_response.ts";
+import { HttpError } from "../web/response.ts";
 
 /** Only these methods may come from anywhere: they change nothing. */
 const SAFE_METHODS = new Set(["GET", "HEAD"]);

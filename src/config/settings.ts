@@ -13,12 +13,12 @@
  */
 import { isIP } from "node:net";
 import * as v from "valibot";
-import { AuthSchema, type NamedToken } from "./auth.ts";
+import { AuthSchema, type NamedToken } from "../http/auth.ts";
 import { durationSchema } from "./duration.ts";
-import { DEFAULT_MAX_BODY_BYTES } from "./request_body.ts";
-import { DEFAULT_IDLE_TIMEOUT_MS } from "./serve/types.ts";
-import { type Signal, SIGNALS } from "./signal.ts";
-import { ALLOWED_ORIGINS_TEXT_RULE, AllowedOriginsSchema, AllowedOriginsTextSchema } from "./origin_guard.ts";
+import { DEFAULT_MAX_BODY_BYTES } from "../web/request_body.ts";
+import { DEFAULT_IDLE_TIMEOUT_MS } from "../serve/types.ts";
+import { type Signal, SIGNALS } from "../core/signal.ts";
+import { ALLOWED_ORIGINS_TEXT_RULE, AllowedOriginsSchema, AllowedOriginsTextSchema } from "../http/origin_guard.ts";
 import { looseSection, parseWith, strictSection } from "./validation.ts";
 
 export interface Settings {

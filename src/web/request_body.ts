@@ -6,7 +6,7 @@
  * is refused with 413 before anything changes, whether its size is declared
  * in `Content-Length` or only discovered while streaming a chunked body.
  */
-import { HttpError } from "./http_response.ts";
+import { HttpError } from "./response.ts";
 
 /** The documented default limit for request bodies: 64 KiB. */
 export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;

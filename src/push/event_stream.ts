@@ -24,7 +24,7 @@
  * changes it missed are not replayed: they are coalesced into the latest
  * state, because a chaos runner only acts on the signal as it is now.
  */
-import type { SignalEvents, SignalState } from "./events.ts";
+import type { SignalEvents, SignalState } from "./hub.ts";
 
 /** The browser's EventSource (and our client) waits this long before reconnecting. */
 export const RETRY_MS = 1000;
