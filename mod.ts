@@ -23,6 +23,14 @@ export type {
   Override,
   StopLatch,
 } from "./src/core/arbiter.ts";
+export { DEFAULT_SIGNAL, initialSnapshot } from "./src/core/snapshot.ts";
+export type { Snapshot, SignalName, View } from "./src/core/snapshot.ts";
+export { towardSafety } from "./src/core/change.ts";
+export type { Change } from "./src/core/change.ts";
+export { nextExpiry, transition } from "./src/core/transition.ts";
+export type { Transition } from "./src/core/transition.ts";
+export { eventsBetween } from "./src/core/events.ts";
+export type { EventDraft, SignalEvent, SignalFeed, SignalListener } from "./src/core/events.ts";
 export { createHandler, MAX_URL_BYTES } from "./src/http/handler.ts";
 export type { FetchHandler, HandlerOptions, RequestInfo, SignalHandler } from "./src/http/handler.ts";
 export type { SignalState, SubscriberCounts } from "./src/push/hub.ts";
