@@ -1,0 +1,401 @@
+/**
+ * The committer: holds one signal, makes every change through `transition`, commits it through
+ * a `StateBackend`, and tells the listeners (push, relays, history, metrics, log) once it is made.
+ *
+ * - A change toward safety (PAUSE, STOP, a timed pause) is made at once and saved after: a
+ *   failing or hanging backend never refuses nor delays it. A failed save is retried with
+ *   backoff until one succeeds; `health()` says "unsaved" meanwhile.
+ * - A change toward RUN (a manual or forced RUN, a source's release, a timed pause's end) is
+ *   committed first and made only then, in turn behind earlier writes; when the commit fails or
+ *   has not finished within `saveTimeoutMs`, nothing is made and the promise rejects.
+ * - Changes made locally while a commit is under way are kept (`pending`) and re-run on top of
+ *   what was committed, so a RUN committed after its write never undoes a later PAUSE or STOP.
+ *   On a conflict (someone else committed first) the same happens on the latest snapshot.
+ */
+import { clearTimeout, setTimeout } from "node:timers";
+import { type Change, type ClaimOptions, towardSafety } from "../core/change.ts";
+import { type EventDraft, eventsBetween, type SignalEvent, type SignalFeed, type SignalListener } from "../core/events.ts";
+import type { Signal } from "../core/signal.ts";
+import { initialSnapshot, type Snapshot, type View } from "../core/snapshot.ts";
+import { checkChange, transition } from "../core/transition.ts";
+import { isNewer, type Revision, type StateBackend } from "./backend.ts";
+import { MemoryBackend } from "./memory_backend.ts";
+
+/** How long a change toward RUN may wait for its commit (turn in the queue included) before it is refused. */
+export const DEFAULT_SAVE_TIMEOUT_MS = 5000;
+
+/** Commits that lost to someone else's in a row before a change toward RUN gives up. */
+export const MAX_CONFLICTS = 8;
+
+/** A change toward RUN that was not committed (in time): refused, never made. */
+export class NotSavedError extends Error {
+  override readonly name = "NotSavedError";
+}
+
+export interface SignalStoreOptions {
+  /** @default () => new Date() */
+  readonly now?: () => Date;
+  /** See DEFAULT_SAVE_TIMEOUT_MS; also when a write that has not finished counts as failed. @default 5000 */
+  readonly saveTimeoutMs?: number;
+  /** The first retry after a failed save; each further failure doubles it, up to `maxRetryMs`. @default 500 */
+  readonly retryMs?: number;
+  /** @default 10000 */
+  readonly maxRetryMs?: number;
+  /** Told of every failed (or overdue) write; the caller decides how often to log it. */
+  readonly onFailure?: (error: Error) => void;
+  /** Told when a write succeeds after failures. */
+  readonly onRecovery?: (failures: number, since: Date) => void;
+  /** Called when a listener throws; the store and other listeners go on. */
+  readonly onListenerError?: (error: unknown, event: SignalEvent) => void;
+}
+
+/** Whether the backend holds the current state, for `/status` and `/metrics`. */
+export interface StateHealth {
+  /** Where the state is kept (the state file). */
+  readonly file: string;
+  /** False from a failed (or overdue) write until a write succeeds. */
+  readonly saved: boolean;
+  /** The last failure while unsaved. */
+  readonly error: string | null;
+  /** When writes started failing; null while saved. */
+  readonly since: Date | null;
+  /** Failed writes since the start. */
+  readonly failures: number;
+}
+
+interface Pending {
+  readonly change: Change;
+  readonly at: Date;
+  readonly durable: boolean;
+}
+
+const ignore = () => {};
+
+export class SignalStore implements SignalFeed {
+  readonly backend: StateBackend;
+  readonly saveTimeoutMs: number;
+  readonly #options: SignalStoreOptions;
+  readonly #now: () => Date;
+  /** The last snapshot committed (or known committed elsewhere), and its revision. */
+  #base: Snapshot;
+  #revision: Revision;
+  /** Made here, not committed yet, in order: `#local` is them re-run on `#base`. */
+  #pending: Pending[] = [];
+  #local: Snapshot;
+  #signal: Signal;
+  #seq = 0;
+  #changedAt: Date;
+  /** The backend must be written although nothing is pending (a failed or refused write, a start). */
+  #dirty = false;
+  #jobs: Promise<unknown> = Promise.resolve();
+  #jobCount = 0;
+  #queuedSave: Promise<void> | undefined;
+  readonly #listeners = new Set<SignalListener>();
+  readonly #queue: SignalEvent[] = [];
+  #delivering = false;
+  #saved = true;
+  #error: string | null = null;
+  #since: Date | null = null;
+  #failures = 0;
+  #failuresInARow = 0;
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+  readonly #abort = new AbortController();
+
+  /** A store on a fresh MemoryBackend, starting from the manual claim `initialSignal`. */
+  static inMemory(initialSignal: Signal = "RUN", options: SignalStoreOptions = {}): SignalStore {
+    const snapshot = initialSnapshot(initialSignal, (options.now ?? (() => new Date()))());
+    return new SignalStore(new MemoryBackend(snapshot), { snapshot, revision: "0" }, options);
+  }
+
+  constructor(backend: StateBackend, loaded: { readonly snapshot: Snapshot; readonly revision: Revision }, options: SignalStoreOptions = {}) {
+    this.backend = backend;
+    this.#options = options;
+    this.#now = options.now ?? (() => new Date());
+    this.saveTimeoutMs = options.saveTimeoutMs ?? DEFAULT_SAVE_TIMEOUT_MS;
+    this.#base = this.#local = loaded.snapshot;
+    this.#revision = loaded.revision;
+    this.#signal = loaded.snapshot.signal;
+    this.#changedAt = this.#now();
+    backend.watch((snapshot, revision) => this.#watched(snapshot, revision), this.#abort.signal);
+  }
+
+  /** The effective signal: what `GET /` answers (one field, read on every poll). */
+  get signal(): Signal {
+    return this.#signal;
+  }
+
+  snapshot(): View {
+    return { ...this.#local, seq: this.#seq, changedAt: this.#changedAt };
+  }
+
+  subscribe(listener: SignalListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Makes `change`; resolves with the effective signal after it. Toward safety (and a change that
+   * alters nothing worth writing) it is made before this returns; toward RUN once committed.
+   * Throws TypeError at once for a claim that is not one.
+   */
+  submit(change: Change): Promise<Signal> {
+    checkChange(change);
+    const at = this.#now();
+    const made = transition(this.#local, change, at);
+    if (!made.durable) {
+      this.#adoptLocal(change, at, made.next, made.events, false);
+      return Promise.resolve(this.#signal);
+    }
+    if (towardSafety(change)) {
+      this.#adoptLocal(change, at, made.next, made.events, true);
+      this.#scheduleSave().catch(ignore);
+      return Promise.resolve(this.#signal);
+    }
+    return this.#commitFirst(change);
+  }
+
+  claim(source: string, state: Signal, reason: string, options: ClaimOptions = {}): Promise<Signal> {
+    return this.submit({ kind: "claim", source, state, reason, ...options });
+  }
+
+  release(source: string, reason: string, options: ClaimOptions = {}): Promise<Signal> {
+    return this.claim(source, "RUN", reason, options);
+  }
+
+  forceRun(reason: string, options: { readonly actor?: string } = {}): Promise<Signal> {
+    return this.submit({ kind: "force-run", reason, ...(options.actor === undefined ? {} : { actor: options.actor }) });
+  }
+
+  /**
+   * Resolves once everything made so far is committed (`always`: writes even when nothing
+   * changed, as at start); rejects when the write failed (it is retried all the same).
+   */
+  flush(options: { readonly always?: boolean } = {}): Promise<void> {
+    if (options.always) this.#dirty = true;
+    return this.#scheduleSave();
+  }
+
+  health(): StateHealth {
+    return { file: this.backend.where, saved: this.#saved, error: this.#error, since: this.#since, failures: this.#failures };
+  }
+
+  /** Stops retrying and watching; one last write, within `graceMs`. */
+  async close(graceMs = 1000): Promise<void> {
+    this.#closed = true;
+    if (this.#retry) clearTimeout(this.#retry);
+    this.#abort.abort();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => timer = setTimeout(resolve, graceMs));
+    await Promise.race([this.flush({ always: true }).catch(ignore), late]).finally(() => clearTimeout(timer));
+  }
+
+  /** Toward RUN: commit, then make; refused after `saveTimeoutMs`. */
+  #commitFirst(change: Change): Promise<Signal> {
+    let gaveUp = false;
+    const job = this.#enqueue(async () => {
+      if (gaveUp) throw new NotSavedError("abandoned before its turn");
+      for (let conflicts = 0;;) {
+        // Worked out as of its turn, on the state as it is then (safety changes made meanwhile included).
+        const at = this.#now();
+        const made = transition(this.#local, change, at);
+        if (!made.durable) {
+          this.#adoptLocal(change, at, made.next, made.events, false);
+          return this.#signal;
+        }
+        const taken = this.#pending.length;
+        const result = await this.#tracked(() => this.backend.commit(this.#revision, made.next));
+        if (result.ok) {
+          this.#revision = result.revision;
+          if (gaveUp) {
+            // The backend holds a change that was refused: the next write puts the state as it is back.
+            this.#dirty = true;
+            this.#scheduleSave().catch(ignore);
+            throw new NotSavedError("written after it was refused");
+          }
+          this.#base = made.next;
+          this.#pending.splice(0, taken);
+          this.#dirty = false;
+          const shown = this.#local;
+          const after = this.#replay(made.next);
+          // Changes made during the write stand on top of it: listeners see what a reader sees.
+          this.#publish(after, shown === made.next || this.#pending.length === 0 ? made.events : eventsBetween(shown, after, at));
+          return this.#signal;
+        }
+        if (++conflicts >= MAX_CONFLICTS) throw new NotSavedError(`${this.backend.where} changed elsewhere ${conflicts} times in a row`);
+        this.#rebase(result.latest, result.revision, at);
+      }
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        gaveUp = true;
+        reject(new NotSavedError(`${this.backend.where} could not be written within ${this.saveTimeoutMs / 1000} s`));
+      }, this.saveTimeoutMs);
+      // Kept referenced: a caller waits on it, and it ends with the job at the latest.
+    });
+    return Promise.race([job, late]).finally(() => clearTimeout(timer));
+  }
+
+  #adoptLocal(change: Change, at: Date, next: Snapshot, events: readonly EventDraft[], durable: boolean): void {
+    if (!durable && this.#pending.length === 0 && this.#jobCount === 0) {
+      // Nothing to re-run it over: it is the base now (never written, as it changes nothing that matters).
+      this.#base = next;
+    } else {
+      // A source re-asserting itself again and again while the backend is down: keep its latest only.
+      if (change.kind === "claim") {
+        this.#pending = this.#pending.filter((p) => p.durable || p.change.kind !== "claim" || p.change.source !== change.source);
+      }
+      this.#pending.push({ change, at, durable });
+    }
+    this.#publish(next, events);
+  }
+
+  /** `#pending` re-run on `base`. */
+  #replay(base: Snapshot): Snapshot {
+    let state = base;
+    for (const p of this.#pending) state = transition(state, p.change, p.at).next;
+    return state;
+  }
+
+  /** Someone else committed `latest`: it is the base now, what is pending goes on top. */
+  #rebase(latest: Snapshot, revision: Revision, at: Date): void {
+    this.#base = latest;
+    this.#revision = revision;
+    const after = this.#replay(latest);
+    this.#publish(after, eventsBetween(this.#local, after, at));
+  }
+
+  #watched(snapshot: Snapshot, revision: Revision): void {
+    // In turn, so that a commit of ours under way has its answer first.
+    this.#enqueue(async () => {
+      if (isNewer(revision, this.#revision)) this.#rebase(snapshot, revision, this.#now());
+    }).catch(ignore);
+  }
+
+  #scheduleSave(): Promise<void> {
+    if (this.#queuedSave) return this.#queuedSave;
+    const save = this.#enqueue(async () => {
+      this.#queuedSave = undefined;
+      for (let conflicts = 0; this.#dirty || this.#pending.some((p) => p.durable);) {
+        const next = this.#local;
+        const taken = this.#pending.length;
+        const result = await this.#tracked(() => this.backend.commit(this.#revision, next));
+        if (result.ok) {
+          this.#revision = result.revision;
+          this.#base = next;
+          this.#pending.splice(0, taken);
+          this.#dirty = false;
+          // What came during the write has its own save queued.
+          return;
+        }
+        if (++conflicts >= MAX_CONFLICTS) throw new NotSavedError(`${this.backend.where} changed elsewhere ${conflicts} times in a row`);
+        this.#rebase(result.latest, result.revision, this.#now());
+      }
+    });
+    this.#queuedSave = save;
+    return save;
+  }
+
+  #enqueue<T>(job: () => Promise<T>): Promise<T> {
+    this.#jobCount += 1;
+    const done = this.#jobs.then(job).finally(() => {
+      this.#jobCount -= 1;
+      this.#foldIfIdle();
+    });
+    this.#jobs = done.then(ignore, ignore);
+    return done;
+  }
+
+  /** Idle, with only changes pending that need no write: they are the base now. */
+  #foldIfIdle(): void {
+    if (this.#jobCount === 0 && !this.#dirty && this.#pending.length && this.#pending.every((p) => !p.durable)) {
+      this.#base = this.#local;
+      this.#pending = [];
+    }
+  }
+
+  /** A write whose outcome is recorded in `health()`; a failure schedules a retry. */
+  async #tracked<T>(write: () => Promise<T>): Promise<T> {
+    // A write that hangs (a lost NFS mount) keeps later ones waiting, so that two never share
+    // the temporary file; it shows as failed once overdue.
+    const overdue = setTimeout(() => this.#failed(new Error(`a write has not finished after ${this.saveTimeoutMs / 1000} s`), false), this.saveTimeoutMs);
+    overdue.unref?.();
+    let result: T;
+    try {
+      result = await write();
+    } catch (error) {
+      this.#failed(error instanceof Error ? error : new Error(String(error)), true);
+      throw error;
+    } finally {
+      clearTimeout(overdue);
+    }
+    this.#succeeded();
+    return result;
+  }
+
+  #failed(error: Error, retry: boolean): void {
+    this.#failures += 1;
+    if (this.#saved) this.#since = this.#now();
+    this.#saved = false;
+    this.#error = error.message;
+    // Whatever failed, the backend may not hold what is shown here: the retry writes it.
+    this.#dirty = true;
+    this.#options.onFailure?.(error);
+    if (!retry || this.#retry || this.#closed) return;
+    const base = this.#options.retryMs ?? 500;
+    const delay = Math.min(base * 2 ** this.#failuresInARow, this.#options.maxRetryMs ?? 10_000);
+    this.#failuresInARow += 1;
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      if (!this.#closed) this.#scheduleSave().catch(ignore);
+    }, delay);
+    // A pending retry must not keep a process alive that is otherwise done.
+    this.#retry.unref?.();
+  }
+
+  #succeeded(): void {
+    if (!this.#saved) this.#options.onRecovery?.(this.#failures, this.#since!);
+    this.#saved = true;
+    this.#error = null;
+    this.#since = null;
+    this.#failuresInARow = 0;
+    if (this.#retry) clearTimeout(this.#retry);
+    this.#retry = undefined;
+  }
+
+  /** Adopts `next` and queues its events (numbering the changes); delivers them in order. */
+  #publish(next: Snapshot, events: readonly EventDraft[]): void {
+    this.#local = next;
+    this.#signal = next.signal;
+    for (const event of events) {
+      if (event.type === "change") {
+        this.#seq += 1;
+        this.#changedAt = event.at;
+        this.#queue.push({ ...event, seq: this.#seq });
+      } else {
+        this.#queue.push(event);
+      }
+    }
+    this.#deliver();
+  }
+
+  /** A nested change (a listener that claims) leaves the delivery to the outer one: events stay in order. */
+  #deliver(): void {
+    if (this.#delivering) return;
+    this.#delivering = true;
+    try {
+      for (let event = this.#queue.shift(); event; event = this.#queue.shift()) {
+        for (const listener of this.#listeners) {
+          try {
+            listener(event);
+          } catch (error) {
+            this.#options.onListenerError?.(error, event);
+          }
+        }
+      }
+    } finally {
+      this.#delivering = false;
+    }
+  }
+}
