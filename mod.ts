@@ -9,20 +9,13 @@
  */
 export { parseSignal, severity, mostSevere, SIGNALS } from "./src/core/signal.ts";
 export type { Signal } from "./src/core/signal.ts";
-export { Arbiter, MANUAL_SOURCE, STOP_LATCH } from "./src/core/arbiter.ts";
-export type {
-  ArbiterEvent,
-  ArbiterListener,
-  ArbiterOptions,
-  ArbiterSnapshot,
-  PlannedChange,
-  ChangeEvent,
-  Claim,
-  ClaimEvent,
-  ClaimOptions,
-  Override,
-  StopLatch,
-} from "./src/core/arbiter.ts";
+export { MANUAL_SOURCE, STOP_LATCH } from "./src/core/snapshot.ts";
+export type { Claim, Override, StopLatch } from "./src/core/snapshot.ts";
+export type { ChangeEvent, ClaimEvent } from "./src/core/events.ts";
+export type { ClaimOptions } from "./src/core/change.ts";
+export { createServer, StateWriteError } from "./src/server.ts";
+export type { ChaosSignalServer, ServerOptions } from "./src/server.ts";
+export { PauseExpiry } from "./src/state/expiry.ts";
 export { DEFAULT_SIGNAL, initialSnapshot } from "./src/core/snapshot.ts";
 export type { Snapshot, SignalName, View } from "./src/core/snapshot.ts";
 export { towardSafety } from "./src/core/change.ts";

@@ -20,13 +20,13 @@ import { MaxBodyBytesSchema } from "../src/config/settings.ts";
 import { durationSchema, formatDuration } from "../src/config/duration.ts";
 import { jsonResponse } from "../src/web/response.ts";
 import { readJsonBody, requirePost } from "../src/web/json_body.ts";
-import type { Claim } from "../src/core/arbiter.ts";
+import type { Claim } from "../src/core/snapshot.ts";
 import { definePlugin, PluginNameSchema, type SourceContext } from "../src/plugin/api.ts";
 import { messageOf } from "../src/plugin/host.ts";
 import { mostSevere, type Signal } from "../src/core/signal.ts";
 import { delay } from "../src/util/timers.ts";
 import { looseSection } from "../src/config/validation.ts";
-import { claimSaved } from "../src/plugin/receiver.ts";
+import { claimMade, claimSaved } from "../src/plugin/receiver.ts";
 import { type Matcher, MatcherError, parseMatcher } from "./alert_matchers.ts";
 
 export const ALERTMANAGER_KIND = "alertmanager";
@@ -203,7 +203,7 @@ export const alertmanagerSource = definePlugin(ALERTMANAGER_KIND, AlertmanagerSo
   }
 
   /** Reports the claim the tracked alerts add up to. */
-  function settle(context: SourceContext, actor?: string, dropped: readonly string[] = []): Signal {
+  function settle(context: SourceContext, actor?: string, dropped: readonly string[] = []): Promise<Signal> {
     const claimOptions = actor === undefined ? {} : { actor };
     context.observe({ deliveries, firing: [...tracked.values()].map((alert) => alert.name) });
     if (tracked.size === 0) {
@@ -226,16 +226,18 @@ export const alertmanagerSource = definePlugin(ALERTMANAGER_KIND, AlertmanagerSo
       if (pickUpRestored(context)) {
         context.observe({ deliveries, firing: [...tracked.values()].map((alert) => alert.name), restored: tracked.size });
       } else if (!tracked.size) {
-        settle(context);
+        await settle(context).catch(() => {});
       }
       const every = Math.max(200, Math.min(options.max_age / 10, 60_000));
+      /** A release that could not be saved (a RUN is made only once saved): tried again next tick. */
+      let unsettled = false;
       while (!context.signal.aborted) {
         await delay(every, context.signal).catch(() => {});
         // Claim again only when an alert expired: re-claiming on every tick would undo an
         // operator's forced RUN within seconds, long before Alertmanager sends anything new.
         const dropped = context.signal.aborted ? [] : expire(context);
-        if (dropped.length) {
-          settle(context, undefined, dropped);
+        if (dropped.length || unsettled) {
+          unsettled = await settle(context, undefined, dropped).then(() => false, () => true);
           // The state may be unchanged (another alert still fires): save the shorter list anyway.
           context.saved().catch((error) => context.warn(`saving the tracked alerts failed: ${messageOf(error)}`));
         }
@@ -265,7 +267,7 @@ export const alertmanagerSource = definePlugin(ALERTMANAGER_KIND, AlertmanagerSo
       }
       deliveries += 1;
       // The 2xx goes out only after the claim is applied and saved: Alertmanager retries on 5xx.
-      const signal = settle(source, remoteAddress, expire(source));
+      const signal = await claimMade(settle(source, remoteAddress, expire(source)));
       // After settle, whose observation would otherwise mark the source healthy again at once.
       if (payload.truncatedAlerts) {
         source.warn(`Alertmanager left out ${payload.truncatedAlerts} alerts (max_alerts): claims may be incomplete`);

@@ -16,7 +16,7 @@ import { definePlugin, PluginNameSchema, type SourceContext } from "../src/plugi
 import { MaxBodyBytesSchema } from "../src/config/settings.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../src/web/request_body.ts";
 import { looseSection } from "../src/config/validation.ts";
-import { claimSaved } from "../src/plugin/receiver.ts";
+import { claimMade, claimSaved } from "../src/plugin/receiver.ts";
 import { parseSignal, type Signal, SIGNALS } from "../src/core/signal.ts";
 import { aborted, delay } from "../src/util/timers.ts";
 
@@ -85,9 +85,12 @@ export const webhookSource = definePlugin(WEBHOOK_KIND, WebhookSourceSchema, (op
       const every = Math.max(200, Math.min(maxAge / 10, 1000));
       while (!context.signal.aborted) {
         await delay(every, context.signal).catch(() => {});
-        if (lastClaimAt && Date.now() - lastClaimAt >= maxAge) {
-          lastClaimAt = 0;
-          context.release(`no refresh within max_age ${formatDuration(maxAge)}`);
+        const claimedAt = lastClaimAt;
+        if (claimedAt && Date.now() - claimedAt >= maxAge) {
+          // Forgotten only once released (a RUN is made once saved): else the next check tries again.
+          await context.release(`no refresh within max_age ${formatDuration(maxAge)}`).then(() => {
+            if (lastClaimAt === claimedAt) lastClaimAt = 0;
+          }, () => {});
         }
       }
     },
@@ -99,7 +102,7 @@ export const webhookSource = definePlugin(WEBHOOK_KIND, WebhookSourceSchema, (op
       const reason = body.reason || `webhook said ${body.state}`;
       const claimOptions = { explicit: true, ...(remoteAddress === undefined ? {} : { actor: remoteAddress }) };
       pickUpRestored(source);
-      const signal = body.state === "RUN" ? source.release(reason, claimOptions) : source.claim(body.state, reason, claimOptions);
+      const signal = await claimMade(body.state === "RUN" ? source.release(reason, claimOptions) : source.claim(body.state, reason, claimOptions));
       lastClaimAt = body.state === "RUN" ? 0 : Date.now();
       received += 1;
       source.observe({ received, state: body.state, reason });

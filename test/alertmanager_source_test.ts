@@ -2,7 +2,7 @@
 // with payloads shaped like the ones Alertmanager sends (webhook version 4).
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { alertmanagerSource, type AlertmanagerSourceOptions, Arbiter, createHandler, PluginHost } from "../mod.ts";
+import { alertmanagerSource, type AlertmanagerSourceOptions, SignalStore, createHandler, PluginHost } from "../mod.ts";
 import { alert, notification } from "./helpers/alertmanager_payload.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -10,7 +10,7 @@ const TOKEN = "alertmanager-bearer-token";
 const NO_ALERT = "no matching alert is firing";
 
 interface Rig {
-  readonly arbiter: Arbiter;
+  readonly arbiter: SignalStore;
   readonly host: PluginHost;
   /** POSTs `body` (an object is sent as JSON) to /hooks/alerts, with the token unless told otherwise. */
   post(body: unknown, headers?: Record<string, string>): Promise<Response>;
@@ -22,9 +22,9 @@ interface Rig {
 }
 
 async function withAlertmanager(options: Partial<AlertmanagerSourceOptions>, body: (rig: Rig) => Promise<void>): Promise<void> {
-  const arbiter = new Arbiter();
+  const arbiter = SignalStore.inMemory();
   const host = new PluginHost(arbiter, [alertmanagerSource({ name: "alerts", token: { value: TOKEN }, ...options })]);
-  const handler = createHandler({ arbiter, version: "t", plugins: host });
+  const handler = createHandler({ store: arbiter, version: "t", plugins: host });
   const call = async (init: RequestInit) => await handler(new Request("http://x/hooks/alerts", init), { remoteAddress: "127.0.0.1" });
   const post = (payload: unknown, headers: Record<string, string> = { authorization: `Bearer ${TOKEN}` }) =>
     call({
@@ -34,6 +34,8 @@ async function withAlertmanager(options: Partial<AlertmanagerSourceOptions>, bod
     });
   host.start();
   try {
+    // The source's first claim (no objection) is made once saved.
+    await waitFor(() => arbiter.snapshot().claims.some((c) => c.source === "alerts"), "the source's first claim");
     await body({
       arbiter,
       host,
@@ -223,7 +225,7 @@ describe("alertmanager source", () => {
     await withAlertmanager({ max_age: "10s" }, async (rig) => {
       await rig.deliver(notification([alert("firing", {}, "fp")]));
       assert.equal(rig.arbiter.signal, "PAUSE");
-      rig.arbiter.forceRun("POST /RUN?force=true");
+      await rig.arbiter.forceRun("POST /RUN?force=true");
       assert.equal(rig.arbiter.signal, "RUN");
       // max_age 10s checks for stale alerts every second; those checks must not re-claim.
       await sleep(1500);

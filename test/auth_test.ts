@@ -1,7 +1,7 @@
 // Named bearer tokens: what they guard, what stays open, what is recorded, what is never shown.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Arbiter, Auth, createHandler, PluginHost, settingsFromConfig, webhookSource } from "../mod.ts";
+import { SignalStore, Auth, createHandler, PluginHost, settingsFromConfig, webhookSource } from "../mod.ts";
 import { tempFile } from "./helpers/files.ts";
 import { startServer } from "./helpers/server_process.ts";
 
@@ -9,10 +9,10 @@ const OPS = "ops-token-0123456789";
 const CI = "ci-token-9876543210";
 
 function setup(protectReads = false) {
-  const arbiter = new Arbiter();
+  const arbiter = SignalStore.inMemory();
   const host = new PluginHost(arbiter, [webhookSource({ name: "open" }), webhookSource({ name: "own", token: { value: "own-token-123" } })]);
   const auth = new Auth([{ name: "ops", token: OPS }, { name: "ci", token: CI }], { protectReads });
-  const handler = createHandler({ arbiter, version: "t", auth, plugins: host });
+  const handler = createHandler({ store: arbiter, version: "t", auth, plugins: host });
   const call = (method: string, path: string, token?: string, body?: string) =>
     handler(
       new Request(`http://x${path}`, {

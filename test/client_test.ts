@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
 import { after, describe, test } from "node:test";
-import { Arbiter, createHandler, ValidationError } from "../mod.ts";
+import { SignalStore, createHandler, ValidationError } from "../mod.ts";
 import { RunStoppedError, SignalClient, SignalRequestError } from "../src/client/client.ts";
 import { serve } from "../src/serve/mod.ts";
 import { EventStreamParser } from "../src/client/sse_parser.ts";
@@ -224,8 +224,8 @@ async function withServer(handler: (request: Request) => Response | Promise<Resp
 }
 
 function rig(options: { heartbeatMs?: number } = {}) {
-  const arbiter = new Arbiter({ initialSignal: "PAUSE" });
-  const handler = createHandler({ arbiter, version: "9.9.9", ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}) });
+  const arbiter = SignalStore.inMemory({ initialSignal: "PAUSE" });
+  const handler = createHandler({ store: arbiter, version: "9.9.9", ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}) });
   const requests: string[] = [];
   return { arbiter, handler, requests };
 }

@@ -2,7 +2,7 @@
 // over HTTP through the runtime's serve file, and on the real server process.
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
-import { Arbiter, createHandler } from "../mod.ts";
+import { SignalStore, createHandler } from "../mod.ts";
 import type { SignalHandler } from "../src/http/handler.ts";
 import { MAX_BACKLOG_CHUNKS } from "../src/push/event_stream.ts";
 import { serve } from "../src/serve/mod.ts";
@@ -13,8 +13,8 @@ import { waitFor } from "./helpers/wait.ts";
 const BASE = "http://chaos-signal.test";
 
 function setup(options: { initialSignal?: "RUN" | "PAUSE" | "STOP"; heartbeatMs?: number } = {}) {
-  const arbiter = new Arbiter({ initialSignal: options.initialSignal ?? "RUN" });
-  const handler = createHandler({ arbiter, version: "9.9.9", ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}) });
+  const arbiter = SignalStore.inMemory({ initialSignal: options.initialSignal ?? "RUN" });
+  const handler = createHandler({ store: arbiter, version: "9.9.9", ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}) });
   const open = async (headers: Record<string, string> = {}) => {
     const response = await handler(new Request(`${BASE}/events`, { headers }));
     assert.equal(response.status, 200);
@@ -48,11 +48,11 @@ describe("GET /events in-process", () => {
     const { arbiter, handler, open } = setup();
     const stream = await open();
     try {
-      arbiter.claim("manual", "PAUSE", "test"); // RUN -> PAUSE
-      arbiter.claim("load", "PAUSE", "busy"); // still PAUSE: no event
-      arbiter.claim("manual", "RUN", "test"); // still PAUSE (load holds it): no event
-      arbiter.release("load", "calm"); // PAUSE -> RUN
-      arbiter.claim("manual", "STOP", "test"); // RUN -> STOP
+      await arbiter.claim("manual", "PAUSE", "test"); // RUN -> PAUSE
+      await arbiter.claim("load", "PAUSE", "busy"); // still PAUSE: no event
+      await arbiter.claim("manual", "RUN", "test"); // still PAUSE (load holds it): no event
+      await arbiter.release("load", "calm"); // PAUSE -> RUN
+      await arbiter.claim("manual", "STOP", "test"); // RUN -> STOP
       await stream.until(() => stream.signals().length === 4, "four events");
       assert.deepEqual(stream.data(), ["RUN", "PAUSE", "RUN", "STOP"]);
       const ids = stream.signals().map((event) => parseEventId(event.id));
@@ -67,14 +67,14 @@ describe("GET /events in-process", () => {
   test("Last-Event-ID equal to the current id: up to date, no initial event", async () => {
     const { arbiter, handler, open } = setup();
     const first = await open();
-    arbiter.claim("manual", "PAUSE", "test");
+    await arbiter.claim("manual", "PAUSE", "test");
     await first.until(() => first.signals().length === 2, "two events");
     const current = first.signals()[1]!.id!;
     const again = await open({ "last-event-id": current });
     try {
       await new Promise((resolve) => setTimeout(resolve, 100));
       assert.equal(again.text, "retry: 1000\n\n", "nothing but the retry line");
-      arbiter.claim("manual", "RUN", "test");
+      await arbiter.claim("manual", "RUN", "test");
       await again.until(() => again.signals().length === 1, "the next change");
       assert.deepEqual(again.data(), ["RUN"]);
       assert.equal(parseEventId(again.signals()[0]!.id).seq, 2);
@@ -88,8 +88,8 @@ describe("GET /events in-process", () => {
     const first = await open();
     await first.until(() => first.signals().length === 1, "the first event");
     const { instance } = parseEventId(first.signals()[0]!.id);
-    arbiter.claim("manual", "PAUSE", "test");
-    arbiter.claim("manual", "STOP", "test");
+    await arbiter.claim("manual", "PAUSE", "test");
+    await arbiter.claim("manual", "STOP", "test");
     const streams = [first];
     try {
       // Older than the current one (it missed two changes), another server process' id, garbage.
@@ -123,7 +123,7 @@ describe("GET /events in-process", () => {
     await streams[0]!.cancel();
     await streams[1]!.cancel();
     assert.deepEqual(handler.subscribers(), { events: 3, longPolls: 0 });
-    arbiter.claim("manual", "PAUSE", "test");
+    await arbiter.claim("manual", "PAUSE", "test");
     for (const stream of streams.slice(2)) await stream.until(() => stream.data().includes("PAUSE"), "PAUSE after two left");
     // A request whose signal aborts, as a runtime aborts it when the client goes away.
     const controller = new AbortController();
@@ -158,7 +158,7 @@ describe("GET /events in-process", () => {
     const { arbiter, handler } = setup();
     const response = await handler(new Request(`${BASE}/events`));
     assert.equal(handler.subscribers().events, 1);
-    for (let i = 0; i < MAX_BACKLOG_CHUNKS + 10; i++) arbiter.claim("manual", i % 2 ? "RUN" : "PAUSE", "flap");
+    for (let i = 0; i < MAX_BACKLOG_CHUNKS + 10; i++) await arbiter.claim("manual", i % 2 ? "RUN" : "PAUSE", "flap");
     assert.equal(handler.subscribers().events, 0, "unsubscribed once the backlog was full");
     const stream = new EventStreamReader(response);
     assert.equal(await stream.ended, "done", "the queued events, then a clean end: the client reconnects");
@@ -190,14 +190,14 @@ describe("GET /events in-process", () => {
 
 describe("GET /events over HTTP in this process (the runtime's serve file)", () => {
   test("heartbeats arrive over the wire, and a client that goes away is unsubscribed", async () => {
-    const arbiter = new Arbiter();
-    const handler = createHandler({ arbiter, version: "9.9.9", heartbeatMs: 50 });
+    const arbiter = SignalStore.inMemory();
+    const handler = createHandler({ store: arbiter, version: "9.9.9", heartbeatMs: 50 });
     const server = await serve(handler, { hostname: "127.0.0.1", port: 0 });
     try {
       const controller = new AbortController();
       const stream = new EventStreamReader(await fetch(`http://127.0.0.1:${server.port}/events`, { signal: controller.signal }));
       await stream.until(() => stream.heartbeats() >= 3, "three heartbeats", 3000);
-      arbiter.claim("manual", "PAUSE", "test");
+      await arbiter.claim("manual", "PAUSE", "test");
       await stream.until(() => stream.data().join() === "RUN,PAUSE", "RUN, then PAUSE");
       assert.equal(handler.subscribers().events, 1);
       controller.abort();

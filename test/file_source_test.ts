@@ -8,13 +8,13 @@ import assert from "node:assert/strict";
 import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { Arbiter, fileSource, type FileSourceOptions, PluginHost } from "../mod.ts";
+import { SignalStore, fileSource, type FileSourceOptions, PluginHost } from "../mod.ts";
 import { makeReleasableFifo } from "./helpers/fifo.ts";
 import { tempDir } from "./helpers/files.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 interface Rig {
-  readonly arbiter: Arbiter;
+  readonly arbiter: SignalStore;
   readonly host: PluginHost;
   claim(): { state: string; reason: string } | undefined;
   status(): ReturnType<PluginHost["statuses"]>[number];
@@ -23,7 +23,7 @@ interface Rig {
 }
 
 async function withFile(options: Omit<FileSourceOptions, "name">, body: (rig: Rig) => Promise<void>): Promise<void> {
-  const arbiter = new Arbiter();
+  const arbiter = SignalStore.inMemory();
   const host = new PluginHost(arbiter, [fileSource({ name: "switch", ...options })]);
   const claim = () => arbiter.snapshot().claims.find((c) => c.source === "switch");
   host.start();
@@ -378,7 +378,7 @@ describe("file source", () => {
   test("after stop, changes to the file claim nothing", async () => {
     const path = join(tempDir(), "signal");
     writeFileSync(path, "PAUSE");
-    const arbiter = new Arbiter();
+    const arbiter = SignalStore.inMemory();
     const host = new PluginHost(arbiter, [fileSource({ name: "switch", path, interval: "100ms" })]);
     host.start();
     await waitFor(() => arbiter.signal === "PAUSE", "the first claim");

@@ -1,13 +1,13 @@
 // The fetch handler in-process: every endpoint, header and error of the HTTP API.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Arbiter, createHandler, DEFAULT_MAX_BODY_BYTES, MAX_URL_BYTES, type StatusDocument } from "../mod.ts";
+import { SignalStore, createHandler, DEFAULT_MAX_BODY_BYTES, MAX_URL_BYTES, type StatusDocument } from "../mod.ts";
 
 const BASE = "http://chaos-signal.test";
 
 function setup(initialSignal: "RUN" | "PAUSE" | "STOP" = "RUN") {
-  const arbiter = new Arbiter({ initialSignal });
-  const handler = createHandler({ arbiter, version: "9.9.9", runtime: "test 1" });
+  const arbiter = SignalStore.inMemory({ initialSignal });
+  const handler = createHandler({ store: arbiter, version: "9.9.9", runtime: "test 1" });
   const call = (method: string, path: string, init: RequestInit = {}) =>
     handler(new Request(`${BASE}${path}`, { method, ...init }), { remoteAddress: "192.0.2.7" });
   return { arbiter, handler, call };
@@ -222,9 +222,9 @@ test("1,000 concurrent POSTs of mixed signals: each answer is consistent, and so
 });
 
 test("an unexpected error is a 500 with a reason, and is reported", async () => {
-  const arbiter = new Arbiter();
+  const arbiter = SignalStore.inMemory();
   const errors: unknown[] = [];
-  const handler = createHandler({ arbiter, version: "1", onError: (error) => errors.push(error) });
+  const handler = createHandler({ store: arbiter, version: "1", onError: (error) => errors.push(error) });
   arbiter.snapshot = () => {
     throw new Error("disk on fire");
   };

@@ -3,18 +3,18 @@ import assert from "node:assert/strict";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { Arbiter, createHandler } from "../mod.ts";
+import { SignalStore, createHandler } from "../mod.ts";
 import { History, type HistoryEntry } from "../src/state/history.ts";
 import { tempDir } from "./helpers/files.ts";
 import { startServer } from "./helpers/server_process.ts";
 
 test("claims and changes with time, source, actor, reason and the previous value, newest first", async () => {
-  const arbiter = new Arbiter();
+  const arbiter = SignalStore.inMemory();
   const history = new History();
   history.follow(arbiter);
-  const handler = createHandler({ arbiter, version: "t", history });
+  const handler = createHandler({ store: arbiter, version: "t", history });
   await handler(new Request("http://x/PAUSE", { method: "POST" }), { remoteAddress: "192.0.2.3" });
-  arbiter.claim("load", "STOP", "load 9 above 8");
+  await arbiter.claim("load", "STOP", "load 9 above 8");
   const page = await (await handler(new Request("http://x/history"))).json() as { entries: HistoryEntry[]; next_before: number | null };
   assert.deepEqual(
     page.entries.map(({ type, source, state, previous, reason, actor }) => ({ type, source, state, previous, reason, actor })),
@@ -30,11 +30,11 @@ test("claims and changes with time, source, actor, reason and the previous value
 });
 
 test("paging with before, filtering by source, bad parameters are 400", async () => {
-  const arbiter = new Arbiter();
+  const arbiter = SignalStore.inMemory();
   const history = new History();
   history.follow(arbiter);
-  const handler = createHandler({ arbiter, version: "t", history });
-  for (let i = 0; i < 10; i++) arbiter.claim(i % 2 ? "a" : "b", i % 4 < 2 ? "PAUSE" : "RUN", `step ${i}`);
+  const handler = createHandler({ store: arbiter, version: "t", history });
+  for (let i = 0; i < 10; i++) await arbiter.claim(i % 2 ? "a" : "b", i % 4 < 2 ? "PAUSE" : "RUN", `step ${i}`);
   const get = async (query: string) => await (await handler(new Request(`http://x/history${query}`))).json();
   const first = await get("?limit=3");
   assert.equal(first.entries.length, 3);
@@ -51,10 +51,10 @@ test("paging with before, filtering by source, bad parameters are 400", async ()
 
 test("memory is bounded; the JSONL log rotates by size; a restart reads it back and ids go on", async () => {
   const logFile = join(tempDir(), "history.jsonl");
-  const arbiter = new Arbiter();
+  const arbiter = SignalStore.inMemory();
   const history = new History({ maxEntries: 5, logFile, maxLogBytes: 2000 });
   history.follow(arbiter);
-  for (let i = 0; i < 40; i++) arbiter.claim("s", i % 2 ? "PAUSE" : "RUN", `step ${i} ${"x".repeat(20)}`);
+  for (let i = 0; i < 40; i++) await arbiter.claim("s", i % 2 ? "PAUSE" : "RUN", `step ${i} ${"x".repeat(20)}`);
   await history.flushed();
   assert.equal(history.page({ limit: 1000 }).entries.length, 5, "bounded in memory");
   assert.ok(statSync(`${logFile}.1`).size > 2000, "rotated");

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { lstatSync, readdirSync, renameSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { STATE_FILE_MAX_BYTES } from "../src/state/state_store.ts";
+import { STATE_FILE_MAX_BYTES } from "../src/state/file_backend.ts";
 import type { StatusDocument } from "../src/http/status.ts";
 import { makeReleasableFifo } from "./helpers/fifo.ts";
 import { tempDir } from "./helpers/files.ts";

@@ -31,7 +31,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
 import type { StatusDocument } from "../src/http/status.ts";
-import { parseStateFile } from "../src/state/state_store.ts";
+import { parseStateFile } from "../src/state/state_file.ts";
 import { tempDir } from "./helpers/files.ts";
 import {
   failures,
@@ -193,7 +193,7 @@ test(
       assert.deepEqual(failures(firstOutput), [], "the server logged no failure");
 
       // The file a kill -9 under load left behind is whole, and the server starts from it.
-      const saved = parseStateFile(readFileSync(stateFile, "utf8"));
+      const saved = parseStateFile(readFileSync(stateFile, "utf8")).snapshot;
       const second = await start();
       assert.match(second.output(), /restored (RUN|PAUSE|STOP) from /);
       assert.doesNotMatch(second.output(), /unreadable/);

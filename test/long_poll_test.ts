@@ -2,7 +2,7 @@
 // and plain GET / left exactly as Krkn reads it.
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
-import { Arbiter, createHandler } from "../mod.ts";
+import { SignalStore, createHandler } from "../mod.ts";
 import { rawRequest, statusOf } from "./helpers/raw_http.ts";
 import { type ServerProcess, sharedServer } from "./helpers/server_process.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -10,8 +10,8 @@ import { waitFor } from "./helpers/wait.ts";
 const BASE = "http://chaos-signal.test";
 
 function setup(initialSignal: "RUN" | "PAUSE" | "STOP" = "RUN") {
-  const arbiter = new Arbiter({ initialSignal });
-  const handler = createHandler({ arbiter, version: "9.9.9" });
+  const arbiter = SignalStore.inMemory({ initialSignal });
+  const handler = createHandler({ store: arbiter, version: "9.9.9" });
   const get = (query: string, init: RequestInit = {}) => handler(new Request(`${BASE}/${query}`, init));
   /** The answer's status and body, and how long it took. */
   const timed = async (query: string, init: RequestInit = {}) => {

@@ -1,7 +1,7 @@
 // GET /metrics, /healthz and /readyz in-process (the e2e test has the real Prometheus scrape them).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Arbiter, createHandler, PluginHost, prometheusSource } from "../mod.ts";
+import { SignalStore, createHandler, PluginHost, prometheusSource } from "../mod.ts";
 import { startFakePrometheus, vector } from "./helpers/fake_prometheus.ts";
 import { gatedSource } from "./helpers/gated_source.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -18,8 +18,8 @@ function samples(text: string): Map<string, string> {
 }
 
 test("/metrics: signal, latch, changes and claims by source, requests by bounded route", async () => {
-  const arbiter = new Arbiter();
-  const handler = createHandler({ arbiter, version: "1.2.3", runtime: "test 1" });
+  const arbiter = SignalStore.inMemory();
+  const handler = createHandler({ store: arbiter, version: "1.2.3", runtime: "test 1" });
   const call = (method: string, path: string) => handler(new Request(`http://x${path}`, { method }));
   await call("POST", "/PAUSE");
   arbiter.claim("load", "STOP", "load 9");
@@ -54,11 +54,11 @@ test("/metrics: signal, latch, changes and claims by source, requests by bounded
 test("/metrics: source health, the poller's value and thresholds, relay-free hosts", async () => {
   const fake = await startFakePrometheus();
   fake.answer(vector("+Inf"));
-  const arbiter = new Arbiter();
+  const arbiter = SignalStore.inMemory();
   const host = new PluginHost(arbiter, [
     prometheusSource({ name: "load", url: fake.url, query: "up", pause_above: 4, resume_below: 3, stop_above: 8, interval: "50ms" }),
   ]);
-  const handler = createHandler({ arbiter, version: "t", plugins: host });
+  const handler = createHandler({ store: arbiter, version: "t", plugins: host });
   host.start();
   try {
     await waitFor(() => host.ready, "the first observation");
@@ -77,9 +77,9 @@ test("/metrics: source health, the poller's value and thresholds, relay-free hos
 
 test("/healthz always answers; /readyz waits for every source's first observation", async () => {
   const { plugin: slow, release } = gatedSource("slow");
-  const arbiter = new Arbiter();
+  const arbiter = SignalStore.inMemory();
   const host = new PluginHost(arbiter, [slow]);
-  const handler = createHandler({ arbiter, version: "t", plugins: host });
+  const handler = createHandler({ store: arbiter, version: "t", plugins: host });
   host.start();
   try {
     assert.equal(await (await handler(new Request("http://x/healthz"))).text(), "ok\n");

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as v from "valibot";
 import {
-  Arbiter,
+  SignalStore,
   type ChangeEvent,
   createHandler,
   definePlugin,
@@ -30,7 +30,7 @@ test("a source that fails is reported and restarted with growing delays", async 
       await new Promise((resolve) => context.signal.addEventListener("abort", resolve, { once: true }));
     },
   };
-  const arbiter = new Arbiter();
+  const arbiter = SignalStore.inMemory();
   const host = new PluginHost(arbiter, [flaky], { restartDelayMs: 20, maxRestartDelayMs: 40 });
   host.start();
   try {
@@ -47,7 +47,7 @@ test("a source that fails is reported and restarted with growing delays", async 
 
 test("a run() that returns before shutdown counts as a failure", async () => {
   const quitter: Plugin = { name: "quitter", kind: "test", async run() {} };
-  const host = new PluginHost(new Arbiter(), [quitter], { restartDelayMs: 10_000 });
+  const host = new PluginHost(SignalStore.inMemory(), [quitter], { restartDelayMs: 10_000 });
   host.start();
   try {
     await waitFor(() => host.statuses()[0]!.health === "failed", "failed health");
@@ -71,26 +71,26 @@ test("hooks hear every change of the effective signal; a throwing hook is a warn
       throw new Error("target down");
     },
   };
-  const arbiter = new Arbiter();
+  const arbiter = SignalStore.inMemory();
   const host = new PluginHost(arbiter, [hook, broken]);
   host.start();
-  arbiter.claim("manual", "PAUSE", "x");
-  arbiter.claim("manual", "PAUSE", "again"); // no change, no event
-  arbiter.claim("manual", "RUN", "y");
+  await arbiter.claim("manual", "PAUSE", "x");
+  await arbiter.claim("manual", "PAUSE", "again"); // no change, no event
+  await arbiter.claim("manual", "RUN", "y");
   await host.stop();
-  arbiter.claim("manual", "STOP", "after stop");
+  await arbiter.claim("manual", "STOP", "after stop");
   assert.deepEqual(heard, ["RUN->PAUSE", "PAUSE->RUN"]);
   assert.equal(host.statuses().find((s) => s.name === "broken")!.warnings, 2);
 });
 
 test("plugin names must be unique", () => {
   const plugin: Plugin = { name: "same", kind: "test" };
-  assert.throws(() => new PluginHost(new Arbiter(), [plugin, { ...plugin }]), /two plugins are named "same"/);
+  assert.throws(() => new PluginHost(SignalStore.inMemory(), [plugin, { ...plugin }]), /two plugins are named "same"/);
 });
 
 test("ready once every source has observed once", async () => {
   const { plugin: slow, release } = gatedSource("slow");
-  const host = new PluginHost(new Arbiter(), [slow, { name: "hook", kind: "test", onChange() {} }]);
+  const host = new PluginHost(SignalStore.inMemory(), [slow, { name: "hook", kind: "test", onChange() {} }]);
   host.start();
   try {
     assert.equal(host.ready, false);
@@ -152,9 +152,9 @@ test("/hooks/<name> routes to the plugin; unknown hooks get 404 listing the hook
     kind: "test",
     fetch: (request, { source, remoteAddress }) => new Response(`${request.method} ${source.name} ${remoteAddress}`),
   };
-  const arbiter = new Arbiter();
+  const arbiter = SignalStore.inMemory();
   const host = new PluginHost(arbiter, [echo]);
-  const handler = createHandler({ arbiter, version: "t", plugins: host });
+  const handler = createHandler({ store: arbiter, version: "t", plugins: host });
   const hit = await handler(new Request("http://x/hooks/echo", { method: "POST" }), { remoteAddress: "192.0.2.1" });
   assert.equal(await hit.text(), "POST echo 192.0.2.1");
   const missing = await handler(new Request("http://x/hooks/nope", { method: "POST" }));
@@ -165,10 +165,10 @@ test("/hooks/<name> routes to the plugin; unknown hooks get 404 listing the hook
 });
 
 test("POST /RUN?force=true overrides every automatic claim and the latch, and /status says so", async () => {
-  const arbiter = new Arbiter();
-  const handler = createHandler({ arbiter, version: "t" });
-  arbiter.claim("load", "PAUSE", "load 5 above 4");
-  arbiter.claim("alerts", "STOP", "critical alert");
+  const arbiter = SignalStore.inMemory();
+  const handler = createHandler({ store: arbiter, version: "t" });
+  await arbiter.claim("load", "PAUSE", "load 5 above 4");
+  await arbiter.claim("alerts", "STOP", "critical alert");
   const plain = await handler(new Request("http://x/RUN", { method: "POST" }));
   assert.equal(await plain.text(), "STOP", "a plain RUN does not outvote the sources");
   const forced = await handler(new Request("http://x/RUN?force=true", { method: "POST" }), { remoteAddress: "192.0.2.9" });
@@ -182,7 +182,7 @@ test("POST /RUN?force=true overrides every automatic claim and the latch, and /s
   assert.equal(load.state, "RUN");
   assert.equal(load.reason, "overridden by POST /RUN?force=true from 192.0.2.9 (was PAUSE: load 5 above 4)");
   // The source re-asserts on its next observation.
-  arbiter.claim("load", "PAUSE", "load 5 above 4");
+  await arbiter.claim("load", "PAUSE", "load 5 above 4");
   assert.equal(arbiter.signal, "PAUSE");
   for (const query of ["force=yes", "forse=true"]) {
     const bad = await handler(new Request(`http://x/RUN?${query}`, { method: "POST" }));
@@ -205,7 +205,7 @@ test("a warning that repeats is counted every time but logged once a minute, wit
       await new Promise((resolve) => context.signal.addEventListener("abort", resolve, { once: true }));
     },
   };
-  const host = new PluginHost(new Arbiter(), [noisy], { log: (line) => lines.push(line), now: () => new Date(clock) });
+  const host = new PluginHost(SignalStore.inMemory(), [noisy], { log: (line) => lines.push(line), now: () => new Date(clock) });
   host.start();
   try {
     await waitFor(() => warn !== undefined, "the source to start");

@@ -2,7 +2,7 @@
 // Prometheus can give, and every knob. (test/e2e_prometheus_test.ts uses the real one.)
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Arbiter, PluginHost, prometheusSource, type PrometheusSourceOptions, ValidationError } from "../mod.ts";
+import { SignalStore, PluginHost, prometheusSource, type PrometheusSourceOptions, ValidationError } from "../mod.ts";
 import { parseSampleValue, readQueryResponse } from "../plugins/prometheus_query.ts";
 import { type FakeAnswer, startFakePrometheus, vector } from "./helpers/fake_prometheus.ts";
 import { tempFile } from "./helpers/files.ts";
@@ -24,7 +24,7 @@ async function withPoller(options: Options, first: FakeAnswer, body: (rig: Await
 async function rigUp(options: Options, first: FakeAnswer) {
   const fake = await startFakePrometheus();
   fake.answer(first);
-  const arbiter = new Arbiter();
+  const arbiter = SignalStore.inMemory();
   const plugin = prometheusSource({
     name: "load",
     url: fake.url,
@@ -149,7 +149,7 @@ test("connection refused is an error; consecutive_errors waits for a streak; on_
   const closed = await startFakePrometheus();
   const url = closed.url;
   await closed.close();
-  const arbiter = new Arbiter();
+  const arbiter = SignalStore.inMemory();
   const host = new PluginHost(arbiter, [
     prometheusSource({ name: "hold", url, query: "up", pause_above: 4, interval: "30ms", on_error: "hold" }),
     prometheusSource({ name: "ignore", url, query: "up", pause_above: 4, interval: "30ms", on_error: "ignore" }),

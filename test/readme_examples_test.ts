@@ -1,7 +1,7 @@
 // The README's configuration examples work as pasted: chaos-signal's blocks
 // build their sources, Alertmanager's passes amtool, the alerting rule passes promtool.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
@@ -64,5 +64,21 @@ test("the README's first example (Krkn's curl commands) answers as printed, in i
     }
   } finally {
     await server.stop();
+  }
+});
+
+test("the README's library example runs as printed (on a free port) and ends by itself", { skip: process.env.CHAOS_SIGNAL_UNDER_TEST ? "runs from source only" : false }, async () => {
+  const section = readme.slice(readme.indexOf("## Using it as a library"));
+  const example = /```ts\n([\s\S]*?)```/.exec(section)![1]!;
+  assert.match(example, /createServer/);
+  const file = join(ROOT, `.readme_example_${process.pid}.ts`);
+  writeFileSync(file, example.replace("port: 8090", "port: 0"));
+  try {
+    const runtimeName = process.execPath.includes("deno") ? "deno" : "bun";
+    const result = await run(process.execPath, runtimeName === "deno" ? ["run", "-A", file] : ["run", file]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /claim[\s\S]*database migration running[\s\S]*migration done/);
+  } finally {
+    rmSync(file, { force: true });
   }
 });

@@ -5,8 +5,9 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { alertmanagerSource, Arbiter, createHandler, PluginHost, webhookSource } from "../mod.ts";
-import { parseStateFile } from "../src/state/state_store.ts";
+import { alertmanagerSource, createHandler, initialSnapshot, PluginHost, SignalStore, webhookSource } from "../mod.ts";
+import { parseStateFile } from "../src/state/state_file.ts";
+import { FaultyBackend } from "./helpers/faulty_backend.ts";
 import type { StatusDocument } from "../src/http/status.ts";
 import { alert, notification } from "./helpers/alertmanager_payload.ts";
 import { tempDir, tempFile } from "./helpers/files.ts";
@@ -31,7 +32,7 @@ async function hook(url: string, name: string, body: unknown): Promise<Record<st
 
 /** The state of `source`'s claim in the state file, read the moment it is asked. */
 function savedClaim(stateFile: string, source: string) {
-  return parseStateFile(readFileSync(stateFile, "utf8")).claims.find((claim) => claim.source === source);
+  return parseStateFile(readFileSync(stateFile, "utf8")).snapshot.claims.find((claim) => claim.source === source);
 }
 
 function setup(source: string): { stateFile: string; flags: string[] } {
@@ -146,9 +147,11 @@ test("webhook: max_age counts from the original claim across a restart", async (
 });
 
 test("a claim that cannot be saved gets 503 naming why, and a PAUSE still takes effect", async () => {
-  const arbiter = new Arbiter();
-  const host = new PluginHost(arbiter, [webhookSource({ name: "deploys" })], { save: () => Promise.reject(new Error("ENOSPC: no space left on device")) });
-  const handler = createHandler({ arbiter, version: "t", plugins: host });
+  const backend = new FaultyBackend(initialSnapshot("RUN", new Date()));
+  backend.mode = "fail";
+  const arbiter = new SignalStore(backend, { snapshot: initialSnapshot("RUN", new Date()), revision: "0" });
+  const host = new PluginHost(arbiter, [webhookSource({ name: "deploys" })]);
+  const handler = createHandler({ store: arbiter, version: "t", plugins: host });
   host.start();
   try {
     const response = await handler(new Request("http://x/hooks/deploys", { method: "POST", headers: { "content-type": "application/json" }, body: '{"state": "PAUSE"}' }));
@@ -173,8 +176,8 @@ test("a state file from before memos still loads; a restored Alertmanager PAUSE 
       { source: "alerts", state: "PAUSE", reason: "1 alert firing: NodeLoadHigh", since: updated, updated, actor: "127.0.0.1" },
     ],
   }));
-  const arbiter = new Arbiter();
-  arbiter.restore(old);
+  const arbiter = SignalStore.inMemory();
+  await arbiter.submit({ kind: "restore", saved: old.snapshot, sources: ["alerts"] });
   const host = new PluginHost(arbiter, [alertmanagerSource({ name: "alerts", max_age: "2s" })]);
   host.start();
   try {
@@ -205,11 +208,11 @@ test("SIGTERM right after a source's claim: the claim is in the file when the pr
   }
 });
 
-test("a memo over 1 MiB is dropped with a warning; the claim itself goes through", () => {
-  const arbiter = new Arbiter();
+test("a memo over 1 MiB is dropped with a warning; the claim itself goes through", async () => {
+  const arbiter = SignalStore.inMemory();
   const host = new PluginHost(arbiter, [{ name: "big", kind: "test", fetch: () => new Response() }]);
   const context = host.plugin("big")!.context;
-  assert.equal(context.claim("PAUSE", "too much to remember", { memo: { blob: "x".repeat(1024 * 1024) } }), "PAUSE");
+  assert.equal(await context.claim("PAUSE", "too much to remember", { memo: { blob: "x".repeat(1024 * 1024) } }), "PAUSE");
   const claim = arbiter.snapshot().claims.find((c) => c.source === "big");
   assert.equal(claim?.state, "PAUSE");
   assert.equal(claim?.memo, undefined);

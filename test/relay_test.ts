@@ -2,7 +2,7 @@
 // against another chaos-signal, through the plugin and through the real CLI.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Arbiter, PluginHost, relay, ValidationError } from "../mod.ts";
+import { SignalStore, PluginHost, relay, ValidationError } from "../mod.ts";
 import { tempFile } from "./helpers/files.ts";
 import { startKrknServer } from "./helpers/krkn_server.ts";
 import { freePort } from "./helpers/prometheus.ts";
@@ -10,7 +10,7 @@ import { startServer } from "./helpers/server_process.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 function relayRig(targets: string[], options: { interval?: string; max_backoff?: string; refused_retry?: string } = {}) {
-  const arbiter = new Arbiter();
+  const arbiter = SignalStore.inMemory();
   const host = new PluginHost(arbiter, [
     relay({
       name: "krkn",
@@ -33,10 +33,10 @@ test("a PAUSE from a source reaches Krkn's server, and RUN follows", async () =>
   try {
     await waitFor(() => target()?.in_sync, "the first sync");
     assert.equal(await krkn.state(), "RUN");
-    arbiter.claim("load", "PAUSE", "load 5 above 4");
+    await arbiter.claim("load", "PAUSE", "load 5 above 4");
     await waitFor(async () => (await krkn.state()) === "PAUSE", "Krkn's server to hold PAUSE");
     assert.equal(target()?.last_pushed?.signal, "PAUSE");
-    arbiter.release("load", "load 1");
+    await arbiter.release("load", "load 1");
     await waitFor(async () => (await krkn.state()) === "RUN", "Krkn's server to hold RUN");
     assert.ok(krkn.requests().includes("POST /PAUSE"));
   } finally {
@@ -49,7 +49,7 @@ test("a restarted Krkn server (back at its signal_state) is reconciled", async (
   let krkn = await startKrknServer();
   const { arbiter, host, target } = relayRig([krkn.url]);
   try {
-    arbiter.claim("manual", "PAUSE", "POST /PAUSE");
+    await arbiter.claim("manual", "PAUSE", "POST /PAUSE");
     await waitFor(async () => (await krkn.state()) === "PAUSE", "PAUSE pushed");
     const port = krkn.port;
     await krkn.stop();
@@ -69,15 +69,15 @@ test("a target down for a while is in sync at the latest signal soon after it is
     await waitFor(() => target()?.in_sync, "the first sync");
     const port = krkn.port;
     await krkn.stop();
-    arbiter.claim("manual", "PAUSE", "1");
+    await arbiter.claim("manual", "PAUSE", "1");
     await waitFor(() => (target()?.failures ?? 0) >= 2, "failures while it is down");
     assert.equal(target()?.in_sync, false);
     assert.equal(status().health, "warning");
     assert.match(status().last_warning!.message, new RegExp(`^http://127\\.0\\.0\\.1:${port}: POST /PAUSE: .*; retrying in \\d+ ms$`));
     // More changes while it is down: only the latest matters.
-    arbiter.claim("manual", "STOP", "2");
-    arbiter.claim("manual", "RUN", "3");
-    arbiter.claim("manual", "PAUSE", "4");
+    await arbiter.claim("manual", "STOP", "2");
+    await arbiter.claim("manual", "RUN", "3");
+    await arbiter.claim("manual", "PAUSE", "4");
     krkn = await startKrknServer(port, "RUN");
     // With a 10 s reconcile interval, only the retry loop can bring it back this fast.
     await waitFor(async () => target()?.in_sync && (await krkn.state()) === "PAUSE", "in sync at PAUSE after the outage", 3000);
@@ -149,11 +149,11 @@ test("many rapid changes: the target ends on the latest signal, never an older o
   try {
     await waitFor(() => target()?.in_sync, "the first sync");
     for (let i = 0; i < 60; i++) {
-      arbiter.claim("manual", i % 2 ? "RUN" : "PAUSE", `flip ${i}`);
+      await arbiter.claim("manual", i % 2 ? "RUN" : "PAUSE", `flip ${i}`);
       if (i % 7 === 0) await new Promise((resolve) => setTimeout(resolve, 3));
     }
-    arbiter.claim("manual", "PAUSE", "last");
-    await waitFor(() => target()?.in_sync, "in sync after the burst", 5000);
+    await arbiter.claim("manual", "PAUSE", "last");
+    await waitFor(async () => target()?.in_sync && (await krkn.state()) === "PAUSE", "in sync after the burst", 5000);
     assert.equal(await krkn.state(), "PAUSE");
     // A while later it is still the latest (nothing older arrives late).
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -171,7 +171,7 @@ test("several targets, one down: the others stay in sync", async () => {
   await down.stop();
   const { arbiter, host, target } = relayRig([up.url, downUrl]);
   try {
-    arbiter.claim("manual", "PAUSE", "x");
+    await arbiter.claim("manual", "PAUSE", "x");
     await waitFor(async () => (await up.state()) === "PAUSE", "the live target to follow");
     assert.equal(target(0)?.in_sync, true);
     assert.equal(target(1)?.in_sync, false);

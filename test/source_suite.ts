@@ -8,11 +8,11 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { Arbiter, createHandler, type Plugin, PluginHost, type Signal } from "../mod.ts";
+import { SignalStore, createHandler, type Plugin, PluginHost, type Signal } from "../mod.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 export interface Rig {
-  readonly arbiter: Arbiter;
+  readonly arbiter: SignalStore;
   readonly host: PluginHost;
   /** Sends a request through the real handler (so `/hooks/<name>` routes are exercised). */
   call(path: string, init?: RequestInit): Promise<Response>;
@@ -39,7 +39,7 @@ export interface SourceHarness {
   cleanup?(): Promise<void>;
 }
 
-function claimOf(arbiter: Arbiter, source: string) {
+function claimOf(arbiter: SignalStore, source: string) {
   return arbiter.snapshot().claims.find((claim) => claim.source === source);
 }
 
@@ -48,9 +48,9 @@ function statusOf(host: PluginHost, name: string) {
 }
 
 async function rigged(harness: SourceHarness, body: (rig: Rig) => Promise<void>): Promise<void> {
-  const arbiter = new Arbiter();
+  const arbiter = SignalStore.inMemory();
   const host = new PluginHost(arbiter, [harness.plugin], { restartDelayMs: 50 });
-  const handler = createHandler({ arbiter, version: "test", plugins: host });
+  const handler = createHandler({ store: arbiter, version: "test", plugins: host });
   const rig: Rig = {
     arbiter,
     host,
@@ -153,7 +153,7 @@ export function sourceConformance(label: string, traits: SourceTraits, make: () 
 
     test("shuts down cleanly and claims nothing afterwards", async () => {
       const harness = await make();
-      const arbiter = new Arbiter();
+      const arbiter = SignalStore.inMemory();
       const host = new PluginHost(arbiter, [harness.plugin]);
       host.start();
       await waitFor(() => host.ready, "the first observation");

@@ -6,9 +6,11 @@ import { open } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
-import { Arbiter, createHandler } from "../mod.ts";
+import { createHandler, createServer, initialSnapshot, SignalStore } from "../mod.ts";
 import { SAFE_SAVE_WAIT_MS } from "../src/http/handler.ts";
-import { parseStateFile, StateStore } from "../src/state/state_store.ts";
+import { parseStateFile } from "../src/state/state_file.ts";
+import { FileBackend } from "../src/state/file_backend.ts";
+import { FaultyBackend } from "./helpers/faulty_backend.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { tempDir, tempFile } from "./helpers/files.ts";
 import { runCli, startServer } from "./helpers/server_process.ts";
@@ -41,7 +43,7 @@ test("many acknowledged changes, then kill -9: the file is whole and holds the l
   let last = "";
   for (let i = 0; i < 50; i++) last = await post(server.url, i % 2 ? "/RUN" : "/PAUSE");
   await server.stop("SIGKILL");
-  const saved = parseStateFile(readFileSync(stateFile, "utf8")); // throws on a torn file
+  const saved = parseStateFile(readFileSync(stateFile, "utf8")).snapshot; // throws on a torn file
   assert.equal(saved.claims.find((c) => c.source === "manual")?.state, last);
   assert.deepEqual(readdirSync(join(stateFile, "..")).filter((name) => name.endsWith(".tmp")), [], "no temporary file left");
 });
@@ -67,110 +69,97 @@ test("a state file that cannot be written is an error at start (exit 2), not at 
   assert.match(result.output, /chaos-signal: --state-file .*blocker\/state\.json: cannot write it \(ENOTDIR|EEXIST\); give a writable place, or none/);
 });
 
+/** A store on a backend that can fail or hang, and the handler on it (as createServer wires them). */
+function storeAndHandler(initialSignal: "RUN" | "PAUSE" = "RUN") {
+  const backend = new FaultyBackend(initialSnapshot(initialSignal, new Date()));
+  const store = new SignalStore(backend, { snapshot: initialSnapshot(initialSignal, new Date()), revision: "0" }, { retryMs: 20, maxRetryMs: 40 });
+  const handler = createHandler({ store, version: "t", stateHealth: () => store.health() });
+  const call = (path: string) => handler(new Request(`http://x${path}`, { method: "POST" }));
+  return { backend, store, handler, call };
+}
+
 test("toward RUN: saved before anyone sees it, refused (503) when it cannot be; toward safety: made at once, saved after", async () => {
-  const arbiter = new Arbiter();
-  let failing = false;
+  const { backend, store, call } = storeAndHandler();
   const saved: string[] = [];
   const seenDuringWrite: string[] = [];
   const events: string[] = [];
-  arbiter.subscribe((event) => events.push(`${event.type} ${event.type === "change" ? event.signal : event.claim.state}`));
-  const handler = createHandler({
-    arbiter,
-    version: "t",
-    persist: async (plan) => {
-      const { snapshot, commit } = plan();
-      await new Promise((resolve) => setTimeout(resolve, 5)); // the write takes a moment
-      seenDuringWrite.push(arbiter.signal);
-      if (failing) throw new Error("ENOSPC: no space left on device");
-      saved.push(`${snapshot.signal}${snapshot.latch ? " latched" : ""}`);
-      const signal = commit();
-      assert.deepEqual(arbiter.snapshot().claims, snapshot.claims, "what was made is exactly what was saved");
-      return signal;
-    },
-    save: async () => {
-      if (failing) throw new Error("ENOSPC: no space left on device");
-      saved.push(`${arbiter.signal}${arbiter.snapshot().latch ? " latched" : ""}`);
-    },
-  });
-  const call = (path: string) => handler(new Request(`http://x${path}`, { method: "POST" }));
+  store.subscribe((event) => events.push(`${event.type} ${event.type === "change" ? event.signal : event.claim.state}`));
+  const commit = backend.commit.bind(backend);
+  backend.commit = async (expected, next) => {
+    await new Promise((resolve) => setTimeout(resolve, 5)); // the write takes a moment
+    seenDuringWrite.push(store.signal);
+    const result = await commit(expected, next);
+    saved.push(`${next.signal}${next.latch ? " latched" : ""}`);
+    return result;
+  };
   assert.equal(await (await call("/PAUSE")).text(), "PAUSE");
   assert.deepEqual(saved, ["PAUSE"]);
-  assert.deepEqual(seenDuringWrite, [], "a PAUSE is not written ahead");
+  assert.deepEqual(seenDuringWrite, ["PAUSE"], "a PAUSE is made before it is written");
   assert.equal(await (await call("/RUN")).text(), "RUN");
   assert.deepEqual(saved, ["PAUSE", "RUN"]);
-  assert.deepEqual(seenDuringWrite, ["PAUSE"], "while RUN was being written, GET / still said PAUSE");
+  assert.deepEqual(seenDuringWrite, ["PAUSE", "PAUSE"], "while RUN was being written, GET / still said PAUSE");
   assert.deepEqual(events, ["claim PAUSE", "change PAUSE", "claim RUN", "change RUN"]);
+  assert.deepEqual((await backend.stored())?.claims, store.snapshot().claims, "what was made is exactly what was saved");
 
-  failing = true;
+  backend.mode = "fail";
   assert.equal(await (await call("/PAUSE")).text(), "PAUSE", "a PAUSE that cannot be saved is made all the same");
   for (const path of ["/RUN", "/RUN?force=true"]) {
     const refused = await call(path);
     assert.equal(refused.status, 503);
     assert.equal(await refused.text(), "the change was not saved, so it was not made: ENOSPC: no space left on device\n");
   }
-  assert.deepEqual(seenDuringWrite, ["PAUSE", "PAUSE", "PAUSE"], "the refused RUNs were never visible");
-  assert.equal(arbiter.signal, "PAUSE");
+  assert.equal(store.signal, "PAUSE");
   assert.equal(await (await call("/STOP")).text(), "STOP", "a STOP that cannot be saved is made all the same");
-  assert.ok(arbiter.snapshot().latch, "and latches");
+  assert.ok(store.snapshot().latch, "and latches");
   assert.deepEqual(events.slice(4), ["claim PAUSE", "change PAUSE", "claim STOP", "change STOP"], "no event for the refused RUNs");
+  assert.equal(store.health().saved, false);
 
-  failing = false;
+  backend.mode = "ok";
   assert.equal(await (await call("/RUN")).text(), "RUN");
-  assert.deepEqual(saved, ["PAUSE", "RUN", "RUN"]);
+  assert.equal((await backend.stored())?.signal, "RUN");
 });
 
 test("a POST /PAUSE made while a POST /RUN is being written stands: the RUN, committed after, does not undo it", async () => {
-  const arbiter = new Arbiter({ initialSignal: "PAUSE" });
-  let writing!: () => void;
-  const started = new Promise<void>((resolve) => writing = resolve);
-  let finish!: () => void;
-  const finished = new Promise<void>((resolve) => finish = resolve);
-  const handler = createHandler({
-    arbiter,
-    version: "t",
-    persist: async (plan) => {
-      const planned = plan();
-      writing();
-      await finished;
-      return planned.commit();
-    },
-    save: async () => {},
-  });
-  const call = (path: string) => handler(new Request(`http://x${path}`, { method: "POST" }));
+  const { backend, store, call } = storeAndHandler("PAUSE");
+  backend.mode = "hang";
   const run = call("/RUN");
-  await started;
+  await waitFor(() => backend.commits === 1, "the RUN is being written");
   assert.equal(await (await call("/PAUSE")).text(), "PAUSE", "made at once, the RUN's write notwithstanding");
-  finish();
+  backend.mode = "ok";
+  backend.release();
   assert.equal(await (await run).text(), "PAUSE", "the RUN answers the signal after it: the later PAUSE");
-  assert.equal(arbiter.signal, "PAUSE");
-  assert.match(arbiter.snapshot().claims.find((c) => c.source === "manual")!.reason, /POST \/PAUSE/);
+  assert.equal(store.signal, "PAUSE");
+  assert.match(store.snapshot().claims.find((c) => c.source === "manual")!.reason, /POST \/PAUSE/);
 
   // The same with force: the override does not override the person's later PAUSE either.
-  const forced = arbiter.plan((target) => target.forceRun("POST /RUN?force=true"));
-  arbiter.claim("manual", "PAUSE", "POST /PAUSE", { explicit: true });
-  assert.equal(forced.commit(), "PAUSE");
+  backend.mode = "hang";
+  const forced = call("/RUN?force=true");
+  await waitFor(() => backend.commits >= 3, "the forced RUN is being written");
+  await call("/PAUSE");
+  backend.mode = "ok";
+  backend.release();
+  assert.equal(await (await forced).text(), "PAUSE");
 });
 
-test("the store: a write that hangs holds up neither a save's caller nor GET /; a RUN behind it is refused within its bound", async () => {
+test("the file backend: a write that hangs holds up neither a PAUSE nor GET /; a RUN behind it is refused within its bound", async () => {
   const dir = tempDir();
   const stateFile = join(dir, "state.json");
   const failures: string[] = [];
-  const store = new StateStore(stateFile, { timeoutMs: 300, retryMs: 50, onFailure: (error) => failures.push(error.message) });
-  const arbiter = new Arbiter();
-  await store.save(() => arbiter.snapshot());
+  const backend = new FileBackend(stateFile);
+  const store = new SignalStore(backend, { snapshot: initialSnapshot("RUN", new Date()), revision: "0" }, {
+    saveTimeoutMs: 300,
+    retryMs: 50,
+    onFailure: (error) => failures.push(error.message),
+  });
+  await store.flush({ always: true });
   // A FIFO where the temporary file goes: opening it for writing blocks until a reader comes.
   const fifo = `${stateFile}.${process.pid}.tmp`;
   execFileSync("mkfifo", [fifo]);
   try {
-    arbiter.claim("manual", "STOP", "POST /STOP");
-    const saving = store.save(() => arbiter.snapshot());
-    saving.catch(() => {});
-    const refused = await store.commit(() => arbiter.plan((target) => target.claim("manual", "RUN", "POST /RUN"))).then(
-      () => "committed",
-      (error: Error) => error.message,
-    );
+    assert.equal(await store.claim("manual", "STOP", "POST /STOP"), "STOP");
+    const refused = await store.claim("manual", "RUN", "POST /RUN").then(() => "committed", (error: Error) => error.message);
     assert.match(refused, /could not be written within 0\.3 s/);
-    assert.equal(arbiter.signal, "STOP", "the refused RUN was not made");
+    assert.equal(store.signal, "STOP", "the refused RUN was not made");
     const health = await waitFor(() => !store.health().saved && store.health(), "the hung write to show as failed", 5000);
     assert.match(health.error ?? "", /a write has not finished after 0\.3 s/);
     assert.ok(health.since instanceof Date);
@@ -180,23 +169,28 @@ test("the store: a write that hangs holds up neither a save's caller nor GET /; 
     await reader.readFile();
     await reader.close();
     await waitFor(() => store.health().saved, "the retry to save the state", 10_000);
-    assert.equal((await store.load())?.claims.find((c) => c.source === "manual")?.state, "STOP", "the file holds STOP, not the refused RUN");
+    await store.flush();
+    const saved = await new FileBackend(stateFile).load();
+    assert.equal(saved.snapshot?.claims.find((c) => c.source === "manual")?.state, "STOP", "the file holds STOP, not the refused RUN");
     assert.ok(failures.length >= 2, failures.join("; "));
   } finally {
     rmSync(fifo, { force: true });
   }
 });
 
-test("the store writes the latest state even when writes overlap", async () => {
-  const store = new StateStore(join(tempDir(), "s.json"));
-  const arbiter = new Arbiter();
-  const writes = [];
+test("the file backend ends on the latest state even when changes come faster than writes", async () => {
+  const stateFile = join(tempDir(), "s.json");
+  const store = new SignalStore(new FileBackend(stateFile), { snapshot: initialSnapshot("RUN", new Date()), revision: "0" });
+  const made = [];
   for (const state of ["PAUSE", "RUN", "STOP", "RUN", "PAUSE"] as const) {
-    arbiter.claim("manual", state, state);
-    writes.push(store.save(() => arbiter.snapshot()));
+    // A PAUSE or STOP is made at once and its save queued; a RUN is committed behind those saves.
+    const change = store.claim("manual", state, state);
+    made.push(change);
+    if (state === "RUN") await change;
   }
-  await Promise.all(writes);
-  const saved = await store.load();
+  await Promise.all(made);
+  await store.flush();
+  const saved = (await new FileBackend(stateFile).load()).snapshot;
   assert.equal(saved?.claims.find((c) => c.source === "manual")?.state, "PAUSE");
   assert.equal(saved?.latch, null, "the manual RUN after the STOP opened the latch");
 });
@@ -250,27 +244,26 @@ test("a write cut off by kill -9 leaves a temporary file; the next start removes
 });
 
 test("a timed pause is made at once while its save hangs; its end, a RUN, waits until it is saved", async () => {
-  const arbiter = new Arbiter();
-  let runFails = true;
-  const handler = createHandler({
-    arbiter,
-    version: "t",
-    persist: async (plan) => {
-      if (runFails) throw new Error("EIO: i/o error");
-      return plan().commit();
-    },
-    save: () => new Promise<void>(() => {}), // a disk that hangs
-  });
-  const asked = Date.now();
-  const response = await handler(new Request("http://x/PAUSE?for=1s", { method: "POST" }));
-  assert.equal(await response.text(), "PAUSE");
-  assert.ok(Date.now() - asked < SAFE_SAVE_WAIT_MS + 3000, "answered though its save never finished");
-  const claim = arbiter.snapshot().claims.find((c) => c.source === "manual")!;
-  assert.equal(claim.until!.getTime() - claim.updated.getTime(), 1000);
-  assert.ok(claim.until!.getTime() - asked <= 1100, "timed from the request");
-  await new Promise((resolve) => setTimeout(resolve, 1600));
-  assert.equal(arbiter.signal, "PAUSE", "the end could not be saved, so it was not made");
-  runFails = false;
-  await waitFor(() => arbiter.signal === "RUN", "the end of the pause, once it can be saved", 10_000);
-  assert.match(arbiter.snapshot().claims.find((c) => c.source === "manual")!.reason, /timed pause of 1s expired/);
+  const backend = new FaultyBackend(initialSnapshot("RUN", new Date()));
+  const app = await createServer({ settings: { stateFile: "none" }, backend, plugins: [] });
+  app.start();
+  try {
+    backend.mode = "hang"; // a disk that hangs
+    const asked = Date.now();
+    const response = await app.fetch(new Request("http://x/PAUSE?for=1s", { method: "POST" }));
+    assert.equal(await response.text(), "PAUSE");
+    assert.ok(Date.now() - asked < SAFE_SAVE_WAIT_MS + 3000, "answered though its save never finished");
+    const claim = app.store.snapshot().claims.find((c) => c.source === "manual")!;
+    assert.equal(claim.until!.getTime() - claim.updated.getTime(), 1000);
+    assert.ok(claim.until!.getTime() - asked <= 1100, "timed from the request");
+    backend.mode = "fail";
+    backend.release();
+    await new Promise((resolve) => setTimeout(resolve, 1600));
+    assert.equal(app.store.signal, "PAUSE", "the end could not be saved, so it was not made");
+    backend.mode = "ok";
+    await waitFor(() => app.store.signal === "RUN", "the end of the pause, once it can be saved", 10_000);
+    assert.match(app.store.snapshot().claims.find((c) => c.source === "manual")!.reason, /timed pause of 1s expired/);
+  } finally {
+    await app.close(200);
+  }
 });

@@ -149,7 +149,7 @@ test("two stores on one backend converge: a conflict re-runs the change on the l
 
 test("listeners: in order, a nested claim's events follow, a throwing listener harms nothing, unsubscribe stops", async () => {
   const errors: unknown[] = [];
-  const store = SignalStore.inMemory("RUN", { onListenerError: (error) => errors.push(error) });
+  const store = SignalStore.inMemory({ onListenerError: (error) => errors.push(error) });
   store.subscribe(() => {
     throw new Error("boom");
   });

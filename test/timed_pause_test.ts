@@ -1,13 +1,16 @@
 // POST /PAUSE?for=...: a manual pause that ends by itself, says so, and never ends a STOP.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Arbiter, type ArbiterEvent, createHandler } from "../mod.ts";
+import { SignalStore, type SignalEvent, createHandler } from "../mod.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { PauseExpiry } from "../src/state/expiry.ts";
 
 function setup() {
-  const arbiter = new Arbiter();
-  const handler = createHandler({ arbiter, version: "t" });
-  const events: ArbiterEvent[] = [];
+  const arbiter = SignalStore.inMemory();
+  const handler = createHandler({ store: arbiter, version: "t" });
+  // createServer arms the timed pause's end like this.
+  new PauseExpiry(arbiter).start();
+  const events: SignalEvent[] = [];
   arbiter.subscribe((event) => events.push(event));
   const post = async (path: string) => await (await handler(new Request(`http://x${path}`, { method: "POST" }), { remoteAddress: "192.0.2.1" })).text();
   const manual = () => arbiter.snapshot().claims.find((c) => c.source === "manual")!;
@@ -42,8 +45,8 @@ test("another manual request replaces the timed pause and cancels its end", asyn
 test("running out never opens the STOP latch", async () => {
   const { arbiter, post } = setup();
   await post("/PAUSE?for=1s");
-  arbiter.claim("alerts", "STOP", "critical alert");
-  arbiter.release("alerts", "resolved");
+  await arbiter.claim("alerts", "STOP", "critical alert");
+  await arbiter.release("alerts", "resolved");
   await new Promise((resolve) => setTimeout(resolve, 1300));
   assert.equal(arbiter.signal, "STOP", "latched");
   assert.equal(arbiter.snapshot().latch?.source, "alerts");

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import process from "node:process";
 import { describe, test } from "node:test";
-import { Arbiter, createHandler, PluginHost, webhookSource, type WebhookSourceOptions } from "../mod.ts";
+import { SignalStore, createHandler, PluginHost, webhookSource, type WebhookSourceOptions } from "../mod.ts";
 import { tempDir, tempFile } from "./helpers/files.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -12,7 +12,7 @@ const STATE_RULE = "one of RUN, PAUSE, STOP (any letter case)";
 const CHALLENGE = 'Bearer realm="chaos-signal"';
 
 interface Rig {
-  readonly arbiter: Arbiter;
+  readonly arbiter: SignalStore;
   readonly host: PluginHost;
   /** POSTs `body` (an object is sent as JSON) to /hooks/ci. */
   post(body: unknown, headers?: Record<string, string>): Promise<Response>;
@@ -21,9 +21,9 @@ interface Rig {
 }
 
 async function withWebhook(options: Partial<WebhookSourceOptions>, body: (rig: Rig) => Promise<void>): Promise<void> {
-  const arbiter = new Arbiter();
+  const arbiter = SignalStore.inMemory();
   const host = new PluginHost(arbiter, [webhookSource({ name: "ci", ...options })]);
-  const handler = createHandler({ arbiter, version: "t", plugins: host });
+  const handler = createHandler({ store: arbiter, version: "t", plugins: host });
   const call = async (init: RequestInit) => await handler(new Request("http://x/hooks/ci", init), { remoteAddress: "127.0.0.1" });
   host.start();
   try {

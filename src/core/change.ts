@@ -51,3 +51,16 @@ export function towardSafety(change: Change): boolean {
       return false;
   }
 }
+
+/** How a claim is made, for the convenience methods (`store.claim`, `context.claim`). */
+export interface ClaimOptions {
+  /** Who asked (remote address, token name); recorded on the claim. */
+  readonly actor?: string;
+  /**
+   * An act by a person or a webhook: emit a claim event even when the state is unchanged, so the
+   * audit history records every request. @default false
+   */
+  readonly explicit?: boolean;
+  /** The source's memo for the claim (`Claim.memo`); a claim without one has none. */
+  readonly memo?: unknown;
+}

@@ -16,7 +16,9 @@
  */
 import { type IRequest, Router } from "itty-router";
 import * as v from "valibot";
-import { type Arbiter, MANUAL_SOURCE, type PlannedChange } from "../core/arbiter.ts";
+import { MANUAL_SOURCE } from "../core/snapshot.ts";
+import { type Change, towardSafety } from "../core/change.ts";
+import type { SignalStore, StateHealth } from "../state/signal_store.ts";
 import type { PluginHost } from "../plugin/host.ts";
 import { errorResponse, HttpError, jsonResponse, textResponse } from "../web/response.ts";
 import { DEFAULT_MAX_BODY_BYTES, readBoundedBody } from "../web/request_body.ts";
@@ -29,11 +31,10 @@ import { issueLine, strictSection } from "../config/validation.ts";
 import { Metrics } from "./metrics.ts";
 import type { History } from "../state/history.ts";
 import { durationSchema } from "../config/duration.ts";
-import { MAX_PAUSE_MS, TimedPause } from "../state/timed_pause.ts";
+import { MAX_PAUSE_MS } from "../state/expiry.ts";
 import type { Auth } from "./auth.ts";
 import { uiResponse } from "./ui_page.ts";
 import { OriginGuard } from "./origin_guard.ts";
-import type { StateHealth } from "../state/state_store.ts";
 
 /** What the runtime knows about a request beyond the `Request` itself. */
 export interface RequestInfo {
@@ -63,7 +64,8 @@ export interface SignalHandler extends FetchHandler {
 }
 
 export interface HandlerOptions {
-  readonly arbiter: Arbiter;
+  /** The signal: read by GET, changed by POST (each change a `Change` submitted to it). */
+  readonly store: SignalStore;
   /** chaos-signal's version, shown in `/status`. */
   readonly version: string;
   /** The runtime's name and version, shown in `/status`. @default "unknown" */
@@ -76,19 +78,6 @@ export interface HandlerOptions {
   readonly now?: () => Date;
   /** Told of unexpected errors (answered with 500). @default ignore */
   readonly onError?: (error: unknown, request: Request) => void;
-  /**
-   * Makes a change toward RUN (`POST /RUN`, forced or not, a timed pause's end) durable before
-   * anyone sees it (the state file): plans it when its turn comes, writes the planned state,
-   * commits it and resolves with the result. When the write fails (or takes too long) it rejects
-   * without committing, and the request gets 503.
-   */
-  readonly persist?: <T>(plan: () => PlannedChange<T>) => Promise<T>;
-  /**
-   * Saves the current state after a change toward safety (`POST /PAUSE`, `POST /STOP`) was made:
-   * such a change is never refused nor held up by the disk. Resolves when saved, rejects when
-   * the write failed; retrying is up to it.
-   */
-  readonly save?: () => Promise<void>;
   /** Whether the state file holds the current state, shown in `/status` and `/metrics`. */
   readonly stateHealth?: () => StateHealth;
   /** The audit history behind `GET /history`. */
@@ -186,11 +175,10 @@ function decodeSegment(segment: string): string {
 }
 
 export function createHandler(options: HandlerOptions): SignalHandler {
-  const { arbiter, version } = options;
+  const { store, version } = options;
   const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
   if (!Number.isFinite(heartbeatMs) || heartbeatMs < 1) throw new RangeError(`heartbeatMs: got ${heartbeatMs}; allowed: a number of milliseconds, 1 or more`);
-  const events = new SignalEvents(arbiter);
-  const timedPause = new TimedPause(arbiter, options.persist);
+  const events = new SignalEvents(store);
   const runtime = options.runtime ?? "unknown";
   const now = options.now ?? (() => new Date());
   const startedAt = options.startedAt ?? now();
@@ -220,7 +208,7 @@ export function createHandler(options: HandlerOptions): SignalHandler {
   const readSignal: Route = async (request, info) => {
     const head = request.method === "HEAD";
     const poll = longPollFromQuery(request.query);
-    if (!poll) return textResponse(arbiter.signal, { head });
+    if (!poll) return textResponse(store.signal, { head });
     // The wait plus a margin: a client that went away is noticed through request.signal, but the
     // keep-alive connection keeps this idle timeout after the answer, so it must stay bounded.
     info?.holdOpen?.(Math.ceil(poll.waitMs / 1000) + 10);
@@ -235,11 +223,11 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     return eventStreamResponse(events, { lastEventId: request.headers.get("last-event-id"), heartbeatMs, head, abort: request.signal });
   };
 
-  const metrics = new Metrics(arbiter);
+  const metrics = new Metrics(store);
   const readMetrics: Route = (request) =>
     textResponse(
       metrics.render({
-        snapshot: arbiter.snapshot(),
+        snapshot: store.snapshot(),
         sources: plugins?.statuses() ?? [],
         subscribers: events.counts(),
         version,
@@ -277,7 +265,7 @@ export function createHandler(options: HandlerOptions): SignalHandler {
 
   const readStatus: Route = (request) =>
     jsonResponse(
-      statusDocument(arbiter.snapshot(), {
+      statusDocument(store.snapshot(), {
         version,
         runtime,
         startedAt,
@@ -298,33 +286,28 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     // Read (and bound) the body before claiming: a refused request changes nothing.
     await readBoundedBody(request, maxBodyBytes);
     const actor = actorOf(tokenName, info);
-    const claimOptions = { explicit: true, ...(actor === undefined ? {} : { actor }) };
+    const by = actor === undefined ? {} : { actor };
     const force = "force" in query.output && (query.output.force === "true" || query.output.force === "1");
     const pauseFor = "for" in query.output ? query.output.for : undefined;
-    // A RUN is made on a plan's copy for the state file first, then for real; PAUSE (timed or
-    // not) and STOP, toward safety, only ever here and now.
-    const change = (target: Arbiter): Signal => {
-      if (force) return target.forceRun("POST /RUN?force=true", claimOptions);
-      if (pauseFor !== undefined) return timedPause.start(pauseFor, claimOptions);
-      return target.claim(MANUAL_SOURCE, signal, `POST /${signal}`, claimOptions);
-    };
-    if (signal !== "RUN" || !options.persist) {
-      // Toward safety (or nothing to save to): made at once, whatever the disk does; saved after,
-      // and the answer waits for that only briefly. A save that fails is retried by the store.
-      const result = change(arbiter);
-      const saving = options.save?.();
-      if (saving) await settledWithin(saving, SAFE_SAVE_WAIT_MS);
+    const change: Change = force
+      ? { kind: "force-run", reason: "POST /RUN?force=true", ...by }
+      : pauseFor !== undefined
+      ? { kind: "timed-pause", ms: pauseFor, ...by }
+      : { kind: "claim", source: MANUAL_SOURCE, state: signal, reason: `POST /${signal}`, explicit: true, ...by };
+    if (towardSafety(change)) {
+      // Made at once, whatever the backend does; saved after, and the answer waits for that only
+      // briefly. A save that fails is retried by the store.
+      const result = await store.submit(change);
+      await settledWithin(store.flush(), SAFE_SAVE_WAIT_MS);
       return textResponse(result);
     }
-    let result: Signal;
     try {
-      // Toward RUN, write-ahead: on disk first, then made. Nobody (GET /, events, relays) ever
-      // sees a RUN that fails to save, and a refused change has nothing to undo.
-      result = await options.persist(() => arbiter.plan(change));
+      // Toward RUN: committed first, then made. Nobody (GET /, events, relays) ever sees a RUN
+      // that fails to save, and a refused change has nothing to undo.
+      return textResponse(await store.submit(change));
     } catch (error) {
       throw new HttpError(503, `the change was not saved, so it was not made: ${(error as Error)?.message ?? error}`, {}, { cause: error });
     }
-    return textResponse(result);
   };
 
   const signalResources = new Map(SIGNALS.map((signal) => [signal, resource({ POST: setSignal(signal) }, endpoints)]));
@@ -405,7 +388,7 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     // Krkn's runner polls a plain GET / all run long: answer it at once, without routing or parsing the URL.
     if (request.method === "GET" && !auth?.protectReads && isPlainRoot(request.url)) {
       metrics.countPoll();
-      return SIGNAL_RESPONSES[arbiter.signal].clone();
+      return SIGNAL_RESPONSES[store.signal].clone();
     }
     return routed(request, info);
   };

@@ -8,10 +8,11 @@
  * config, routes are the known ones or `other`, methods the usual ones or
  * `other`, so a scanner hitting random paths cannot grow the series.
  */
-import type { Arbiter, ArbiterSnapshot } from "../core/arbiter.ts";
+import type { SignalFeed } from "../core/events.ts";
+import type { View as ArbiterSnapshot } from "../core/snapshot.ts";
 import type { PluginStatus } from "../plugin/host.ts";
 import { SIGNALS } from "../core/signal.ts";
-import type { StateHealth } from "../state/state_store.ts";
+import type { StateHealth } from "../state/signal_store.ts";
 
 export interface MetricsInfo {
   readonly snapshot: ArbiterSnapshot;
@@ -71,7 +72,7 @@ export class Metrics {
   /** Plain `GET /` polls answered 200, kept apart from #requests: a number bump, no key to build. */
   #polls = 0;
 
-  constructor(arbiter: Arbiter) {
+  constructor(arbiter: SignalFeed) {
     arbiter.subscribe((event) => {
       if (event.type === "change") bump(this.#changes, JSON.stringify([event.cause.source, event.signal]));
       else bump(this.#claims, JSON.stringify([event.claim.source, event.claim.state]));

@@ -2,10 +2,10 @@
  * The JSON document served at `GET /status`. Field names are snake_case like
  * the config keys (`signal_state`, ...) and are documented in the README.
  */
-import type { ArbiterSnapshot, Claim, Override, StopLatch } from "../core/arbiter.ts";
+import type { Claim, Override, StopLatch, View as ArbiterSnapshot } from "../core/snapshot.ts";
 import type { PluginStatus } from "../plugin/host.ts";
 import type { Signal } from "../core/signal.ts";
-import type { StateHealth } from "../state/state_store.ts";
+import type { StateHealth } from "../state/signal_store.ts";
 
 export interface StatusInfo {
   readonly version: string;

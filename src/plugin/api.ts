@@ -8,7 +8,9 @@
  * forced RUN.
  */
 import * as v from "valibot";
-import type { ChangeEvent, Claim, ClaimOptions } from "../core/arbiter.ts";
+import type { ChangeEvent } from "../core/events.ts";
+import type { Claim } from "../core/snapshot.ts";
+import type { ClaimOptions } from "../core/change.ts";
 import type { Signal } from "../core/signal.ts";
 import { parseWith } from "../config/validation.ts";
 
@@ -18,10 +20,14 @@ export interface SourceContext {
   readonly name: string;
   /** Aborted on shutdown: pass it to fetch, timers and watchers. */
   readonly signal: AbortSignal;
-  /** Reports this source's opinion; returns the effective signal afterwards. */
-  claim(state: Signal, reason: string, options?: ClaimOptions): Signal;
-  /** Back to "no objection". */
-  release(reason: string, options?: ClaimOptions): Signal;
+  /**
+   * Reports this source's opinion; resolves with the effective signal afterwards. A PAUSE or STOP
+   * is in effect before this returns; a RUN once it is saved (it rejects when it could not be:
+   * the source's next observation says it again). An ignored rejection is only logged.
+   */
+  claim(state: Signal, reason: string, options?: ClaimOptions): Promise<Signal>;
+  /** Back to "no objection": a claim of RUN. */
+  release(reason: string, options?: ClaimOptions): Promise<Signal>;
   /** A non-fatal problem: logged and shown in `/status`; the source keeps running. */
   warn(problem: unknown): void;
   /** What the source last saw (a value, a file's content), shown in `/status`; marks it healthy. */

@@ -1,9 +1,13 @@
 /**
- * Runs the plugins: gives each a context bound to the arbiter, keeps its
+ * Runs the plugins: gives each a context bound to the signal's store, keeps its
  * health for `/status`, restarts a source whose `run` fails (with backoff),
  * tells hooks of every change, and stops them all on shutdown.
  */
-import type { Arbiter, ChangeEvent, Claim, ClaimOptions } from "../core/arbiter.ts";
+import type { ChangeEvent } from "../core/events.ts";
+import type { Claim } from "../core/snapshot.ts";
+import type { ClaimOptions } from "../core/change.ts";
+import type { Signal } from "../core/signal.ts";
+import type { SignalStore } from "../state/signal_store.ts";
 import type { Plugin, SourceContext } from "./api.ts";
 import { delay } from "../util/timers.ts";
 
@@ -30,10 +34,10 @@ export interface PluginHostOptions {
   /** @default 30000 */
   readonly maxRestartDelayMs?: number;
   /**
-   * Writes the arbiter's state durably (the state file); behind `SourceContext.saved()`.
-   * @default nothing to write: saved() resolves at once
+   * The claims restored at start (from the state file), behind `SourceContext.restored()`.
+   * @default the store's claims when the host is built
    */
-  readonly save?: () => Promise<void>;
+  readonly restored?: readonly Claim[];
 }
 
 /** A memo is kept in the state file, written on every save: a larger one is dropped (with a warning). */
@@ -55,28 +59,26 @@ export function messageOf(problem: unknown): string {
 }
 
 export class PluginHost {
-  readonly #arbiter: Arbiter;
+  readonly #store: SignalStore;
   readonly #entries = new Map<string, Entry>();
   readonly #controller = new AbortController();
   readonly #log: (line: string) => void;
   readonly #now: () => Date;
   readonly #restartDelayMs: number;
   readonly #maxRestartDelayMs: number;
-  readonly #save: () => Promise<void>;
-  /** The claims the arbiter held when the host was built: at start, those restored from the state file. */
+  /** The claims the store held when the host was built: at start, those restored from the state file. */
   readonly #restored: ReadonlyMap<string, Claim>;
   #unsubscribe: (() => void) | undefined;
   /** Called after every observation until the sources are ready. */
   readonly #readyWaiters = new Set<() => void>();
 
-  constructor(arbiter: Arbiter, plugins: readonly Plugin[], options: PluginHostOptions = {}) {
-    this.#arbiter = arbiter;
+  constructor(store: SignalStore, plugins: readonly Plugin[], options: PluginHostOptions = {}) {
+    this.#store = store;
     this.#log = options.log ?? (() => {});
     this.#now = options.now ?? (() => new Date());
     this.#restartDelayMs = options.restartDelayMs ?? 1000;
     this.#maxRestartDelayMs = options.maxRestartDelayMs ?? 30_000;
-    this.#save = options.save ?? (() => Promise.resolve());
-    this.#restored = new Map(arbiter.snapshot().claims.map((claim) => [claim.source, claim]));
+    this.#restored = new Map((options.restored ?? store.snapshot().claims).map((claim) => [claim.source, claim]));
     for (const plugin of plugins) {
       if (this.#entries.has(plugin.name)) throw new Error(`two plugins are named "${plugin.name}"; names must be unique`);
       const status: PluginStatus = {
@@ -95,7 +97,7 @@ export class PluginHost {
 
   /** Starts every source's `run` and subscribes the hooks. */
   start(): void {
-    this.#unsubscribe = this.#arbiter.subscribe((event) => {
+    this.#unsubscribe = this.#store.subscribe((event) => {
       if (event.type === "change") this.#notify(event);
     });
     for (const entry of this.#entries.values()) {
@@ -155,7 +157,7 @@ export class PluginHost {
   }
 
   #contextFor(plugin: Plugin, status: PluginStatus): SourceContext {
-    const arbiter = this.#arbiter;
+    const store = this.#store;
     const log = (message: string) => this.#log(`${plugin.kind} "${plugin.name}": ${message}`);
     const repeats = new RepeatedWarnings(REPEAT_LOG_INTERVAL_MS);
     // The claim goes through whatever happens to its memo: a claim is never held back for it.
@@ -173,11 +175,16 @@ export class PluginHost {
       const { memo: _dropped, ...rest } = options;
       return rest;
     };
+    // A source that ignores the promise must not leave a rejection unhandled: it is warned of.
+    const submitted = (made: Promise<Signal>): Promise<Signal> => {
+      made.catch((error) => context.warn(`claim not made: ${messageOf(error)}`));
+      return made;
+    };
     const context: SourceContext = {
       name: plugin.name,
       signal: this.#controller.signal,
-      claim: (state, reason, options) => arbiter.claim(plugin.name, state, reason, bounded(options)),
-      release: (reason, options) => arbiter.release(plugin.name, reason, bounded(options)),
+      claim: (state, reason, options) => submitted(store.claim(plugin.name, state, reason, bounded(options))),
+      release: (reason, options) => submitted(store.release(plugin.name, reason, bounded(options))),
       warn: (problem) => {
         const message = messageOf(problem);
         status.warnings += 1;
@@ -194,10 +201,10 @@ export class PluginHost {
         for (const check of [...this.#readyWaiters]) check();
       },
       log,
-      current: () => arbiter.signal,
+      current: () => store.signal,
       sourcesReady: (timeoutMs) => this.#whenSourcesReady(timeoutMs),
       restored: () => this.#restored.get(plugin.name),
-      saved: () => this.#save(),
+      saved: () => store.flush(),
     };
     return context;
   }

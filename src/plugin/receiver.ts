@@ -5,6 +5,19 @@
 import { HttpError } from "../web/response.ts";
 import { messageOf } from "./host.ts";
 import type { SourceContext } from "./api.ts";
+import type { Signal } from "../core/signal.ts";
+
+/**
+ * Waits for a receiver's claim to be made: a RUN is made only once saved, so a refused one is
+ * answered 503 (the sender tries again) and nothing changed.
+ */
+export async function claimMade(claim: Promise<Signal>): Promise<Signal> {
+  try {
+    return await claim;
+  } catch (error) {
+    throw new HttpError(503, `the change was not saved, so it was not made: ${messageOf(error)}`, {}, { cause: error });
+  }
+}
 
 /** A disk that hangs must not hold the sender's request (nor its retries) forever. */
 export const SAVE_WAIT_MS = 5000;

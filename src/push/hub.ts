@@ -7,7 +7,7 @@
  * went away must not stay subscribed) and end them all at shutdown: an open
  * stream would otherwise keep the runtime's graceful shutdown waiting.
  */
-import type { Arbiter } from "../core/arbiter.ts";
+import type { SignalFeed } from "../core/events.ts";
 import type { Signal } from "../core/signal.ts";
 
 /** The effective signal and the change counter it belongs to. */
@@ -35,7 +35,7 @@ export interface SubscriberCounts {
 }
 
 export class SignalEvents {
-  readonly #arbiter: Arbiter;
+  readonly #arbiter: SignalFeed;
   readonly #subscribers = { stream: new Set<Subscriber>(), longPoll: new Set<Subscriber>() };
   readonly #unsubscribe: () => void;
   #closed = false;
@@ -47,7 +47,7 @@ export class SignalEvents {
    */
   readonly instance: string = crypto.randomUUID().slice(0, 8);
 
-  constructor(arbiter: Arbiter) {
+  constructor(arbiter: SignalFeed) {
     this.#arbiter = arbiter;
     this.#unsubscribe = arbiter.subscribe((event) => {
       if (event.type !== "change") return;

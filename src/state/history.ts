@@ -9,7 +9,7 @@ import { constants } from "node:fs";
 import { mkdir, open, rename, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { FileRefusedError, readRegularFile } from "../util/bounded_file.ts";
-import type { Arbiter, ArbiterEvent } from "../core/arbiter.ts";
+import type { SignalEvent as ArbiterEvent, SignalFeed } from "../core/events.ts";
 import type { Signal } from "../core/signal.ts";
 
 export interface HistoryEntry {
@@ -124,7 +124,7 @@ export class History {
   }
 
   /** Records every event of `arbiter` from now on. */
-  follow(arbiter: Arbiter): () => void {
+  follow(arbiter: SignalFeed): () => void {
     return arbiter.subscribe((event) => this.record(event));
   }
 

@@ -102,9 +102,9 @@ export class SignalStore implements SignalFeed {
   #closed = false;
   readonly #abort = new AbortController();
 
-  /** A store on a fresh MemoryBackend, starting from the manual claim `initialSignal`. */
-  static inMemory(initialSignal: Signal = "RUN", options: SignalStoreOptions = {}): SignalStore {
-    const snapshot = initialSnapshot(initialSignal, (options.now ?? (() => new Date()))());
+  /** A store on a fresh MemoryBackend, starting from the manual claim `initialSignal` (Krkn's `signal_state`). */
+  static inMemory(options: SignalStoreOptions & { readonly initialSignal?: Signal } = {}): SignalStore {
+    const snapshot = initialSnapshot(options.initialSignal ?? "RUN", (options.now ?? (() => new Date()))());
     return new SignalStore(new MemoryBackend(snapshot), { snapshot, revision: "0" }, options);
   }
 

@@ -1,6 +1,6 @@
 /** One line per event, time-stamped, to stdout (errors to stderr). */
 import process from "node:process";
-import type { ArbiterEvent } from "../core/arbiter.ts";
+import type { SignalEvent as ArbiterEvent } from "../core/events.ts";
 
 export interface Logger {
   info(message: string): void;

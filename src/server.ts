@@ -1,0 +1,184 @@
+/**
+ * The composition root: `createServer` builds everything a chaos-signal server is made of — the
+ * signal's store on its backend (the state file or memory), the restore at start, the history,
+ * the plugins, auth, the timed pause's expiry and the HTTP handler — and hands back the fetch
+ * handler with its lifecycle. `runCli` and embedders both start here.
+ */
+import { dirname, join } from "node:path";
+import { setTimeout } from "node:timers";
+import { MANUAL_SOURCE } from "./core/snapshot.ts";
+import { initialSnapshot, type Snapshot } from "./core/snapshot.ts";
+import type { ClaimOptions } from "./core/change.ts";
+import type { Signal } from "./core/signal.ts";
+import { describeEvent, type Logger } from "./util/log.ts";
+import { mergeSettings, type Settings, type SettingsLayer } from "./config/settings.ts";
+import type { StateBackend } from "./state/backend.ts";
+import { FileBackend } from "./state/file_backend.ts";
+import { MemoryBackend } from "./state/memory_backend.ts";
+import { StateFileError } from "./state/state_file.ts";
+import { SignalStore } from "./state/signal_store.ts";
+import { PauseExpiry } from "./state/expiry.ts";
+import { History } from "./state/history.ts";
+import { PluginHost, REPEAT_LOG_INTERVAL_MS, RepeatedWarnings } from "./plugin/host.ts";
+import type { Plugin } from "./plugin/api.ts";
+import { Auth } from "./http/auth.ts";
+import { createHandler, type SignalHandler } from "./http/handler.ts";
+import type { SubscriberCounts } from "./push/hub.ts";
+import { pluginsFromConfig } from "../plugins/mod.ts";
+import { VERSION } from "./version.ts";
+
+export interface ServerOptions {
+  /** Over DEFAULT_SETTINGS; `stateFile: "none"` (or `off`) keeps the state in memory only. */
+  readonly settings?: SettingsLayer;
+  /** @default the sources and relays of `settings` */
+  readonly plugins?: readonly Plugin[];
+  /** @default a FileBackend on settings.stateFile, or a MemoryBackend for none */
+  readonly backend?: StateBackend;
+  /** @default quiet: nothing is logged */
+  readonly log?: Logger;
+  /** Clock, replaceable in tests. @default () => new Date() */
+  readonly now?: () => Date;
+  /** How often `GET /events` sends a keep-alive comment. @default 15000 */
+  readonly heartbeatMs?: number;
+  /** Shown in `/status`. @default "unknown" */
+  readonly runtime?: string;
+}
+
+export interface ChaosSignalServer {
+  /** The HTTP API: give it to `serve` (or call it directly). */
+  readonly fetch: SignalHandler;
+  readonly settings: Settings;
+  readonly store: SignalStore;
+  readonly plugins: PluginHost;
+  readonly history: History;
+  /** A claim by `source`, like a plugin's (a PAUSE or STOP at once, a RUN once saved). */
+  claim(source: string, state: Signal, reason: string, options?: ClaimOptions): Promise<Signal>;
+  release(source: string, reason: string, options?: ClaimOptions): Promise<Signal>;
+  subscribers(): SubscriberCounts;
+  /** Starts the sources and the timed pause's expiry: call it before listening. */
+  start(): void;
+  /** Ends streams and long-polls, stops the sources, writes the state a last time and the history. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** The state cannot be written where it was asked for: the start fails (exit 2). */
+export class StateWriteError extends Error {
+  override readonly name = "StateWriteError";
+}
+
+/** The state file's path, or undefined for `none`/`off` (memory only). */
+export function stateFileOf(settings: Settings): string | undefined {
+  return /^(none|off)$/i.test(settings.stateFile) ? undefined : settings.stateFile;
+}
+
+const quiet: Logger = { info: () => {}, error: () => {} };
+
+export async function createServer(options: ServerOptions = {}): Promise<ChaosSignalServer> {
+  const settings = mergeSettings(options.settings ?? {});
+  const log = options.log ?? quiet;
+  const now = options.now ?? (() => new Date());
+  const plugins = options.plugins ?? pluginsFromConfig(settings);
+  const stateFile = stateFileOf(settings);
+  const fileBackend = options.backend ? undefined : stateFile === undefined ? undefined : new FileBackend(stateFile);
+  const backend: StateBackend = options.backend ?? fileBackend ?? new MemoryBackend();
+
+  // The saved state, if it can be read. A file that cannot be read starts the server paused, set
+  // aside for inspection: a crash must never turn PAUSE or STOP into RUN.
+  let saved: { snapshot: Snapshot | null; revision: string; savedAt?: Date } = { snapshot: null, revision: "0" };
+  let unreadable: string | undefined;
+  try {
+    saved = await backend.load();
+  } catch (error) {
+    if (!(error instanceof StateFileError) || !fileBackend) throw error;
+    const aside = await fileBackend.setAside().catch(() => undefined);
+    const moved = aside ? `; the file was moved to ${aside}` : "";
+    if (settings.onUnreadableState === "run") {
+      log.error(`${backend.where} is unreadable (${error.message}); starting from signal_state (on_unreadable_state: run)${moved}`);
+    } else {
+      log.error(`${backend.where} is unreadable (${error.message}); starting PAUSED${moved}`);
+      unreadable = error.message;
+    }
+  }
+
+  // A failing disk fails every retry the same way: the log says it once a minute, /status always.
+  const repeated = new RepeatedWarnings(REPEAT_LOG_INTERVAL_MS);
+  const store = new SignalStore(backend, { snapshot: initialSnapshot(settings.state, now()), revision: saved.revision }, {
+    now,
+    onListenerError: (error) => log.error(`listener failed: ${error}`),
+    onFailure: (error) => {
+      const line = repeated.line(`saving ${backend.where} failed (${error.message}); the signal holds, the save is retried`, Date.now());
+      if (line !== undefined) log.error(line);
+    },
+    onRecovery: (failures, since) => log.info(`saved ${backend.where} again, after ${failures} failed write${failures === 1 ? "" : "s"} since ${since.toISOString()}`),
+  });
+  store.subscribe((event) => log.info(describeEvent(event)));
+  // The history sits beside the state file, and follows before the state is restored.
+  const history = new History({
+    ...(stateFile === undefined ? {} : { logFile: join(dirname(stateFile), "history.jsonl") }),
+    onError: (error) => log.error(`writing the history failed: ${error}`),
+    onSetAside: (message) => log.error(message),
+  });
+  await history.load();
+  history.follow(store);
+
+  if (saved.snapshot) {
+    await store.submit({ kind: "restore", saved: saved.snapshot, sources: plugins.map((plugin) => plugin.name) });
+    const when = saved.savedAt ? ` (saved ${saved.savedAt.toISOString()})` : "";
+    log.info(`restored ${store.signal} from ${backend.where}${when}`);
+  } else if (unreadable !== undefined) {
+    await store.claim(MANUAL_SOURCE, "PAUSE", `state file unreadable (${unreadable}): paused until a person says RUN`);
+  }
+  if (fileBackend) {
+    const leftovers = await fileBackend.removeUnfinishedWrites();
+    if (leftovers.length) log.info(`removed ${leftovers.join(", ")}: writes a stopped server never finished`);
+  }
+  // A place that cannot be written is an error now, not at the first POST.
+  try {
+    await store.flush({ always: true });
+  } catch (error) {
+    throw new StateWriteError(`--state-file ${backend.where}: cannot write it (${(error as { code?: string }).code ?? error}); give a writable place, or none`, { cause: error });
+  }
+
+  // Sources read their restored claims (a receiver's memo) from here.
+  const host = new PluginHost(store, plugins, { log: (line) => log.info(line), restored: store.snapshot().claims });
+  const expiry = new PauseExpiry(store);
+  const auth = new Auth(settings.auth.tokens, { protectReads: settings.auth.protectReads });
+  const fetch = createHandler({
+    store,
+    history,
+    auth,
+    plugins: host,
+    version: VERSION,
+    runtime: options.runtime ?? "unknown",
+    now,
+    maxBodyBytes: settings.maxBodyBytes,
+    allowedOrigins: settings.allowedOrigins,
+    ...(fileBackend ? { stateHealth: () => store.health() } : {}),
+    ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
+    onError: (error, request) => log.error(`${request.method} ${request.url} failed: ${(error as Error)?.stack ?? error}`),
+  });
+
+  return {
+    fetch,
+    settings,
+    store,
+    plugins: host,
+    history,
+    claim: (source, state, reason, claimOptions) => store.claim(source, state, reason, claimOptions),
+    release: (source, reason, claimOptions) => store.release(source, reason, claimOptions),
+    subscribers: () => fetch.subscribers(),
+    start() {
+      // Sources start before the server listens, so the first GET already sees their claims.
+      host.start();
+      expiry.start();
+    },
+    async close(graceMs = 1000) {
+      // End event streams and answer long-polls first: a graceful shutdown waits for open responses.
+      fetch.close();
+      expiry.stop();
+      // A claim whose save is still under way is written before the end (within the grace).
+      await Promise.allSettled([host.stop(graceMs / 2), store.close(graceMs * 0.8)]);
+      await Promise.race([history.flushed(), new Promise((resolve) => setTimeout(resolve, graceMs / 2).unref?.())]);
+    },
+  };
+}
