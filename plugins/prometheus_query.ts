@@ -3,7 +3,7 @@
  * turned into plain numbers or a `QueryError` that says what went wrong in
  * words an operator can act on.
  */
-import { fetchFailure } from "../src/util/fetch_error.ts";
+import { FetchError, type FetchedText, fetchFailure, fetchText } from "../src/plugin/api.ts";
 import { JsonTextError, parseJsonText } from "../src/util/json_text.ts";
 
 /** The default `max_response_bytes`: a vector of ~30,000 series fits; 50 MB took Deno to 1.3 GB. */
@@ -76,30 +76,22 @@ export function readQueryResponse(body: unknown): QueryResult {
 /** Runs the query; every failure is a `QueryError` (connection, timeout, HTTP status, bad JSON, error status). */
 export async function runQuery(options: QueryOptions): Promise<QueryResult> {
   const endpoint = new URL("api/v1/query", options.url.endsWith("/") ? options.url : `${options.url}/`);
-  const timeout = AbortSignal.timeout(options.timeoutMs);
-  const signal = AbortSignal.any([options.signal, timeout]);
-  let response: Response;
+  let response: FetchedText;
   try {
-    response = await fetch(endpoint, {
+    response = await fetchText(endpoint, {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json", ...options.headers },
       // Whole milliseconds: Prometheus rejects fractional durations with a unit ("0.4s").
       body: new URLSearchParams({ query: options.query, timeout: `${Math.ceil(options.timeoutMs)}ms` }),
-      signal,
+      timeoutMs: options.timeoutMs,
+      abort: options.signal,
+      maxBytes: options.maxResponseBytes,
     });
   } catch (error) {
     if (options.signal.aborted) throw error;
-    if (timeout.aborted) throw new QueryError(`no answer from ${endpoint.origin} within ${options.timeoutMs} ms`);
-    throw new QueryError(`cannot reach ${endpoint.origin}: ${fetchFailure(error)}`);
+    throw new QueryError(fetchProblem(error, endpoint.origin, options));
   }
-  let text: string;
-  try {
-    text = await readCapped(response, options.maxResponseBytes);
-  } catch (error) {
-    if (options.signal.aborted) throw error;
-    if (error instanceof QueryError) throw error;
-    throw new QueryError(timeout.aborted ? `answer not complete within ${options.timeoutMs} ms` : `reading the answer failed: ${fetchFailure(error)}`);
-  }
+  const { text } = response;
   let body: unknown;
   try {
     body = parseJsonText(text);
@@ -114,36 +106,18 @@ export async function runQuery(options: QueryOptions): Promise<QueryResult> {
   return readQueryResponse(body);
 }
 
-
-/**
- * The body as text, read piece by piece: once it passes `maxBytes` the rest
- * is cancelled, so an endless or huge answer costs at most that much memory.
- */
-async function readCapped(response: Response, maxBytes: number): Promise<string> {
-  const tooLarge = () => new QueryError(`answer is larger than max_response_bytes (${maxBytes} bytes); narrow the query or raise the limit`);
-  const declared = response.headers.get("content-length");
-  if (declared !== null && Number(declared) > maxBytes) {
-    await response.body?.cancel().catch(() => {});
-    throw tooLarge();
+/** A failed request in an operator's words, naming the option to change where there is one. */
+function fetchProblem(error: unknown, origin: string, options: QueryOptions): string {
+  const message = (error as Error)?.message ?? String(error);
+  if (!(error instanceof FetchError)) return `cannot reach ${origin}: ${message}`;
+  switch (error.reason) {
+    case "timeout":
+      return error.status === undefined ? `no answer from ${origin} within ${options.timeoutMs} ms` : `answer not complete within ${options.timeoutMs} ms`;
+    case "too-large":
+      return `answer is larger than max_response_bytes (${options.maxResponseBytes} bytes); narrow the query or raise the limit`;
+    case "interrupted":
+      return `reading the answer failed: ${fetchFailure(error.cause)}`;
+    default:
+      return `cannot reach ${origin}: ${message}`;
   }
-  if (!response.body) return "";
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  let total = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > maxBytes) {
-        await reader.cancel().catch(() => {});
-        throw tooLarge();
-      }
-      text += decoder.decode(value, { stream: true });
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  return text + decoder.decode();
 }

@@ -1,7 +1,7 @@
 // GET /metrics, /healthz and /readyz in-process (the e2e test has the real Prometheus scrape them).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Arbiter, createHandler, PluginHost, prometheusSource } from "../mod.ts";
+import { Arbiter, createHandler, PluginHost, prometheusSource, relay } from "../mod.ts";
 import { startFakePrometheus, vector } from "./helpers/fake_prometheus.ts";
 import { gatedSource } from "./helpers/gated_source.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -93,5 +93,37 @@ test("/healthz always answers; /readyz waits for every source's first observatio
     assert.equal(await ready.text(), "ready\n");
   } finally {
     await host.stop();
+  }
+});
+
+test("/readyz waits for sources only: a relay-only config is ready at once, a hook or a route-only plugin is never waited for", async () => {
+  const arbiter = new Arbiter();
+  // A relay has run and onChange and never observes before it reaches a target (here: none listens).
+  const hooks = [
+    relay({ name: "krkn", targets: ["http://127.0.0.1:9/"], timeout: "50ms", max_backoff: "10s" }),
+    { name: "hook", kind: "test", onChange() {} },
+    { name: "route", kind: "test", fetch: () => new Response("ok") },
+  ];
+  const host = new PluginHost(arbiter, hooks);
+  const handler = createHandler({ arbiter, version: "t", plugins: host });
+  host.start();
+  try {
+    assert.deepEqual(host.waitingFor(), []);
+    assert.equal(host.ready, true);
+    const ready = await handler(new Request("http://x/readyz"));
+    assert.equal(ready.status, 200);
+    assert.equal(await ready.text(), "ready\n");
+  } finally {
+    await host.stop();
+  }
+  const { plugin: slow, release } = gatedSource("slow");
+  const mixed = new PluginHost(new Arbiter(), [slow, ...hooks.slice(1)]);
+  mixed.start();
+  try {
+    assert.deepEqual(mixed.waitingFor(), ["slow"]);
+    release();
+    await waitFor(() => mixed.waitingFor().length === 0, "the source's first observation");
+  } finally {
+    await mixed.stop();
   }
 });

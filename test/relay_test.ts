@@ -113,7 +113,7 @@ test("a Krkn run that starts late (at RUN) is paused within about a second, what
 });
 
 test("a refused connect is told apart from other fetch failures, on this runtime", async () => {
-  const { connectionRefused } = await import("../src/util/fetch_error.ts");
+  const { connectionRefused } = await import("../src/util/fetch.ts");
   const port = await freePort();
   const error = await fetch(`http://127.0.0.1:${port}/`).then(() => undefined, (e: unknown) => e);
   assert.ok(error, "nothing listens there");

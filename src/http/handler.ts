@@ -270,7 +270,7 @@ export function createHandler(options: HandlerOptions): SignalHandler {
 
   /** Readiness: every source has reported at least once (until then the signal may lack a claim). */
   const readyz: Route = (request) => {
-    const waiting = plugins?.statuses().filter((s) => s.last_observation === null).map((s) => s.name) ?? [];
+    const waiting = plugins?.waitingFor() ?? [];
     if (waiting.length === 0) return textResponse("ready\n", { head: request.method === "HEAD" });
     throw new HttpError(503, `not ready: waiting for the first observation of ${waiting.join(", ")}`);
   };

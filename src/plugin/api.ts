@@ -12,6 +12,20 @@ import type { ChangeEvent, Claim, ClaimOptions } from "../core/arbiter.ts";
 import type { Signal } from "../core/signal.ts";
 import { parseWith } from "../config/validation.ts";
 
+// Helpers plugins share (plugins import only this module): one retry delay, one bounded fetch,
+// one "parse or name the rule" pipe step.
+export { Backoff, type BackoffOptions } from "../util/backoff.ts";
+export {
+  type FetchedText,
+  FetchError,
+  type FetchFailure,
+  fetchFailure,
+  type FetchFunction,
+  fetchText,
+  type FetchTextOptions,
+} from "../util/fetch.ts";
+export { parsedBy } from "../config/validation.ts";
+
 /** What a plugin gets to talk to the server. */
 export interface SourceContext {
   /** The plugin's name: its claims appear under it in `/status`. */
@@ -31,9 +45,9 @@ export interface SourceContext {
   /** The effective signal right now (what `GET /` answers): relay targets push it. */
   current(): Signal;
   /**
-   * Resolves once every source (a plugin with `run` and no `onChange`) has
-   * observed once, or after `timeoutMs`: a relay waits for it, so that a
-   * restart does not push the bare `signal_state` before the sources claim.
+   * Resolves once every source (see `isSource`) has observed once, or after
+   * `timeoutMs`: a relay waits for it, so that a restart does not push the
+   * bare `signal_state` before the sources claim.
    */
   sourcesReady(timeoutMs: number): Promise<void>;
   /**
@@ -72,6 +86,15 @@ export interface Plugin {
   fetch?(request: Request, context: RouteContext): Response | Promise<Response>;
   /** Called on every change of the effective signal (relay targets). */
   onChange?(event: ChangeEvent): void;
+}
+
+/**
+ * A source claims on its own: it has a `run` loop and is not a hook (no `onChange`; a relay has
+ * both). Readiness (`/readyz`, `PluginHost.waitingFor`, `sourcesReady`) waits for sources only:
+ * a hook or a route-only plugin may never observe anything before it is told of a change.
+ */
+export function isSource(plugin: Plugin): boolean {
+  return plugin.run !== undefined && plugin.onChange === undefined;
 }
 
 /** Plugin names double as source names in claims and as URL segments. */
