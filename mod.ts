@@ -33,7 +33,7 @@ export type { FetchFunction, RequestOptions, SetOptions, SignalClientOptions, Wa
 export { EventStreamParser } from "./src/client/sse_parser.ts";
 export type { ServerSentEvent } from "./src/client/sse_parser.ts";
 export { statusDocument } from "./src/http/status.ts";
-export type { ClaimStatus, StatusDocument } from "./src/http/status.ts";
+export type { ClaimStatus, SourceStatus, StatusDocument } from "./src/http/status.ts";
 export { DEFAULT_SETTINGS, ENV_CONFIG_FILE, ENV_VARS, mergeSettings, settingsFromConfig, settingsFromEnv } from "./src/config/settings.ts";
 export type { Settings, SettingsLayer, SourceSetting } from "./src/config/settings.ts";
 export { loadConfigFile } from "./src/config/config_file.ts";
@@ -44,7 +44,17 @@ export { strictSection, ValidationError } from "./src/config/validation.ts";
 export { Auth, AuthSchema } from "./src/http/auth.ts";
 export type { NamedToken } from "./src/http/auth.ts";
 export { definePlugin, PluginNameSchema } from "./src/plugin/api.ts";
-export type { Plugin, PluginFactory, RouteContext, SourceContext } from "./src/plugin/api.ts";
+export type {
+  CardTime,
+  DashboardCard,
+  MetricFamilySpec,
+  MetricSample,
+  Plugin,
+  PluginDescription,
+  PluginFactory,
+  RouteContext,
+  SourceContext,
+} from "./src/plugin/api.ts";
 export { PluginHost } from "./src/plugin/host.ts";
 export type { PluginHostOptions, PluginStatus, SourceHealth } from "./src/plugin/host.ts";
 export { durationSchema, formatDuration, parseDuration } from "./src/config/duration.ts";

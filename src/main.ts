@@ -17,7 +17,7 @@ import { Auth } from "./http/auth.ts";
 import { History } from "./state/history.ts";
 import { createHandler } from "./http/handler.ts";
 import { PluginHost, RepeatedWarnings, REPEAT_LOG_INTERVAL_MS } from "./plugin/host.ts";
-import { pluginsFromConfig } from "../plugins/mod.ts";
+import { alertmanagerSource, fileSource, pluginsFromConfig, prometheusSource, relay, webhookSource } from "../plugins/mod.ts";
 import { consoleLogger, describeEvent, type Logger } from "./util/log.ts";
 import { AddressInUseError, runtime, serve } from "./serve/mod.ts";
 import type { Plugin } from "./plugin/api.ts";
@@ -167,6 +167,7 @@ export async function runCli(
       : {}),
     auth,
     plugins,
+    pluginTypes: [fileSource, webhookSource, alertmanagerSource, prometheusSource, relay],
     arbiter,
     version: VERSION,
     runtime: `${platform.name} ${platform.version}`,

@@ -1,7 +1,24 @@
 // GET /metrics, /healthz and /readyz in-process (the e2e test has the real Prometheus scrape them).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Arbiter, createHandler, PluginHost, prometheusSource, relay } from "../mod.ts";
+import { readFileSync } from "node:fs";
+import {
+  alertmanagerSource,
+  Arbiter,
+  createHandler,
+  type DashboardCard,
+  fileSource,
+  type MetricSample,
+  type Plugin,
+  type PluginDescription,
+  PluginHost,
+  type PluginStatus,
+  prometheusSource,
+  relay,
+  type StatusDocument,
+  webhookSource,
+} from "../mod.ts";
+import { Metrics } from "../src/http/metrics.ts";
 import { startFakePrometheus, vector } from "./helpers/fake_prometheus.ts";
 import { gatedSource } from "./helpers/gated_source.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -126,4 +143,88 @@ test("/readyz waits for sources only: a relay-only config is ready at once, a ho
   } finally {
     await mixed.stop();
   }
+});
+
+test("/metrics: the exposition byte for byte, the plugins' families included (prometheus, relay)", async () => {
+  const at = "2026-01-02T03:04:06.000Z";
+  const arbiter = new Arbiter({ now: () => new Date("2026-01-02T03:04:05.000Z") });
+  const metrics = new Metrics(arbiter, [fileSource, webhookSource, alertmanagerSource, prometheusSource, relay]);
+  arbiter.claim("load", "PAUSE", "high");
+  metrics.countPoll();
+  metrics.countRequest("/status", "GET", 200);
+  const sources: PluginStatus[] = [
+    { name: "load", kind: "prometheus", health: "ok", last_observation: { at, value: "+Inf", series: 2, claim: "PAUSE", query: "up", pause_above: 4, stop_above: 8, resume_below: 3 }, last_warning: null, warnings: 1, restarts: 0 },
+    { name: "quiet", kind: "prometheus", health: "starting", last_observation: null, last_warning: null, warnings: 0, restarts: 0 },
+    { name: "krkn", kind: "relay", health: "warning", last_observation: { at, in_sync: false, targets: [
+      { url: "http://127.0.0.1:9/", in_sync: false, last_pushed: null, last_seen: null, last_error: { at, message: "refused" }, failures: 3 },
+      { url: "http://10.0.0.7:8081/", in_sync: true, last_pushed: { signal: "PAUSE", at }, last_seen: { signal: "PAUSE", at }, last_error: null, failures: 0 },
+    ] }, last_warning: { at, message: "refused" }, warnings: 3, restarts: 0 },
+    { name: "f", kind: "file", health: "ok", last_observation: { at, content: "RUN" }, last_warning: null, warnings: 0, restarts: 0 },
+  ];
+  const factories = new Map<string, { description?: PluginDescription }>([["load", prometheusSource], ["quiet", prometheusSource], ["krkn", relay]]);
+  const text = metrics.render({
+    snapshot: arbiter.snapshot(),
+    sources,
+    subscribers: { events: 2, longPolls: 1 },
+    version: "1.2.3",
+    runtime: "test 1",
+    startedAt: new Date("2026-01-02T03:00:00.000Z"),
+    describe: (source) => factories.get(source.name)?.description,
+  });
+  // As metrics.ts wrote it when it knew the poller and the relay by name (commit d26b845).
+  assert.equal(text, readFileSync(new URL("./fixtures/metrics_exposition.txt", import.meta.url), "utf8"));
+});
+
+test("/metrics: a plugin's own families; undeclared, core-named, badly labelled or throwing samples are dropped", async () => {
+  const arbiter = new Arbiter();
+  const describe = (samples: () => MetricSample[]): PluginDescription => ({
+    metrics: [
+      { name: "queue_depth", type: "gauge", help: "Items waiting.\nSecond line." },
+      { name: "signal", type: "gauge", help: "Takes a core name: ignored." },
+      { name: "bad name", type: "gauge", help: "Not a metric name: ignored." },
+    ],
+    samples,
+  });
+  const queue = (name: string, samples: () => MetricSample[]): Plugin => ({ name, kind: "queue", description: describe(samples), run: (context) => Promise.resolve(context.observe({})) });
+  const host = new PluginHost(arbiter, [
+    queue("q", () => [
+      { family: "queue_depth", labels: { queue: "q" }, value: 7 },
+      { family: "undeclared", labels: {}, value: 1 },
+      { family: "signal", labels: { signal: "RUN" }, value: 5 },
+      { family: "queue_depth", labels: { "bad-label": "x" }, value: 9 },
+    ]),
+    queue("broken", () => {
+      throw new Error("cannot describe");
+    }),
+  ]);
+  const handler = createHandler({ arbiter, version: "t", plugins: host });
+  host.start();
+  try {
+    await waitFor(() => host.ready, "the first observations");
+    const response = await handler(new Request("http://x/metrics"));
+    assert.equal(response.status, 200);
+    const text = await response.text();
+    const m = samples(text);
+    assert.equal(m.get('chaos_signal_queue_depth{queue="q"}'), "7");
+    assert.ok(text.includes("# HELP chaos_signal_queue_depth Items waiting.\\nSecond line.\n# TYPE chaos_signal_queue_depth gauge\n"));
+    assert.equal(text.match(/^# TYPE chaos_signal_signal /gm)?.length, 1, "the core family once");
+    assert.equal(m.get('chaos_signal_signal{signal="RUN"}'), "1", "the core value, not the plugin's");
+    assert.ok(![...m.keys()].some((key) => /undeclared|bad|chaos_signal_prometheus_/.test(key)), "nothing else; no built-in families when not told of them");
+    assert.ok(m.has('chaos_signal_source_healthy{source="broken",kind="queue"}'), "a throwing describer loses its samples only");
+  } finally {
+    await host.stop();
+  }
+});
+
+test("/status: each source's cards as its plugin describes them; a plugin whose cards throw shows without them", async () => {
+  const arbiter = new Arbiter();
+  const card: DashboardCard = { section: { id: "queues", title: "Queues" }, title: "q", badge: { text: "draining", tone: "warn" }, fields: [["depth", 7], ["since", { at: "2026-01-02T03:04:05.000Z" }]] };
+  const host = new PluginHost(arbiter, [
+    { name: "q", kind: "queue", description: { cards: () => [card] } },
+    { name: "broken", kind: "queue", description: { cards: () => { throw new Error("no"); } } },
+    { name: "plain", kind: "queue" },
+  ]);
+  const handler = createHandler({ arbiter, version: "t", plugins: host });
+  const status = await (await handler(new Request("http://x/status"))).json() as StatusDocument;
+  assert.deepEqual(status.sources.map((source) => [source.name, source.cards]), [["q", [card]], ["broken", undefined], ["plain", undefined]]);
 });

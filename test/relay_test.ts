@@ -210,6 +210,10 @@ test("the real CLI with chaos_signal.relays: a POST /PAUSE reaches Krkn's server
       return s.sources.find((x: { name: string }) => x.name === "krkn").last_observation?.in_sync;
     }, "the relay to report in sync");
     assert.equal(relayStatus.kind, "relay");
+    // The relay describes a dashboard card per target; /status serves them with its status.
+    const cards = relayStatus.cards as { section: { id: string }; title: string; fields: [string, unknown][] }[];
+    assert.deepEqual(cards.map((card) => [card.section.id, card.title]), [["relays", krkn.url], ["relays", downstream.url]]);
+    assert.deepEqual(cards[0]!.fields[0], ["relay", "krkn"]);
   } finally {
     await upstream.stop();
     await downstream.stop();

@@ -17,7 +17,7 @@
 import { type IRequest, Router } from "itty-router";
 import * as v from "valibot";
 import { type Arbiter, MANUAL_SOURCE, type PlannedChange } from "../core/arbiter.ts";
-import type { PluginHost } from "../plugin/host.ts";
+import type { PluginHost, PluginStatus } from "../plugin/host.ts";
 import { errorResponse, HttpError, jsonResponse, textResponse } from "../web/response.ts";
 import { DEFAULT_MAX_BODY_BYTES, readBoundedBody } from "../web/request_body.ts";
 import { SignalEvents, type SubscriberCounts } from "../push/hub.ts";
@@ -26,7 +26,7 @@ import { longPollFromQuery, waitForChange } from "../push/long_poll.ts";
 import { parseSignal, type Signal, SIGNALS } from "../core/signal.ts";
 import { statusDocument } from "./status.ts";
 import { issueLine, strictSection } from "../config/validation.ts";
-import { Metrics } from "./metrics.ts";
+import { type DescribedKind, Metrics } from "./metrics.ts";
 import type { History } from "../state/history.ts";
 import { durationSchema } from "../config/duration.ts";
 import { MAX_PAUSE_MS, TimedPause } from "../state/timed_pause.ts";
@@ -105,6 +105,8 @@ export interface HandlerOptions {
   readonly allowedOrigins?: readonly string[];
   /** How often `GET /events` sends a keep-alive comment. @default 15000 */
   readonly heartbeatMs?: number;
+  /** The plugin types this server knows (a registry's factories): their metric families always show. */
+  readonly pluginTypes?: readonly DescribedKind[];
 }
 
 /**
@@ -235,12 +237,14 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     return eventStreamResponse(events, { lastEventId: request.headers.get("last-event-id"), heartbeatMs, head, abort: request.signal });
   };
 
-  const metrics = new Metrics(arbiter);
+  const metrics = new Metrics(arbiter, options.pluginTypes);
+  const describe = (source: PluginStatus) => plugins?.plugin(source.name)?.plugin.description;
   const readMetrics: Route = (request) =>
     textResponse(
       metrics.render({
         snapshot: arbiter.snapshot(),
         sources: plugins?.statuses() ?? [],
+        describe,
         subscribers: events.counts(),
         version,
         runtime,
@@ -283,6 +287,7 @@ export function createHandler(options: HandlerOptions): SignalHandler {
         startedAt,
         now: now(),
         sources: plugins?.statuses() ?? [],
+        describe,
         subscribers: events.counts(),
         ...(options.stateHealth ? { state: options.stateHealth() } : {}),
       }),

@@ -11,6 +11,7 @@ import * as v from "valibot";
 import type { ChangeEvent, Claim, ClaimOptions } from "../core/arbiter.ts";
 import type { Signal } from "../core/signal.ts";
 import { parseWith } from "../config/validation.ts";
+import type { PluginStatus } from "./host.ts";
 
 // Helpers plugins share (plugins import only this module): one retry delay, one bounded fetch,
 // one "parse or name the rule" pipe step.
@@ -86,6 +87,47 @@ export interface Plugin {
   fetch?(request: Request, context: RouteContext): Response | Promise<Response>;
   /** Called on every change of the effective signal (relay targets). */
   onChange?(event: ChangeEvent): void;
+  /** What the plugin shows of itself in `/metrics` and on the dashboard (set by `definePlugin`). */
+  readonly description?: PluginDescription;
+}
+
+/** A metric family a plugin type adds to `/metrics`; `name` without the `chaos_signal_` prefix. */
+export interface MetricFamilySpec {
+  readonly name: string;
+  readonly type: "gauge" | "counter";
+  readonly help: string;
+}
+
+/** One sample of a declared family. Label values must be bounded (names from the config, not from inputs). */
+export interface MetricSample {
+  readonly family: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+/** A time, shown in the viewer's locale with how long ago it was, and what happened then. */
+export interface CardTime {
+  readonly at: string;
+  readonly text?: string;
+}
+
+/** One card on the dashboard, under a section of its own (the relay's targets). Shown as text only. */
+export interface DashboardCard {
+  /** `id`: lower-case letters, digits and `-`; cards of every plugin with the same id share the section. */
+  readonly section: { readonly id: string; readonly title: string };
+  readonly title: string;
+  readonly badge?: { readonly text: string; readonly tone: "ok" | "warn" | "bad" };
+  readonly fields: readonly (readonly [string, string | number | boolean | null | CardTime])[];
+}
+
+/** What a plugin type says about itself, so that the server's core knows no plugin by name. */
+export interface PluginDescription {
+  /** Its metric families: their HELP and TYPE lines appear even before there is a sample. */
+  readonly metrics?: readonly MetricFamilySpec[];
+  /** Its samples, from its status (`last_observation`); an exception drops them, not the page. */
+  samples?(status: PluginStatus): readonly MetricSample[];
+  /** Its dashboard cards, from its status; served in `/status` as the source's `cards`. */
+  cards?(status: PluginStatus): readonly DashboardCard[];
 }
 
 /**
@@ -115,14 +157,17 @@ export function definePlugin<TSchema extends v.GenericSchema<unknown, { name: st
   kind: string,
   schema: TSchema,
   build: (options: v.InferOutput<TSchema>) => Plugin,
-): PluginFactory<v.InferInput<TSchema>> & { readonly kind: string; readonly schema: TSchema } {
+  description?: PluginDescription,
+): PluginFactory<v.InferInput<TSchema>> & { readonly kind: string; readonly schema: TSchema; readonly description?: PluginDescription } {
   const factory = (input: v.InferInput<TSchema>, where?: string) => {
     const label = (path: string) => {
       const name = typeof (input as { name?: unknown })?.name === "string" ? ` "${(input as { name: string }).name}"` : "";
       const origin = where ? `${where} (${kind}${name})` : `${kind}${name}`;
       return path ? `${origin}: ${path}` : origin;
     };
-    return build(parseWith(schema, input, label));
+    const plugin = build(parseWith(schema, input, label));
+    if (!description || plugin.description) return plugin;
+    return Object.isExtensible(plugin) ? Object.assign(plugin, { description }) : { ...plugin, description };
   };
-  return Object.assign(factory, { kind, schema });
+  return Object.assign(factory, { kind, schema }, description ? { description } : {});
 }
