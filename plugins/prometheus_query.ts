@@ -3,8 +3,7 @@
  * turned into plain numbers or a `QueryError` that says what went wrong in
  * words an operator can act on.
  */
-import { fetchFailure } from "../src/util/fetch_error.ts";
-import { JsonTextError, parseJsonText } from "../src/util/json_text.ts";
+import { fetchFailure, JsonTextError, parseJsonText } from "../plugin.ts";
 
 /** The default `max_response_bytes`: a vector of ~30,000 series fits; 50 MB took Deno to 1.3 GB. */
 export const DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;

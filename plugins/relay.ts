@@ -5,10 +5,14 @@
  * relay's observation in `/status`.
  */
 import * as v from "valibot";
-import { TokenSourceSchema } from "../src/web/bearer.ts";
-import { durationSchema } from "../src/config/duration.ts";
-import { definePlugin, PluginNameSchema } from "../src/plugin/api.ts";
-import { httpUrl, strictSection } from "../src/config/validation.ts";
+import {
+  definePlugin,
+  durationSchema,
+  httpUrl,
+  PluginNameSchema,
+  strictSection,
+  TokenSourceSchema,
+} from "../plugin.ts";
 import { RelayTarget } from "./relay_target.ts";
 
 export const RELAY_KIND = "relay";
