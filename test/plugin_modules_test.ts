@@ -7,11 +7,13 @@ import { join, relative } from "node:path";
 import { test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { loadPluginModules, pluginsFromConfig, settingsFromConfig } from "../mod.ts";
-import { ROOT, runCli, startServer } from "./helpers/server_process.ts";
+import { ROOT, run, runCli, startServer } from "./helpers/server_process.ts";
 import { tempDir } from "./helpers/files.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const EXAMPLE = join(ROOT, "examples", "tcp_source.ts");
+/** The compiled binary resolves no package (valibot) from disk for a module it imports: it takes one bundled file. */
+const BINARY = process.env.CHAOS_SIGNAL_UNDER_TEST === "binary";
 
 /** A config file in a new directory, with modules written beside it; returns its path. */
 function configWith(yaml: string, modules: Record<string, string> = {}): string {
@@ -46,7 +48,12 @@ test("a plugin module named in the config file gives a type that sources use: th
   const dir = tempDir();
   const config = join(dir, "config.yaml");
   // Relative to the config file, not to the working directory.
-  const specifier = `./${relative(dir, EXAMPLE)}`;
+  let specifier = `./${relative(dir, EXAMPLE)}`;
+  if (BINARY) {
+    const bundled = await run(process.execPath, ["build", EXAMPLE, "--target", "bun", "--format", "esm", "--outfile", join(dir, "tcp_source.js")]);
+    assert.equal(bundled.code, 0, bundled.stderr);
+    specifier = "./tcp_source.js";
+  }
   writeFileSync(config, [
     "chaos_signal:",
     `  plugins: [${JSON.stringify(specifier)}]`,
@@ -119,4 +126,11 @@ test("a module's types serve sources and relays; a type nobody exports is still 
     () => pluginsFromConfig(settingsFromConfig({ chaos_signal: { sources: [{ type: "pong", name: "x" }] } }, config) as { sources: [] }, registry),
     /chaos_signal\.sources\[0\]\.type: got "pong"; allowed: one of file, webhook, alertmanager, prometheus, ping, push$/,
   );
+});
+
+test("the compiled binary cannot import a module that imports packages: it says so, and a bundled module works (above)", { skip: !BINARY && "only the compiled binary has this limit" }, async () => {
+  const config = configWith(`chaos_signal:\n  plugins: [${JSON.stringify(EXAMPLE)}]\n`);
+  const result = await runCli(["--config", config]);
+  assert.equal(result.code, 2, result.output);
+  assert.match(result.output.trimEnd(), /chaos_signal\.plugins\[0\] \(.*tcp_source\.ts\): cannot import it \(Cannot find package 'valibot'/);
 });
