@@ -1,7 +1,7 @@
 // Third-party plugins from the config file (chaos_signal.plugins): imported at start, their types
 // usable in sources: and relays: like the built-ins; a bad entry stops the start with exit 2.
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join, relative } from "node:path";
 import { test } from "node:test";
@@ -133,4 +133,17 @@ test("the compiled binary cannot import a module that imports packages: it says 
   const result = await runCli(["--config", config]);
   assert.equal(result.code, 2, result.output);
   assert.match(result.output.trimEnd(), /chaos_signal\.plugins\[0\] \(.*tcp_source\.ts\): cannot import it \(Cannot find package 'valibot'/);
+});
+
+test("a package is looked up in the node_modules beside the config file, as npm:name or name", async () => {
+  const dir = tempDir();
+  const pkg = join(dir, "node_modules", "chaos-fake-plugin");
+  mkdirSync(pkg, { recursive: true });
+  writeFileSync(join(pkg, "package.json"), JSON.stringify({ name: "chaos-fake-plugin", version: "1.0.0", type: "module", main: "index.js" }));
+  writeFileSync(join(pkg, "index.js"), factoryModule("fake"));
+  for (const specifier of ["npm:chaos-fake-plugin", "chaos-fake-plugin"]) {
+    const layer = settingsFromConfig({ chaos_signal: { plugins: [specifier], sources: [{ type: "fake", name: "f" }] } }, join(dir, "config.yaml"));
+    const registry = await loadPluginModules(layer.pluginModules ?? []);
+    assert.deepEqual(pluginsFromConfig({ sources: layer.sources ?? [] }, registry).map((p) => p.kind), ["fake"], specifier);
+  }
 });

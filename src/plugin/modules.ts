@@ -31,20 +31,23 @@ function isPluginFactory(value: unknown): value is AnyFactory {
     typeof candidate.schema === "object" && candidate.schema !== null;
 }
 
-/** What `import()` gets for a config entry: paths become file URLs relative to the config file. */
+/**
+ * What `import()` gets for a config entry. Paths become file URLs relative to the config file. A
+ * package (`npm:name` or `name`) is looked up in the `node_modules` beside the config file (or
+ * above it); one not found there is left to the runtime: Deno fetches `npm:`/`jsr:` as it is set
+ * up to, Bun looks from chaos-signal's own place.
+ */
 export function importSpecifier(specifier: string, baseDir: string, isBun = Boolean(process.versions.bun)): string {
   if (/^\.{1,2}[\\/]/.test(specifier) || isAbsolute(specifier)) return pathToFileURL(resolve(baseDir, specifier)).href;
-  const packageName = specifier.startsWith("npm:") && isBun ? specifier.slice("npm:".length) : specifier;
-  // A URL (file:, https:, jsr:, npm: on Deno) is the runtime's to resolve.
-  if (packageName !== specifier || !/^[a-z][a-z0-9+.-]*:/i.test(specifier)) {
-    // A package: looked up from the config file's directory (its node_modules), else as the runtime would.
-    try {
-      return pathToFileURL(createRequire(join(baseDir, "package.json")).resolve(packageName)).href;
-    } catch {
-      return packageName;
-    }
+  const isNpm = specifier.startsWith("npm:");
+  // Any other URL (file:, https:, jsr:) is the runtime's to resolve.
+  if (!isNpm && /^[a-z][a-z0-9+.-]*:/i.test(specifier)) return specifier;
+  const name = isNpm ? specifier.slice("npm:".length) : specifier;
+  try {
+    return pathToFileURL(createRequire(join(baseDir, "package.json")).resolve(name)).href;
+  } catch {
+    return isBun ? name : specifier;
   }
-  return specifier;
 }
 
 function firstLine(error: unknown): string {
