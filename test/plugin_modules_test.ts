@@ -91,7 +91,7 @@ test("a bad module, a missing export or a type name clash stops the start: exit 
     ["[./broken.ts]", { "broken.ts": "export const = ;\n" }, /^chaos-signal: .*config\.yaml: chaos_signal\.plugins\[0\] \(\.\/broken\.ts\): cannot import it \(.+\)$/],
     ["[./nothing.ts]", { "nothing.ts": "export const answer = 42;\n" }, /^chaos-signal: .*config\.yaml: chaos_signal\.plugins\[0\] \(\.\/nothing\.ts\): exports no plugin factory \(make one with definePlugin and export it\)$/],
     ["[./file.ts]", { "file.ts": factoryModule("file") }, /^chaos-signal: .*config\.yaml: chaos_signal\.plugins\[0\] \(\.\/file\.ts\): type "file" is taken by the built-in file source$/],
-    ["[./relay.ts]", { "relay.ts": factoryModule("relay") }, /^chaos-signal: .*config\.yaml: chaos_signal\.plugins\[0\] \(\.\/relay\.ts\): type "relay" is taken by the built-in relay relay$/],
+    ["[./relay.ts]", { "relay.ts": factoryModule("relay") }, /^chaos-signal: .*config\.yaml: chaos_signal\.plugins\[0\] \(\.\/relay\.ts\): type "relay" is taken by the built-in relay$/],
     ["[./a.ts, ./b.ts]", { "a.ts": factoryModule("tcp"), "b.ts": factoryModule("tcp") }, /^chaos-signal: .*config\.yaml: chaos_signal\.plugins\[1\] \(\.\/b\.ts\): type "tcp" is also exported by chaos_signal\.plugins\[0\] \(\.\/a\.ts\)$/],
   ];
   for (const [list, modules, expected] of cases) {

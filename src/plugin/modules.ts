@@ -80,7 +80,11 @@ export async function loadPluginModules(
   if (entries.length === 0) return registry;
   const added = new Map<string, { factory: AnyFactory; label: string }>();
   const builtIn = (kind: string) =>
-    Object.hasOwn(registry.sources, kind) ? "source" : Object.hasOwn(registry.relays, kind) ? "relay" : undefined;
+    Object.hasOwn(registry.sources, kind)
+      ? `${kind} source`
+      : Object.hasOwn(registry.relays, kind)
+      ? kind === "relay" ? "relay" : `${kind} relay`
+      : undefined;
   for (const { specifier, where, baseDir } of entries) {
     const label = where.replace(/^.*: /, "");
     const fail = (problem: string): never => {
@@ -105,7 +109,7 @@ export async function loadPluginModules(
     }
     for (const [kind, factory] of factories) {
       const taken = builtIn(kind);
-      if (taken) fail(`type "${kind}" is taken by the built-in ${kind} ${taken}`);
+      if (taken) fail(`type "${kind}" is taken by the built-in ${taken}`);
       const earlier = added.get(kind);
       if (earlier && earlier.factory !== factory) fail(`type "${kind}" is also exported by ${earlier.label}`);
       added.set(kind, { factory, label: `${label} (${specifier})` });
