@@ -40,10 +40,11 @@ export { loadConfigFile } from "./src/config/config_file.ts";
 export { DEFAULT_MAX_BODY_BYTES } from "./src/web/request_body.ts";
 export { AddressInUseError, runtime, serve } from "./src/serve/mod.ts";
 export type { RunningServer, Runtime, ServeHandler, ServeOptions } from "./src/serve/mod.ts";
-export { strictSection, ValidationError } from "./src/config/validation.ts";
+export { looseSection, strictSection, ValidationError } from "./src/config/validation.ts";
 export { Auth, AuthSchema } from "./src/http/auth.ts";
 export type { NamedToken } from "./src/http/auth.ts";
-export { definePlugin, PluginNameSchema } from "./src/plugin/api.ts";
+export { definePlugin } from "./src/plugin/api.ts";
+export { MaxBodyBytesSchema, NameSchema, PluginNameSchema } from "./src/config/schemas.ts";
 export type {
   CardTime,
   DashboardCard,
@@ -61,16 +62,10 @@ export { durationSchema, formatDuration, parseDuration } from "./src/config/dura
 export { HttpError, jsonResponse, textResponse } from "./src/web/response.ts";
 export { readJsonBody } from "./src/web/json_body.ts";
 export { delay } from "./src/util/timers.ts";
-export {
-  alertmanagerSource,
-  BUILTIN_SOURCES,
-  fileSource,
-  pluginsFromConfig,
-  prometheusSource,
-  relay,
-  sourcesFromConfig,
-  webhookSource,
-} from "./plugins/mod.ts";
+export { alertmanagerSource, BUILTIN_RELAYS, BUILTIN_SOURCES, fileSource, prometheusSource, relay, webhookSource } from "./plugins/mod.ts";
+export { BUILTIN_REGISTRY, pluginsFromConfig, sourcesFromConfig } from "./src/plugin/registry.ts";
+export type { PluginRegistry } from "./src/plugin/registry.ts";
+export { loadPluginModules, PluginModuleError } from "./src/plugin/modules.ts";
 export type {
   AlertmanagerSourceOptions,
   FileSourceOptions,

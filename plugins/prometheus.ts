@@ -6,10 +6,18 @@
  */
 import { readFileSync } from "node:fs";
 import * as v from "valibot";
-import { durationSchema, formatDuration } from "../src/config/duration.ts";
-import { definePlugin, type MetricSample, type PluginDescription, PluginNameSchema } from "../src/plugin/api.ts";
-import { delay } from "../src/util/timers.ts";
-import { httpUrl, strictSection, ValidationError } from "../src/config/validation.ts";
+import {
+  definePlugin,
+  delay,
+  durationSchema,
+  formatDuration,
+  httpUrl,
+  type MetricSample,
+  type PluginDescription,
+  PluginNameSchema,
+  strictSection,
+  ValidationError,
+} from "../plugin.ts";
 import { DEFAULT_MAX_RESPONSE_BYTES, QueryError, runQuery } from "./prometheus_query.ts";
 import { type Observation, ThresholdGate } from "./thresholds.ts";
 

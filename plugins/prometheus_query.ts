@@ -3,8 +3,15 @@
  * turned into plain numbers or a `QueryError` that says what went wrong in
  * words an operator can act on.
  */
-import { FetchError, type FetchedText, fetchFailure, fetchText } from "../src/plugin/api.ts";
-import { JsonTextError, parseJsonText } from "../src/util/json_text.ts";
+import * as v from "valibot";
+import {
+  type FetchedText,
+  FetchError,
+  fetchFailure,
+  fetchText,
+  JsonTextError,
+  parseJsonText,
+} from "../plugin.ts";
 
 /** The default `max_response_bytes`: a vector of ~30,000 series fits; 50 MB took Deno to 1.3 GB. */
 export const DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
@@ -41,36 +48,71 @@ export function parseSampleValue(text: unknown): number {
   return Number(text);
 }
 
-function sampleOf(pair: unknown): number {
-  if (!Array.isArray(pair) || pair.length !== 2) throw new QueryError(`sample ${JSON.stringify(pair)} is not [time, "value"]`);
-  return parseSampleValue(pair[1]);
-}
+/** Prometheus' number as a number, or an issue in the words `parseSampleValue` uses. */
+const SampleValueSchema = v.pipe(
+  v.unknown(),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    try {
+      return parseSampleValue(dataset.value);
+    } catch (error) {
+      addIssue({ message: (error as Error).message });
+      return NEVER;
+    }
+  }),
+);
+
+/** A sample: `[time, "value"]`, exactly two items. */
+const notAPair = (issue: v.BaseIssue<unknown>) => `sample ${JSON.stringify(issue.input)} is not [time, "value"]`;
+const SampleSchema = v.pipe(
+  v.array(v.unknown(), notAPair),
+  v.length(2, notAPair),
+  v.transform((pair) => pair[1]),
+  SampleValueSchema,
+);
+
+const NOT_INSTANT = "use an instant vector or scalar expression";
+
+/** `data` of a successful answer, by `resultType`; a matrix is read only to be refused with advice. */
+const ResultSchema = v.variant("resultType", [
+  v.object({
+    resultType: v.literal("vector"),
+    result: v.array(
+      v.pipe(
+        v.looseObject({ value: SampleSchema }, (issue) => `series ${JSON.stringify(issue.input)} is not {metric, value}`),
+        v.transform((series) => series.value),
+      ),
+      "vector result is not a list",
+    ),
+  }),
+  v.object({ resultType: v.literal("scalar"), result: v.pipe(SampleSchema, v.transform((value) => [value])) }),
+  v.object({ resultType: v.literal("matrix") }),
+], (issue) => `query returns a ${JSON.stringify(issue.input)} result; ${NOT_INSTANT}`);
+
+/** Prometheus' answer to `/api/v1/query` (https://prometheus.io/docs/prometheus/latest/querying/api/). */
+const QueryResponseSchema = v.pipe(
+  v.looseObject({}, "answer is not a JSON object"),
+  v.variant("status", [
+    v.looseObject({
+      status: v.literal("success"),
+      // A missing `data` is an unknown result type, as an unknown `resultType` is.
+      data: v.pipe(v.optional(v.unknown(), {}), ResultSchema),
+      // Advisory: a malformed list is no reason to drop the values.
+      warnings: v.fallback(v.array(v.pipe(v.unknown(), v.transform(String))), []),
+    }),
+    v.looseObject({ status: v.literal("error"), errorType: v.unknown(), error: v.unknown() }),
+  ], (issue) => `answer has status ${JSON.stringify(issue.input)}, not "success"`),
+);
 
 /** Reads a query response body (already JSON-parsed) into values. */
 export function readQueryResponse(body: unknown): QueryResult {
-  const response = body as {
-    status?: unknown;
-    data?: { resultType?: unknown; result?: unknown };
-    errorType?: unknown;
-    error?: unknown;
-    warnings?: unknown;
-  };
-  if (typeof response !== "object" || response === null) throw new QueryError("answer is not a JSON object");
+  const parsed = v.safeParse(QueryResponseSchema, body, { abortEarly: true });
+  if (!parsed.success) throw new QueryError(parsed.issues[0].message);
+  const response = parsed.output;
   if (response.status === "error") throw new QueryError(`query failed (${response.errorType}): ${response.error}`);
-  if (response.status !== "success") throw new QueryError(`answer has status ${JSON.stringify(response.status)}, not "success"`);
-  const warnings = Array.isArray(response.warnings) ? response.warnings.map(String) : [];
-  const { resultType, result } = response.data ?? {};
-  switch (resultType) {
-    case "vector":
-      if (!Array.isArray(result)) throw new QueryError("vector result is not a list");
-      return { values: result.map((series: { value?: unknown }) => sampleOf(series?.value)), warnings };
-    case "scalar":
-      return { values: [sampleOf(result)], warnings };
-    case "matrix":
-      throw new QueryError("query returns a range vector; use an instant vector or scalar expression (no [5m] at the end)");
-    default:
-      throw new QueryError(`query returns a ${JSON.stringify(resultType)} result; use an instant vector or scalar expression`);
+  if (response.data.resultType === "matrix") {
+    throw new QueryError(`query returns a range vector; ${NOT_INSTANT} (no [5m] at the end)`);
   }
+  return { values: response.data.result, warnings: response.warnings };
 }
 
 /** Runs the query; every failure is a `QueryError` (connection, timeout, HTTP status, bad JSON, error status). */

@@ -5,10 +5,17 @@
  * relay's observation in `/status`.
  */
 import * as v from "valibot";
-import { TokenSourceSchema } from "../src/web/bearer.ts";
-import { durationSchema } from "../src/config/duration.ts";
-import { type DashboardCard, definePlugin, type MetricSample, type PluginDescription, PluginNameSchema } from "../src/plugin/api.ts";
-import { httpUrl, strictSection } from "../src/config/validation.ts";
+import {
+  type DashboardCard,
+  definePlugin,
+  durationSchema,
+  httpUrl,
+  type MetricSample,
+  type PluginDescription,
+  PluginNameSchema,
+  strictSection,
+  TokenSourceSchema,
+} from "../plugin.ts";
 import { RelayTarget, type RelayTargetStatus } from "./relay_target.ts";
 
 export const RELAY_KIND = "relay";

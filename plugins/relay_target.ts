@@ -12,9 +12,17 @@
  * its signal) gets only the changes: it changes by claims of its own, and a
  * RUN pushed into it again would be a person's RUN that opens its latch.
  */
-import { Backoff, FetchError, fetchText, type SourceContext } from "../src/plugin/api.ts";
-import { parseSignal, type Signal } from "../src/core/signal.ts";
-import { Wakeup } from "../src/util/wakeup.ts";
+import {
+  Backoff,
+  connectionRefused,
+  FetchError,
+  fetchFailure,
+  fetchText,
+  parseSignal,
+  type Signal,
+  type SourceContext,
+  Wakeup,
+} from "../plugin.ts";
 
 export interface RelayTargetOptions {
   /** Base URL; `POST <url>/<SIGNAL>` and `GET <url>/` are sent to it. */

@@ -8,17 +8,28 @@
  * counts from when it was last made. The 2xx goes out once the claim is on disk.
  */
 import * as v from "valibot";
-import { TokenSourceSchema, requireBearer } from "../src/web/bearer.ts";
-import { durationSchema, formatDuration } from "../src/config/duration.ts";
-import { jsonResponse } from "../src/web/response.ts";
-import { readJsonBody, requirePost } from "../src/web/json_body.ts";
-import { definePlugin, parsedBy, PluginNameSchema, type SourceContext } from "../src/plugin/api.ts";
-import { MaxBodyBytesSchema } from "../src/config/settings.ts";
-import { DEFAULT_MAX_BODY_BYTES } from "../src/web/request_body.ts";
-import { looseSection } from "../src/config/validation.ts";
-import { claimSaved } from "../src/plugin/receiver.ts";
-import { parseSignal, type Signal, SIGNALS } from "../src/core/signal.ts";
-import { aborted, delay } from "../src/util/timers.ts";
+import {
+  aborted,
+  claimSaved,
+  DEFAULT_MAX_BODY_BYTES,
+  definePlugin,
+  delay,
+  durationSchema,
+  formatDuration,
+  jsonResponse,
+  looseSection,
+  MaxBodyBytesSchema,
+  parsedBy,
+  parseSignal,
+  PluginNameSchema,
+  readJsonBody,
+  requireBearer,
+  requirePost,
+  type Signal,
+  SIGNALS,
+  type SourceContext,
+  TokenSourceSchema,
+} from "../plugin.ts";
 
 export const WEBHOOK_KIND = "webhook";
 

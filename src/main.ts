@@ -17,7 +17,9 @@ import { Auth } from "./http/auth.ts";
 import { History } from "./state/history.ts";
 import { createHandler } from "./http/handler.ts";
 import { PluginHost, RepeatedWarnings, REPEAT_LOG_INTERVAL_MS } from "./plugin/host.ts";
-import { alertmanagerSource, fileSource, pluginsFromConfig, prometheusSource, relay, webhookSource } from "../plugins/mod.ts";
+import { alertmanagerSource, fileSource, prometheusSource, relay, webhookSource } from "../plugins/mod.ts";
+import { pluginsFromConfig } from "./plugin/registry.ts";
+import { loadPluginModules } from "./plugin/modules.ts";
 import { consoleLogger, describeEvent, type Logger } from "./util/log.ts";
 import { AddressInUseError, runtime, serve } from "./serve/mod.ts";
 import type { Plugin } from "./plugin/api.ts";
@@ -125,7 +127,7 @@ export async function runCli(
     if (flags.help) return void process.stdout.write(USAGE);
     if (flags.version) return void process.stdout.write(`chaos-signal ${VERSION}\n`);
     settings = await resolveSettings(flags, env);
-    sources = pluginsFromConfig(settings);
+    sources = pluginsFromConfig(settings, await loadPluginModules(settings.pluginModules));
   } catch (error) {
     if (error instanceof ValidationError) fail(EXIT_BAD_CONFIG, error.message);
     throw error;

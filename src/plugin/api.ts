@@ -139,12 +139,7 @@ export function isSource(plugin: Plugin): boolean {
   return plugin.run !== undefined && plugin.onChange === undefined;
 }
 
-/** Plugin names double as source names in claims and as URL segments. */
-export const PluginNameSchema = v.pipe(
-  v.string("a name of lower-case letters, digits, - and _ (up to 63)"),
-  v.regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "a name of lower-case letters, digits, - and _ (up to 63)"),
-  v.check((name) => name !== "manual" && name !== "stop_latch", "any name but manual and stop_latch, which are taken"),
-);
+export { PluginNameSchema } from "../config/schemas.ts";
 
 /**
  * A plugin factory: validates its options with `schema` (errors name the
