@@ -39,34 +39,39 @@ export type { FetchFunction, RequestOptions, SetOptions, SignalClientOptions, Wa
 export { EventStreamParser } from "./src/client/sse_parser.ts";
 export type { ServerSentEvent } from "./src/client/sse_parser.ts";
 export { statusDocument } from "./src/http/status.ts";
-export type { ClaimStatus, StatusDocument } from "./src/http/status.ts";
+export type { ClaimStatus, SourceStatus, StatusDocument } from "./src/http/status.ts";
 export { DEFAULT_SETTINGS, ENV_CONFIG_FILE, ENV_VARS, mergeSettings, settingsFromConfig, settingsFromEnv } from "./src/config/settings.ts";
 export type { Settings, SettingsLayer, SourceSetting } from "./src/config/settings.ts";
 export { loadConfigFile } from "./src/config/config_file.ts";
 export { DEFAULT_MAX_BODY_BYTES } from "./src/web/request_body.ts";
 export { AddressInUseError, runtime, serve } from "./src/serve/mod.ts";
 export type { RunningServer, Runtime, ServeHandler, ServeOptions } from "./src/serve/mod.ts";
-export { strictSection, ValidationError } from "./src/config/validation.ts";
+export { looseSection, strictSection, ValidationError } from "./src/config/validation.ts";
 export { Auth, AuthSchema } from "./src/http/auth.ts";
 export type { NamedToken } from "./src/http/auth.ts";
-export { definePlugin, PluginNameSchema } from "./src/plugin/api.ts";
-export type { Plugin, PluginFactory, RouteContext, SourceContext } from "./src/plugin/api.ts";
+export { definePlugin } from "./src/plugin/api.ts";
+export { MaxBodyBytesSchema, NameSchema, PluginNameSchema } from "./src/config/schemas.ts";
+export type {
+  CardTime,
+  DashboardCard,
+  MetricFamilySpec,
+  MetricSample,
+  Plugin,
+  PluginDescription,
+  PluginFactory,
+  RouteContext,
+  SourceContext,
+} from "./src/plugin/api.ts";
 export { PluginHost } from "./src/plugin/host.ts";
 export type { PluginHostOptions, PluginStatus, SourceHealth } from "./src/plugin/host.ts";
 export { durationSchema, formatDuration, parseDuration } from "./src/config/duration.ts";
 export { HttpError, jsonResponse, textResponse } from "./src/web/response.ts";
 export { readJsonBody } from "./src/web/json_body.ts";
 export { delay } from "./src/util/timers.ts";
-export {
-  alertmanagerSource,
-  BUILTIN_SOURCES,
-  fileSource,
-  pluginsFromConfig,
-  prometheusSource,
-  relay,
-  sourcesFromConfig,
-  webhookSource,
-} from "./plugins/mod.ts";
+export { alertmanagerSource, BUILTIN_RELAYS, BUILTIN_SOURCES, fileSource, prometheusSource, relay, webhookSource } from "./plugins/mod.ts";
+export { BUILTIN_REGISTRY, pluginsFromConfig, sourcesFromConfig } from "./src/plugin/registry.ts";
+export type { PluginRegistry } from "./src/plugin/registry.ts";
+export { loadPluginModules, PluginModuleError } from "./src/plugin/modules.ts";
 export type {
   AlertmanagerSourceOptions,
   FileSourceOptions,

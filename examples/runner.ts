@@ -12,9 +12,8 @@
  * It works against Krkn's own signal server too (by polling `GET /`).
  */
 import process from "node:process";
-import { parseDuration } from "../src/config/duration.ts";
-import { RunStoppedError, SignalClient } from "../src/client/client.ts";
-import { delay } from "../src/util/timers.ts";
+import { parseDuration, RunStoppedError, SignalClient } from "../client.ts";
+import { delay } from "../plugin.ts";
 
 const SCENARIOS = ["pod-delete: kill one etcd pod", "node-cpu-hog: 80% for the duration", "network-chaos: 200 ms latency on ingress"];
 

@@ -11,7 +11,7 @@
  */
 import { connect } from "node:net";
 import * as v from "valibot";
-import { definePlugin, delay, durationSchema, PluginNameSchema, strictSection } from "../mod.ts";
+import { definePlugin, delay, durationSchema, PluginNameSchema, strictSection } from "../plugin.ts";
 
 export const TcpSourceSchema = strictSection({
   name: PluginNameSchema,

@@ -15,18 +15,27 @@
  * up its alerts and their ages where they were, instead of starting from "nothing is firing".
  */
 import * as v from "valibot";
-import { requireBearer, TokenSourceSchema } from "../src/web/bearer.ts";
-import { MaxBodyBytesSchema } from "../src/config/settings.ts";
-import { durationSchema, formatDuration } from "../src/config/duration.ts";
-import { jsonResponse } from "../src/web/response.ts";
-import { readJsonBody, requirePost } from "../src/web/json_body.ts";
-import type { Claim } from "../src/core/snapshot.ts";
-import { definePlugin, PluginNameSchema, type SourceContext } from "../src/plugin/api.ts";
-import { messageOf } from "../src/plugin/host.ts";
-import { mostSevere, type Signal } from "../src/core/signal.ts";
-import { delay } from "../src/util/timers.ts";
-import { looseSection } from "../src/config/validation.ts";
-import { claimMade, claimSaved } from "../src/plugin/receiver.ts";
+import {
+  type Claim,
+  claimMade,
+  claimSaved,
+  definePlugin,
+  delay,
+  durationSchema,
+  formatDuration,
+  jsonResponse,
+  looseSection,
+  MaxBodyBytesSchema,
+  messageOf,
+  mostSevere,
+  PluginNameSchema,
+  readJsonBody,
+  requireBearer,
+  requirePost,
+  type Signal,
+  type SourceContext,
+  TokenSourceSchema,
+} from "../plugin.ts";
 import { type Matcher, MatcherError, parseMatcher } from "./alert_matchers.ts";
 
 export const ALERTMANAGER_KIND = "alertmanager";

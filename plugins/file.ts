@@ -12,12 +12,18 @@
 import { type FSWatcher, statSync, watch } from "node:fs";
 import { dirname, resolve } from "node:path";
 import * as v from "valibot";
-import { FileRefusedError, readHead } from "../src/util/bounded_file.ts";
+import {
+  definePlugin,
+  delay,
+  durationSchema,
+  FileRefusedError,
+  formatDuration,
+  parseSignal,
+  PluginNameSchema,
+  readHead,
+  type SourceContext,
+} from "../plugin.ts";
 import { FifoWriter } from "./fifo_writer.ts";
-import { durationSchema, formatDuration } from "../src/config/duration.ts";
-import { definePlugin, PluginNameSchema, type SourceContext } from "../src/plugin/api.ts";
-import { parseSignal } from "../src/core/signal.ts";
-import { delay } from "../src/util/timers.ts";
 
 export const FILE_KIND = "file";
 

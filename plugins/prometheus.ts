@@ -6,10 +6,18 @@
  */
 import { readFileSync } from "node:fs";
 import * as v from "valibot";
-import { durationSchema, formatDuration } from "../src/config/duration.ts";
-import { definePlugin, PluginNameSchema } from "../src/plugin/api.ts";
-import { delay } from "../src/util/timers.ts";
-import { httpUrl, strictSection, ValidationError } from "../src/config/validation.ts";
+import {
+  definePlugin,
+  delay,
+  durationSchema,
+  formatDuration,
+  httpUrl,
+  type MetricSample,
+  type PluginDescription,
+  PluginNameSchema,
+  strictSection,
+  ValidationError,
+} from "../plugin.ts";
 import { DEFAULT_MAX_RESPONSE_BYTES, QueryError, runQuery } from "./prometheus_query.ts";
 import { type Observation, ThresholdGate } from "./thresholds.ts";
 
@@ -104,6 +112,33 @@ function combine(values: number[], how: "max" | "min" | "avg" | "sum"): number {
   }
 }
 
+/** The observation shows ±Inf as strings (JSON has no Infinity); read them back. */
+function numeric(value: unknown): number | undefined {
+  if (typeof value === "number") return value;
+  if (value === "+Inf") return Number.POSITIVE_INFINITY;
+  if (value === "-Inf") return Number.NEGATIVE_INFINITY;
+  return undefined;
+}
+
+/** In `/metrics`: the last value and the thresholds, from the observation. */
+export const PROMETHEUS_DESCRIPTION: PluginDescription = {
+  metrics: [
+    { name: "prometheus_value", type: "gauge", help: "The Prometheus poller's last value." },
+    { name: "prometheus_threshold", type: "gauge", help: "The Prometheus poller's thresholds." },
+  ],
+  samples({ name, last_observation: observation }) {
+    if (!observation) return [];
+    const samples: MetricSample[] = [];
+    const last = numeric(observation.value);
+    if (last !== undefined) samples.push({ family: "prometheus_value", labels: { source: name }, value: last });
+    for (const key of ["pause_above", "stop_above", "resume_below"]) {
+      const bound = numeric(observation[key]);
+      if (bound !== undefined) samples.push({ family: "prometheus_threshold", labels: { source: name, threshold: key }, value: bound });
+    }
+    return samples;
+  },
+};
+
 export const prometheusSource = definePlugin(PROMETHEUS_KIND, PrometheusSourceSchema, (options) => {
   const headers: Record<string, string> = { ...options.headers };
   const token = options.bearer_token ?? (options.bearer_token_file && readSecret(options.bearer_token_file, "bearer_token_file", options.name));
@@ -196,4 +231,4 @@ export const prometheusSource = definePlugin(PROMETHEUS_KIND, PrometheusSourceSc
       }
     },
   };
-});
+}, PROMETHEUS_DESCRIPTION);

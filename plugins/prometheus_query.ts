@@ -3,8 +3,15 @@
  * turned into plain numbers or a `QueryError` that says what went wrong in
  * words an operator can act on.
  */
-import { fetchFailure } from "../src/util/fetch_error.ts";
-import { JsonTextError, parseJsonText } from "../src/util/json_text.ts";
+import * as v from "valibot";
+import {
+  type FetchedText,
+  FetchError,
+  fetchFailure,
+  fetchText,
+  JsonTextError,
+  parseJsonText,
+} from "../plugin.ts";
 
 /** The default `max_response_bytes`: a vector of ~30,000 series fits; 50 MB took Deno to 1.3 GB. */
 export const DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
@@ -41,65 +48,92 @@ export function parseSampleValue(text: unknown): number {
   return Number(text);
 }
 
-function sampleOf(pair: unknown): number {
-  if (!Array.isArray(pair) || pair.length !== 2) throw new QueryError(`sample ${JSON.stringify(pair)} is not [time, "value"]`);
-  return parseSampleValue(pair[1]);
-}
+/** Prometheus' number as a number, or an issue in the words `parseSampleValue` uses. */
+const SampleValueSchema = v.pipe(
+  v.unknown(),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    try {
+      return parseSampleValue(dataset.value);
+    } catch (error) {
+      addIssue({ message: (error as Error).message });
+      return NEVER;
+    }
+  }),
+);
+
+/** A sample: `[time, "value"]`, exactly two items. */
+const notAPair = (issue: v.BaseIssue<unknown>) => `sample ${JSON.stringify(issue.input)} is not [time, "value"]`;
+const SampleSchema = v.pipe(
+  v.array(v.unknown(), notAPair),
+  v.length(2, notAPair),
+  v.transform((pair) => pair[1]),
+  SampleValueSchema,
+);
+
+const NOT_INSTANT = "use an instant vector or scalar expression";
+
+/** `data` of a successful answer, by `resultType`; a matrix is read only to be refused with advice. */
+const ResultSchema = v.variant("resultType", [
+  v.object({
+    resultType: v.literal("vector"),
+    result: v.array(
+      v.pipe(
+        v.looseObject({ value: SampleSchema }, (issue) => `series ${JSON.stringify(issue.input)} is not {metric, value}`),
+        v.transform((series) => series.value),
+      ),
+      "vector result is not a list",
+    ),
+  }),
+  v.object({ resultType: v.literal("scalar"), result: v.pipe(SampleSchema, v.transform((value) => [value])) }),
+  v.object({ resultType: v.literal("matrix") }),
+], (issue) => `query returns a ${JSON.stringify(issue.input)} result; ${NOT_INSTANT}`);
+
+/** Prometheus' answer to `/api/v1/query` (https://prometheus.io/docs/prometheus/latest/querying/api/). */
+const QueryResponseSchema = v.pipe(
+  v.looseObject({}, "answer is not a JSON object"),
+  v.variant("status", [
+    v.looseObject({
+      status: v.literal("success"),
+      // A missing `data` is an unknown result type, as an unknown `resultType` is.
+      data: v.pipe(v.optional(v.unknown(), {}), ResultSchema),
+      // Advisory: a malformed list is no reason to drop the values.
+      warnings: v.fallback(v.array(v.pipe(v.unknown(), v.transform(String))), []),
+    }),
+    v.looseObject({ status: v.literal("error"), errorType: v.unknown(), error: v.unknown() }),
+  ], (issue) => `answer has status ${JSON.stringify(issue.input)}, not "success"`),
+);
 
 /** Reads a query response body (already JSON-parsed) into values. */
 export function readQueryResponse(body: unknown): QueryResult {
-  const response = body as {
-    status?: unknown;
-    data?: { resultType?: unknown; result?: unknown };
-    errorType?: unknown;
-    error?: unknown;
-    warnings?: unknown;
-  };
-  if (typeof response !== "object" || response === null) throw new QueryError("answer is not a JSON object");
+  const parsed = v.safeParse(QueryResponseSchema, body, { abortEarly: true });
+  if (!parsed.success) throw new QueryError(parsed.issues[0].message);
+  const response = parsed.output;
   if (response.status === "error") throw new QueryError(`query failed (${response.errorType}): ${response.error}`);
-  if (response.status !== "success") throw new QueryError(`answer has status ${JSON.stringify(response.status)}, not "success"`);
-  const warnings = Array.isArray(response.warnings) ? response.warnings.map(String) : [];
-  const { resultType, result } = response.data ?? {};
-  switch (resultType) {
-    case "vector":
-      if (!Array.isArray(result)) throw new QueryError("vector result is not a list");
-      return { values: result.map((series: { value?: unknown }) => sampleOf(series?.value)), warnings };
-    case "scalar":
-      return { values: [sampleOf(result)], warnings };
-    case "matrix":
-      throw new QueryError("query returns a range vector; use an instant vector or scalar expression (no [5m] at the end)");
-    default:
-      throw new QueryError(`query returns a ${JSON.stringify(resultType)} result; use an instant vector or scalar expression`);
+  if (response.data.resultType === "matrix") {
+    throw new QueryError(`query returns a range vector; ${NOT_INSTANT} (no [5m] at the end)`);
   }
+  return { values: response.data.result, warnings: response.warnings };
 }
 
 /** Runs the query; every failure is a `QueryError` (connection, timeout, HTTP status, bad JSON, error status). */
 export async function runQuery(options: QueryOptions): Promise<QueryResult> {
   const endpoint = new URL("api/v1/query", options.url.endsWith("/") ? options.url : `${options.url}/`);
-  const timeout = AbortSignal.timeout(options.timeoutMs);
-  const signal = AbortSignal.any([options.signal, timeout]);
-  let response: Response;
+  let response: FetchedText;
   try {
-    response = await fetch(endpoint, {
+    response = await fetchText(endpoint, {
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json", ...options.headers },
       // Whole milliseconds: Prometheus rejects fractional durations with a unit ("0.4s").
       body: new URLSearchParams({ query: options.query, timeout: `${Math.ceil(options.timeoutMs)}ms` }),
-      signal,
+      timeoutMs: options.timeoutMs,
+      abort: options.signal,
+      maxBytes: options.maxResponseBytes,
     });
   } catch (error) {
     if (options.signal.aborted) throw error;
-    if (timeout.aborted) throw new QueryError(`no answer from ${endpoint.origin} within ${options.timeoutMs} ms`);
-    throw new QueryError(`cannot reach ${endpoint.origin}: ${fetchFailure(error)}`);
+    throw new QueryError(fetchProblem(error, endpoint.origin, options));
   }
-  let text: string;
-  try {
-    text = await readCapped(response, options.maxResponseBytes);
-  } catch (error) {
-    if (options.signal.aborted) throw error;
-    if (error instanceof QueryError) throw error;
-    throw new QueryError(timeout.aborted ? `answer not complete within ${options.timeoutMs} ms` : `reading the answer failed: ${fetchFailure(error)}`);
-  }
+  const { text } = response;
   let body: unknown;
   try {
     body = parseJsonText(text);
@@ -114,36 +148,18 @@ export async function runQuery(options: QueryOptions): Promise<QueryResult> {
   return readQueryResponse(body);
 }
 
-
-/**
- * The body as text, read piece by piece: once it passes `maxBytes` the rest
- * is cancelled, so an endless or huge answer costs at most that much memory.
- */
-async function readCapped(response: Response, maxBytes: number): Promise<string> {
-  const tooLarge = () => new QueryError(`answer is larger than max_response_bytes (${maxBytes} bytes); narrow the query or raise the limit`);
-  const declared = response.headers.get("content-length");
-  if (declared !== null && Number(declared) > maxBytes) {
-    await response.body?.cancel().catch(() => {});
-    throw tooLarge();
+/** A failed request in an operator's words, naming the option to change where there is one. */
+function fetchProblem(error: unknown, origin: string, options: QueryOptions): string {
+  const message = (error as Error)?.message ?? String(error);
+  if (!(error instanceof FetchError)) return `cannot reach ${origin}: ${message}`;
+  switch (error.reason) {
+    case "timeout":
+      return error.status === undefined ? `no answer from ${origin} within ${options.timeoutMs} ms` : `answer not complete within ${options.timeoutMs} ms`;
+    case "too-large":
+      return `answer is larger than max_response_bytes (${options.maxResponseBytes} bytes); narrow the query or raise the limit`;
+    case "interrupted":
+      return `reading the answer failed: ${fetchFailure(error.cause)}`;
+    default:
+      return `cannot reach ${origin}: ${message}`;
   }
-  if (!response.body) return "";
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let text = "";
-  let total = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > maxBytes) {
-        await reader.cancel().catch(() => {});
-        throw tooLarge();
-      }
-      text += decoder.decode(value, { stream: true });
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  return text + decoder.decode();
 }

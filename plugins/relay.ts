@@ -5,11 +5,18 @@
  * relay's observation in `/status`.
  */
 import * as v from "valibot";
-import { TokenSourceSchema } from "../src/web/bearer.ts";
-import { durationSchema } from "../src/config/duration.ts";
-import { definePlugin, PluginNameSchema } from "../src/plugin/api.ts";
-import { httpUrl, strictSection } from "../src/config/validation.ts";
-import { RelayTarget } from "./relay_target.ts";
+import {
+  type DashboardCard,
+  definePlugin,
+  durationSchema,
+  httpUrl,
+  type MetricSample,
+  type PluginDescription,
+  PluginNameSchema,
+  strictSection,
+  TokenSourceSchema,
+} from "../plugin.ts";
+import { RelayTarget, type RelayTargetStatus } from "./relay_target.ts";
 
 export const RELAY_KIND = "relay";
 
@@ -34,6 +41,40 @@ export const RelaySchema = strictSection({
 }, "a mapping of the relay's options");
 
 export type RelayOptions = v.InferInput<typeof RelaySchema>;
+
+/** The targets' states, as the relay observes them (an older observation may have none). */
+function targetsOf(observation: Record<string, unknown> | null): readonly RelayTargetStatus[] {
+  return observation && Array.isArray(observation.targets) ? observation.targets as RelayTargetStatus[] : [];
+}
+
+/** In `/metrics`: each target's sync state; on the dashboard: a card per target. */
+export const RELAY_DESCRIPTION: PluginDescription = {
+  metrics: [
+    { name: "relay_target_in_sync", type: "gauge", help: "1 while a relay target is known to hold the latest signal." },
+    { name: "relay_target_failures", type: "gauge", help: "Failed requests in a row to a relay target." },
+  ],
+  samples({ name, last_observation }) {
+    return targetsOf(last_observation).flatMap((target): MetricSample[] => [
+      { family: "relay_target_in_sync", labels: { relay: name, target: target.url }, value: target.in_sync ? 1 : 0 },
+      { family: "relay_target_failures", labels: { relay: name, target: target.url }, value: target.failures },
+    ]);
+  },
+  cards({ name, last_observation }) {
+    const signalAt = (event: { signal: string; at: string } | null) => event && { at: event.at, text: event.signal };
+    return targetsOf(last_observation).map((target): DashboardCard => ({
+      section: { id: "relays", title: "Relay targets" },
+      title: target.url,
+      badge: target.in_sync ? { text: "in sync", tone: "ok" } : { text: "out of sync", tone: "bad" },
+      fields: [
+        ["relay", name],
+        ["last pushed", signalAt(target.last_pushed)],
+        ["last seen", signalAt(target.last_seen)],
+        ["last error", target.last_error && { at: target.last_error.at, text: target.last_error.message }],
+        ["failures", target.failures],
+      ],
+    }));
+  },
+};
 
 export const relay = definePlugin(RELAY_KIND, RelaySchema, (options) => {
   const headers: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
@@ -68,4 +109,4 @@ export const relay = definePlugin(RELAY_KIND, RelaySchema, (options) => {
       await Promise.all(targets.map((target) => target.run(context, report)));
     },
   };
-});
+}, RELAY_DESCRIPTION);

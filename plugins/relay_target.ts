@@ -12,17 +12,24 @@
  * its signal) gets only the changes: it changes by claims of its own, and a
  * RUN pushed into it again would be a person's RUN that opens its latch.
  */
-import { connectionRefused, fetchFailure } from "../src/util/fetch_error.ts";
-import type { SourceContext } from "../src/plugin/api.ts";
-import { parseSignal, type Signal } from "../src/core/signal.ts";
-import { Wakeup } from "../src/util/wakeup.ts";
+import {
+  Backoff,
+  connectionRefused,
+  FetchError,
+  fetchFailure,
+  fetchText,
+  parseSignal,
+  type Signal,
+  type SourceContext,
+  Wakeup,
+} from "../plugin.ts";
 
 export interface RelayTargetOptions {
   /** Base URL; `POST <url>/<SIGNAL>` and `GET <url>/` are sent to it. */
   readonly url: string;
   readonly intervalMs: number;
   readonly timeoutMs: number;
-  /** First retry delay after a failure; doubles up to `maxBackoffMs`. */
+  /** First retry delay after a failure; doubles up to `maxBackoffMs` (a refused connect waits at most `refusedRetryMs`). */
   readonly backoffMs: number;
   readonly maxBackoffMs: number;
   /** The longest wait after a refused connect: nothing listens yet, and asking again costs nothing. */
@@ -71,7 +78,7 @@ export class RelayTarget {
   /** Runs until `context.signal` aborts; `report` is called after every attempt. */
   async run(context: SourceContext, report: (target: RelayTarget, error?: Error) => void): Promise<void> {
     const { signal } = context;
-    let backoff = this.#options.backoffMs;
+    const backoff = new Backoff({ initialMs: this.#options.backoffMs, maxMs: this.#options.maxBackoffMs });
     let reconcileAt = 0;
     while (!signal.aborted) {
       const wanted = context.current();
@@ -91,7 +98,7 @@ export class RelayTarget {
           }
         }
         reconcileAt = Date.now() + this.#options.intervalMs;
-        backoff = this.#options.backoffMs;
+        backoff.reset();
         this.#status.failures = 0;
         this.#status.in_sync = (this.#plainTarget ? this.#answer : this.#status.last_seen?.signal) === context.current();
         report(this);
@@ -101,16 +108,18 @@ export class RelayTarget {
       } catch (error) {
         if (signal.aborted) break;
         this.#pushed = this.#answer = undefined;
-        this.#status.failures += 1;
+        // The backoff still grows while refused: once the target listens but fails, it backs off fully.
+        const wait = backoff.next();
+        this.#status.failures = backoff.failures;
         this.#status.in_sync = false;
         const problem = error instanceof Error ? error : new Error(String(error));
         this.#status.last_error = { message: problem.message, at: new Date().toISOString() };
         // A refused connect is retried often: a Krkn run that starts late comes up at its
         // signal_state (RUN by default) and runs chaos until the next attempt reaches it.
-        const delay = error instanceof RefusedError ? Math.min(backoff, this.#options.refusedRetryMs) : backoff;
+        const refused = problem.cause instanceof FetchError && problem.cause.reason === "refused";
+        const delay = refused ? Math.min(wait, this.#options.refusedRetryMs) : wait;
         report(this, new Error(`${this.#options.url}: ${problem.message}; retrying in ${delay} ms`));
         await this.#wakeup.sleep(delay, signal);
-        backoff = Math.min(backoff * 2, this.#options.maxBackoffMs);
       }
     }
   }
@@ -138,26 +147,23 @@ export class RelayTarget {
   }
 
   async #request(method: "GET" | "POST", path: string, signal: AbortSignal): Promise<string> {
-    const timeout = AbortSignal.timeout(this.#options.timeoutMs);
-    let response: Response;
+    let answer;
     try {
-      response = await fetch(`${this.#base}${path}`, {
+      answer = await fetchText(`${this.#base}${path}`, {
         method,
         headers: this.#options.headers,
-        signal: AbortSignal.any([signal, timeout]),
+        timeoutMs: this.#options.timeoutMs,
+        abort: signal,
+        maxBytes: MAX_ANSWER_BYTES,
       });
-      const body = await response.text();
-      if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}: ${body.trim().slice(0, 80)}`);
-      return body;
     } catch (error) {
       if (signal.aborted) throw error;
-      if (timeout.aborted) throw new Error(`${method} ${path}: no answer within ${this.#options.timeoutMs} ms`);
-      if (error instanceof Error && error.message.startsWith(`${method} ${path}`)) throw error;
-      const message = `${method} ${path}: ${fetchFailure(error)}`;
-      throw connectionRefused(error) ? new RefusedError(message) : new Error(message);
+      throw new Error(`${method} ${path}: ${(error as Error)?.message ?? error}`, { cause: error });
     }
+    if (!answer.ok) throw new Error(`${method} ${path} answered ${answer.status}: ${answer.text.trim().slice(0, 80)}`);
+    return answer.text;
   }
 }
 
-/** Nothing listens at the target (yet): distinct from timeouts and error answers, which back off. */
-class RefusedError extends Error {}
+/** A signal endpoint answers a few bytes (an error page a few more): anything past this is not one. */
+const MAX_ANSWER_BYTES = 64 * 1024;

@@ -13,7 +13,7 @@
  *   unknown: with `on_error: pause` that is PAUSE, and the next observation
  *   decides at once, with no streak to wait for.
  */
-import { type Signal, severity } from "../src/core/signal.ts";
+import { severity, type Signal } from "../plugin.ts";
 
 export interface ThresholdSettings {
   readonly pauseAbove: number;

@@ -8,17 +8,29 @@
  * counts from when it was last made. The 2xx goes out once the claim is on disk.
  */
 import * as v from "valibot";
-import { TokenSourceSchema, requireBearer } from "../src/web/bearer.ts";
-import { durationSchema, formatDuration } from "../src/config/duration.ts";
-import { jsonResponse } from "../src/web/response.ts";
-import { readJsonBody, requirePost } from "../src/web/json_body.ts";
-import { definePlugin, PluginNameSchema, type SourceContext } from "../src/plugin/api.ts";
-import { MaxBodyBytesSchema } from "../src/config/settings.ts";
-import { DEFAULT_MAX_BODY_BYTES } from "../src/web/request_body.ts";
-import { looseSection } from "../src/config/validation.ts";
-import { claimMade, claimSaved } from "../src/plugin/receiver.ts";
-import { parseSignal, type Signal, SIGNALS } from "../src/core/signal.ts";
-import { aborted, delay } from "../src/util/timers.ts";
+import {
+  aborted,
+  claimMade,
+  claimSaved,
+  DEFAULT_MAX_BODY_BYTES,
+  definePlugin,
+  delay,
+  durationSchema,
+  formatDuration,
+  jsonResponse,
+  looseSection,
+  MaxBodyBytesSchema,
+  parsedBy,
+  parseSignal,
+  PluginNameSchema,
+  readJsonBody,
+  requireBearer,
+  requirePost,
+  type Signal,
+  SIGNALS,
+  type SourceContext,
+  TokenSourceSchema,
+} from "../plugin.ts";
 
 export const WEBHOOK_KIND = "webhook";
 
@@ -40,13 +52,7 @@ const STATE_RULE = `one of ${SIGNALS.join(", ")} (any letter case)`;
 /** The body: tolerant of extra fields, strict about the ones it reads (and no array for an object). */
 const WebhookBody = looseSection({
   // parseSignal folds ASCII case only: toUpperCase() would read "ſtop" (long s) as STOP.
-  state: v.pipe(
-    v.string(STATE_RULE),
-    v.trim(),
-    v.transform(parseSignal),
-    v.check((state): state is Signal => state !== undefined, STATE_RULE),
-    v.transform((state) => state as Signal),
-  ),
+  state: v.pipe(v.string(STATE_RULE), v.trim(), parsedBy(parseSignal, STATE_RULE)),
   reason: v.optional(
     v.pipe(
       v.string("a string of up to 500 characters"),

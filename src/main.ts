@@ -11,7 +11,7 @@ import process from "node:process";
 import { type CliFlags, readFlags, settingsFromFlags, USAGE } from "./config/flags.ts";
 import { ENV_CONFIG_FILE, mergeSettings, type Settings, settingsFromEnv } from "./config/settings.ts";
 import { loadConfigFile } from "./config/config_file.ts";
-import { pluginsFromConfig } from "../plugins/mod.ts";
+import { loadPluginModules } from "./plugin/modules.ts";
 import { consoleLogger, type Logger } from "./util/log.ts";
 import { AddressInUseError, runtime, serve } from "./serve/mod.ts";
 import { createServer } from "./server.ts";
@@ -59,7 +59,8 @@ export async function runCli(
     if (flags.help) return void process.stdout.write(USAGE);
     if (flags.version) return void process.stdout.write(`chaos-signal ${VERSION}\n`);
     const settings = await resolveSettings(flags, env);
-    app = await createServer({ settings, plugins: pluginsFromConfig(settings), log, runtime: `${platform.name} ${platform.version}` });
+    const registry = await loadPluginModules(settings.pluginModules);
+    app = await createServer({ settings, registry, log, runtime: `${platform.name} ${platform.version}` });
   } catch (error) {
     // By name: a plugin's own copy of the API throws its own class.
     const name = (error as Error)?.name;

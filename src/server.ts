@@ -24,14 +24,17 @@ import type { Plugin } from "./plugin/api.ts";
 import { Auth } from "./http/auth.ts";
 import { createHandler, type SignalHandler } from "./http/handler.ts";
 import type { SubscriberCounts } from "./push/hub.ts";
-import { pluginsFromConfig } from "../plugins/mod.ts";
+import { alertmanagerSource, fileSource, prometheusSource, relay, webhookSource } from "../plugins/mod.ts";
+import { BUILTIN_REGISTRY, type PluginRegistry, pluginsFromConfig } from "./plugin/registry.ts";
 import { VERSION } from "./version.ts";
 
 export interface ServerOptions {
   /** Over DEFAULT_SETTINGS; `stateFile: "none"` (or `off`) keeps the state in memory only. */
   readonly settings?: SettingsLayer;
-  /** @default the sources and relays of `settings` */
+  /** @default the sources and relays of `settings`, built from `registry` */
   readonly plugins?: readonly Plugin[];
+  /** The plugin types `settings` may name (runCli adds the config file's modules). @default the built-ins */
+  readonly registry?: PluginRegistry;
   /** @default a FileBackend on settings.stateFile, or a MemoryBackend for none */
   readonly backend?: StateBackend;
   /** @default quiet: nothing is logged */
@@ -77,7 +80,7 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
   const settings = mergeSettings(options.settings ?? {});
   const log = options.log ?? quiet;
   const now = options.now ?? (() => new Date());
-  const plugins = options.plugins ?? pluginsFromConfig(settings);
+  const plugins = options.plugins ?? pluginsFromConfig(settings, options.registry ?? BUILTIN_REGISTRY);
   const stateFile = stateFileOf(settings);
   const fileBackend = options.backend ? undefined : stateFile === undefined ? undefined : new FileBackend(stateFile);
   const backend: StateBackend = options.backend ?? fileBackend ?? new MemoryBackend();
@@ -148,6 +151,7 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
     history,
     auth,
     plugins: host,
+    pluginTypes: [fileSource, webhookSource, alertmanagerSource, prometheusSource, relay],
     version: VERSION,
     runtime: options.runtime ?? "unknown",
     now,

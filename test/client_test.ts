@@ -346,6 +346,17 @@ describe("SignalClient without a server", () => {
     await assert.rejects(silent.get(), { name: "SignalRequestError", message: "GET http://signal.test/ failed: no answer within 100 ms" });
   });
 
+  test("timeoutMs bounds the body too, and a body larger than a signal server sends is refused", async () => {
+    // A replaced fetch that ignores the abort signal: headers come, the body never ends.
+    const stalled = new SignalClient("http://signal.test", {
+      timeoutMs: 100,
+      fetch: () => Promise.resolve(new Response(new ReadableStream({ start: (c) => c.enqueue(new TextEncoder().encode("R")) }))),
+    });
+    await assert.rejects(stalled.get(), { name: "SignalRequestError", message: "GET http://signal.test/ failed: answer not complete within 100 ms" });
+    const huge = new SignalClient("http://signal.test", { fetch: stub(() => new Response("x".repeat(1024 * 1024))).fetch });
+    await assert.rejects(huge.get(), { name: "SignalRequestError", message: /^GET http:\/\/signal\.test\/ failed: answer is larger than \d+ bytes$/ });
+  });
+
   test("bad arguments are refused before any request", async () => {
     const { seen, fetch } = stub(() => new Response("RUN"));
     assert.throws(() => new SignalClient("ftp://signal.test"), (error: Error) => {

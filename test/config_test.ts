@@ -31,7 +31,7 @@ async function asyncErrorOf(promise: Promise<unknown>): Promise<string> {
 }
 
 test("defaults are Krkn's: 0.0.0.0:8081, RUN", () => {
-  assert.deepEqual(mergeSettings(), { port: 8081, address: "0.0.0.0", state: "RUN", maxBodyBytes: 65536, stateFile: ".chaos-signal/state.json", onUnreadableState: "pause", sources: [], relays: [], auth: { tokens: [], protectReads: false }, allowedOrigins: [], idleTimeoutMs: 30_000 });
+  assert.deepEqual(mergeSettings(), { port: 8081, address: "0.0.0.0", state: "RUN", maxBodyBytes: 65536, stateFile: ".chaos-signal/state.json", onUnreadableState: "pause", sources: [], relays: [], auth: { tokens: [], protectReads: false }, allowedOrigins: [], idleTimeoutMs: 30_000, pluginModules: [] });
   assert.deepEqual(mergeSettings(), DEFAULT_SETTINGS);
 });
 
@@ -62,16 +62,26 @@ test("invalid config values name the file, the key, the value and what is allowe
     [{ kraken: { signal_state: "GO" } }, 'c.yaml: kraken.signal_state: got "GO"; allowed: one of RUN, PAUSE, STOP in capitals: Krkn reads the same key and compares the exact words'],
     [{ kraken: { signal_state: "pause" } }, 'c.yaml: kraken.signal_state: got "pause"; allowed: one of RUN, PAUSE, STOP in capitals: Krkn reads the same key and compares the exact words'],
     [{ kraken: { signal_address: "not an address!" } }, 'c.yaml: kraken.signal_address: got "not an address!"; allowed: an IPv4 or IPv6 address or a host name, such as 0.0.0.0, 127.0.0.1, :: or localhost'],
-    [{ chaos_signal: { colour: "red" } }, "c.yaml: chaos_signal.colour: unknown key; allowed keys: max_body_bytes, state_file, on_unreadable_state, sources, relays, auth, allowed_origins, idle_timeout"],
+    [{ chaos_signal: { colour: "red" } }, "c.yaml: chaos_signal.colour: unknown key; allowed keys: max_body_bytes, state_file, on_unreadable_state, sources, relays, auth, allowed_origins, idle_timeout, plugins"],
     [{ chaos_signal: { idle_timeout: "500ms" } }, 'c.yaml: chaos_signal.idle_timeout: got "500ms"; allowed: a duration from 1s to 4m15s, such as 500ms, 15s, 1m30s or 2h'],
     [{ chaos_signal: { idle_timeout: 300 } }, "c.yaml: chaos_signal.idle_timeout: got 300; allowed: a duration from 1s to 4m15s, such as 500ms, 15s, 1m30s or 2h"],
     [{ chaos_signal: { max_body_bytes: -1 } }, "c.yaml: chaos_signal.max_body_bytes: got -1; allowed: an integer number of bytes from 0 to 16777216"],
+    [{ chaos_signal: { plugins: "./tcp.ts" } }, 'c.yaml: chaos_signal.plugins: got "./tcp.ts"; allowed: a list of modules to import plugins from'],
+    [{ chaos_signal: { plugins: [""] } }, 'c.yaml: chaos_signal.plugins[0]: got ""; allowed: a module to import plugins from: a path relative to the config file (./plugins/tcp.ts) or a package (npm:name)'],
     [{ kraken: "yes" }, `c.yaml: kraken: got "yes"; allowed: a mapping (Krkn's kraken: section)`],
     [["a"], 'c.yaml: (top level): got ["a"]; allowed: a YAML mapping with a kraken: and/or chaos_signal: section'],
   ];
   for (const [document, message] of cases) {
     assert.equal(errorOf(() => settingsFromConfig(document, "c.yaml")), message);
   }
+});
+
+test("chaos_signal.plugins: module paths are relative to the config file's directory", () => {
+  const layer = settingsFromConfig({ chaos_signal: { plugins: ["./plugins/tcp.ts", "npm:some-package"] } }, "/etc/chaos/config.yaml");
+  assert.deepEqual(layer.pluginModules, [
+    { specifier: "./plugins/tcp.ts", where: "/etc/chaos/config.yaml: chaos_signal.plugins[0]", baseDir: "/etc/chaos" },
+    { specifier: "npm:some-package", where: "/etc/chaos/config.yaml: chaos_signal.plugins[1]", baseDir: "/etc/chaos" },
+  ]);
 });
 
 test("an unreadable file and invalid YAML are one-line errors naming the file", async () => {
@@ -141,7 +151,7 @@ test("precedence: flags over env over file over defaults", () => {
   const file = { port: 1, address: "10.0.0.1", state: "PAUSE" as const };
   const env = settingsFromEnv({ CHAOS_SIGNAL_PORT: "2", CHAOS_SIGNAL_STATE: "STOP" });
   const flags = parseFlags(["--port", "3"]);
-  assert.deepEqual(mergeSettings(file, env, flags), { port: 3, address: "10.0.0.1", state: "STOP", maxBodyBytes: 65536, stateFile: ".chaos-signal/state.json", onUnreadableState: "pause", sources: [], relays: [], auth: { tokens: [], protectReads: false }, allowedOrigins: [], idleTimeoutMs: 30_000 });
+  assert.deepEqual(mergeSettings(file, env, flags), { port: 3, address: "10.0.0.1", state: "STOP", maxBodyBytes: 65536, stateFile: ".chaos-signal/state.json", onUnreadableState: "pause", sources: [], relays: [], auth: { tokens: [], protectReads: false }, allowedOrigins: [], idleTimeoutMs: 30_000, pluginModules: [] });
 });
 
 test("secret-looking values never appear in config errors, however deep", async () => {

@@ -1,6 +1,6 @@
 // The audit history: what it records, paging and filtering, bounded memory, the JSONL log and its rotation, restarts.
 import assert from "node:assert/strict";
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { SignalStore, createHandler } from "../mod.ts";
@@ -83,4 +83,37 @@ test("the real server keeps its history across a restart (beside the state file)
   } finally {
     await second.stop();
   }
+});
+
+test("at load, lines that are not entries are skipped and the rest of the log counts", async () => {
+  const logFile = join(tempDir(), "history.jsonl");
+  const good = (id: number, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({ id, at: "2026-01-02T03:04:05.678Z", type: "claim", source: "load", state: "PAUSE", previous: null, reason: `entry ${id}`, ...extra });
+  const lines = [
+    good(1),
+    good(2, { actor: "ops" }),
+    '{"id": 3, "source": "load"}', // no state, type, reason, at
+    good(4, { state: "HALT" }),
+    good(5, { type: "vote" }),
+    good(6, { previous: "maybe" }),
+    good(7, { at: "yesterday" }),
+    good(8, { id: "8" }),
+    good(9, { reason: 9 }),
+    good(10, { actor: 10 }),
+    good(1e9, { id: 1.5 }),
+    "[1, 2, 3]",
+    "null",
+    good(11).slice(0, 40), // cut short by a crash
+    good(12, { type: "change", state: "RUN", previous: "PAUSE" }),
+  ];
+  writeFileSync(logFile, `${lines.join("\n")}\n`);
+  const history = new History({ logFile });
+  assert.equal(await history.load(), 3);
+  assert.deepEqual(history.page({ limit: 100 }).entries.map((e) => [e.id, e.type, e.state, e.actor]), [
+    [12, "change", "RUN", undefined],
+    [2, "claim", "PAUSE", "ops"],
+    [1, "claim", "PAUSE", undefined],
+  ]);
+  const next = history.record({ type: "claim", at: new Date(), claim: { source: "t", state: "RUN", reason: "r", since: new Date(), updated: new Date() }, previous: null });
+  assert.equal(next.id, 13, "ids go on from the last good entry");
 });

@@ -1,7 +1,24 @@
 // GET /metrics, /healthz and /readyz in-process (the e2e test has the real Prometheus scrape them).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { SignalStore, createHandler, PluginHost, prometheusSource } from "../mod.ts";
+import { readFileSync } from "node:fs";
+import {
+  alertmanagerSource,
+  SignalStore,
+  createHandler,
+  type DashboardCard,
+  fileSource,
+  type MetricSample,
+  type Plugin,
+  type PluginDescription,
+  PluginHost,
+  type PluginStatus,
+  prometheusSource,
+  relay,
+  type StatusDocument,
+  webhookSource,
+} from "../mod.ts";
+import { Metrics } from "../src/http/metrics.ts";
 import { startFakePrometheus, vector } from "./helpers/fake_prometheus.ts";
 import { gatedSource } from "./helpers/gated_source.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -22,7 +39,7 @@ test("/metrics: signal, latch, changes and claims by source, requests by bounded
   const handler = createHandler({ store: arbiter, version: "1.2.3", runtime: "test 1" });
   const call = (method: string, path: string) => handler(new Request(`http://x${path}`, { method }));
   await call("POST", "/PAUSE");
-  arbiter.claim("load", "STOP", "load 9");
+  await arbiter.claim("load", "STOP", "load 9");
   await call("GET", "/");
   await call("GET", "/");
   for (let i = 0; i < 20; i++) await call("GET", `/random-${i}`);
@@ -94,4 +111,120 @@ test("/healthz always answers; /readyz waits for every source's first observatio
   } finally {
     await host.stop();
   }
+});
+
+test("/readyz waits for sources only: a relay-only config is ready at once, a hook or a route-only plugin is never waited for", async () => {
+  const arbiter = SignalStore.inMemory();
+  // A relay has run and onChange and never observes before it reaches a target (here: none listens).
+  const hooks = [
+    relay({ name: "krkn", targets: ["http://127.0.0.1:9/"], timeout: "50ms", max_backoff: "10s" }),
+    { name: "hook", kind: "test", onChange() {} },
+    { name: "route", kind: "test", fetch: () => new Response("ok") },
+  ];
+  const host = new PluginHost(arbiter, hooks);
+  const handler = createHandler({ store: arbiter, version: "t", plugins: host });
+  host.start();
+  try {
+    assert.deepEqual(host.waitingFor(), []);
+    assert.equal(host.ready, true);
+    const ready = await handler(new Request("http://x/readyz"));
+    assert.equal(ready.status, 200);
+    assert.equal(await ready.text(), "ready\n");
+  } finally {
+    await host.stop();
+  }
+  const { plugin: slow, release } = gatedSource("slow");
+  const mixed = new PluginHost(SignalStore.inMemory(), [slow, ...hooks.slice(1)]);
+  mixed.start();
+  try {
+    assert.deepEqual(mixed.waitingFor(), ["slow"]);
+    release();
+    await waitFor(() => mixed.waitingFor().length === 0, "the source's first observation");
+  } finally {
+    await mixed.stop();
+  }
+});
+
+test("/metrics: the exposition byte for byte, the plugins' families included (prometheus, relay)", async () => {
+  const at = "2026-01-02T03:04:06.000Z";
+  const arbiter = SignalStore.inMemory({ now: () => new Date("2026-01-02T03:04:05.000Z") });
+  const metrics = new Metrics(arbiter, [fileSource, webhookSource, alertmanagerSource, prometheusSource, relay]);
+  await arbiter.claim("load", "PAUSE", "high");
+  metrics.countPoll();
+  metrics.countRequest("/status", "GET", 200);
+  const sources: PluginStatus[] = [
+    { name: "load", kind: "prometheus", health: "ok", last_observation: { at, value: "+Inf", series: 2, claim: "PAUSE", query: "up", pause_above: 4, stop_above: 8, resume_below: 3 }, last_warning: null, warnings: 1, restarts: 0 },
+    { name: "quiet", kind: "prometheus", health: "starting", last_observation: null, last_warning: null, warnings: 0, restarts: 0 },
+    { name: "krkn", kind: "relay", health: "warning", last_observation: { at, in_sync: false, targets: [
+      { url: "http://127.0.0.1:9/", in_sync: false, last_pushed: null, last_seen: null, last_error: { at, message: "refused" }, failures: 3 },
+      { url: "http://10.0.0.7:8081/", in_sync: true, last_pushed: { signal: "PAUSE", at }, last_seen: { signal: "PAUSE", at }, last_error: null, failures: 0 },
+    ] }, last_warning: { at, message: "refused" }, warnings: 3, restarts: 0 },
+    { name: "f", kind: "file", health: "ok", last_observation: { at, content: "RUN" }, last_warning: null, warnings: 0, restarts: 0 },
+  ];
+  const factories = new Map<string, { description?: PluginDescription }>([["load", prometheusSource], ["quiet", prometheusSource], ["krkn", relay]]);
+  const text = metrics.render({
+    snapshot: arbiter.snapshot(),
+    sources,
+    subscribers: { events: 2, longPolls: 1 },
+    version: "1.2.3",
+    runtime: "test 1",
+    startedAt: new Date("2026-01-02T03:00:00.000Z"),
+    describe: (source) => factories.get(source.name)?.description,
+  });
+  // As metrics.ts wrote it when it knew the poller and the relay by name (commit d26b845).
+  assert.equal(text, readFileSync(new URL("./fixtures/metrics_exposition.txt", import.meta.url), "utf8"));
+});
+
+test("/metrics: a plugin's own families; undeclared, core-named, badly labelled or throwing samples are dropped", async () => {
+  const arbiter = SignalStore.inMemory();
+  const describe = (samples: () => MetricSample[]): PluginDescription => ({
+    metrics: [
+      { name: "queue_depth", type: "gauge", help: "Items waiting.\nSecond line." },
+      { name: "signal", type: "gauge", help: "Takes a core name: ignored." },
+      { name: "bad name", type: "gauge", help: "Not a metric name: ignored." },
+    ],
+    samples,
+  });
+  const queue = (name: string, samples: () => MetricSample[]): Plugin => ({ name, kind: "queue", description: describe(samples), run: (context) => Promise.resolve(context.observe({})) });
+  const host = new PluginHost(arbiter, [
+    queue("q", () => [
+      { family: "queue_depth", labels: { queue: "q" }, value: 7 },
+      { family: "undeclared", labels: {}, value: 1 },
+      { family: "signal", labels: { signal: "RUN" }, value: 5 },
+      { family: "queue_depth", labels: { "bad-label": "x" }, value: 9 },
+    ]),
+    queue("broken", () => {
+      throw new Error("cannot describe");
+    }),
+  ]);
+  const handler = createHandler({ store: arbiter, version: "t", plugins: host });
+  host.start();
+  try {
+    await waitFor(() => host.ready, "the first observations");
+    const response = await handler(new Request("http://x/metrics"));
+    assert.equal(response.status, 200);
+    const text = await response.text();
+    const m = samples(text);
+    assert.equal(m.get('chaos_signal_queue_depth{queue="q"}'), "7");
+    assert.ok(text.includes("# HELP chaos_signal_queue_depth Items waiting.\\nSecond line.\n# TYPE chaos_signal_queue_depth gauge\n"));
+    assert.equal(text.match(/^# TYPE chaos_signal_signal /gm)?.length, 1, "the core family once");
+    assert.equal(m.get('chaos_signal_signal{signal="RUN"}'), "1", "the core value, not the plugin's");
+    assert.ok(![...m.keys()].some((key) => /undeclared|bad|chaos_signal_prometheus_/.test(key)), "nothing else; no built-in families when not told of them");
+    assert.ok(m.has('chaos_signal_source_healthy{source="broken",kind="queue"}'), "a throwing describer loses its samples only");
+  } finally {
+    await host.stop();
+  }
+});
+
+test("/status: each source's cards as its plugin describes them; a plugin whose cards throw shows without them", async () => {
+  const arbiter = SignalStore.inMemory();
+  const card: DashboardCard = { section: { id: "queues", title: "Queues" }, title: "q", badge: { text: "draining", tone: "warn" }, fields: [["depth", 7], ["since", { at: "2026-01-02T03:04:05.000Z" }]] };
+  const host = new PluginHost(arbiter, [
+    { name: "q", kind: "queue", description: { cards: () => [card] } },
+    { name: "broken", kind: "queue", description: { cards: () => { throw new Error("no"); } } },
+    { name: "plain", kind: "queue" },
+  ]);
+  const handler = createHandler({ store: arbiter, version: "t", plugins: host });
+  const status = await (await handler(new Request("http://x/status"))).json() as StatusDocument;
+  assert.deepEqual(status.sources.map((source) => [source.name, source.cards]), [["q", [card]], ["broken", undefined], ["plain", undefined]]);
 });

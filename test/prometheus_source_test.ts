@@ -234,3 +234,28 @@ test("sample values in Prometheus' spelling", () => {
     warnings: ["partial"],
   });
 });
+
+test("a malformed answer is one QueryError that says what is wrong with it", () => {
+  const success = (data: unknown) => ({ status: "success", data });
+  const cases: [unknown, string][] = [
+    [null, "answer is not a JSON object"],
+    ["up", "answer is not a JSON object"],
+    [{ status: "weird" }, 'answer has status "weird", not "success"'],
+    [{ status: "error", errorType: "internal", error: "boom" }, "query failed (internal): boom"],
+    [{ status: "success" }, "query returns a undefined result; use an instant vector or scalar expression"],
+    [success({ resultType: "string", result: [1, "a"] }), 'query returns a "string" result; use an instant vector or scalar expression'],
+    [success({ resultType: "matrix", result: [] }), "query returns a range vector; use an instant vector or scalar expression (no [5m] at the end)"],
+    [success({ resultType: "vector", result: {} }), "vector result is not a list"],
+    [success({ resultType: "vector", result: [{ metric: {}, value: [1] }] }), 'sample [1] is not [time, "value"]'],
+    [success({ resultType: "vector", result: [{ metric: {}, value: [1, "2", 3] }] }), 'sample [1,"2",3] is not [time, "value"]'],
+    [success({ resultType: "vector", result: [{ metric: {}, value: [1, "2"] }, { value: [1, "x"] }] }), 'sample value "x" is not a number'],
+    [success({ resultType: "scalar", result: [1, 7] }), "sample value 7 is not a number"],
+  ];
+  for (const [body, message] of cases) {
+    assert.throws(() => readQueryResponse(body), (error: Error) => error.name === "QueryError" && error.message === message, JSON.stringify(body));
+  }
+  assert.deepEqual(readQueryResponse({ ...success({ resultType: "vector", result: [{ metric: {}, value: [1, "+Inf"] }] }), warnings: "not a list" }), {
+    values: [Number.POSITIVE_INFINITY],
+    warnings: [],
+  });
+});

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
 import { parse } from "yaml";
-import { pluginsFromConfig, settingsFromConfig } from "../mod.ts";
+import { loadPluginModules, pluginsFromConfig, settingsFromConfig } from "../mod.ts";
 import { tempFile } from "./helpers/files.ts";
 import { ROOT, run, startServer } from "./helpers/server_process.ts";
 
@@ -17,7 +17,7 @@ function blocks(label: string): string[] {
   return [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).filter((text) => text.startsWith(`# ${label}\n`));
 }
 
-test("every chaos-signal config block in the README builds its sources and relays", () => {
+test("every chaos-signal config block in the README builds its sources and relays", async () => {
   const found = blocks("chaos-signal config");
   assert.ok(found.length >= 6, `found ${found.length} blocks`);
   // The examples read their tokens from these variables, as a deployment would.
@@ -26,8 +26,9 @@ test("every chaos-signal config block in the README builds its sources and relay
   process.env.CHAOS_OPS_TOKEN = "example-ops-token";
   process.env.CHAOS_CI_TOKEN = "example-ci-token";
   for (const text of found) {
-    const settings = settingsFromConfig(parse(text), "README");
-    const plugins = pluginsFromConfig(settings);
+    // Module paths are relative to the config file: here, to the README beside the examples.
+    const settings = settingsFromConfig(parse(text), join(ROOT, "README.md"));
+    const plugins = pluginsFromConfig(settings, await loadPluginModules(settings.pluginModules ?? []));
     assert.ok(plugins.length > 0 || settings.auth?.tokens.length || settings.allowedOrigins?.length, text);
   }
 });

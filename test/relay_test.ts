@@ -113,7 +113,7 @@ test("a Krkn run that starts late (at RUN) is paused within about a second, what
 });
 
 test("a refused connect is told apart from other fetch failures, on this runtime", async () => {
-  const { connectionRefused } = await import("../src/util/fetch_error.ts");
+  const { connectionRefused } = await import("../src/util/fetch.ts");
   const port = await freePort();
   const error = await fetch(`http://127.0.0.1:${port}/`).then(() => undefined, (e: unknown) => e);
   assert.ok(error, "nothing listens there");
@@ -210,6 +210,10 @@ test("the real CLI with chaos_signal.relays: a POST /PAUSE reaches Krkn's server
       return s.sources.find((x: { name: string }) => x.name === "krkn").last_observation?.in_sync;
     }, "the relay to report in sync");
     assert.equal(relayStatus.kind, "relay");
+    // The relay describes a dashboard card per target; /status serves them with its status.
+    const cards = relayStatus.cards as { section: { id: string }; title: string; fields: [string, unknown][] }[];
+    assert.deepEqual(cards.map((card) => [card.section.id, card.title]), [["relays", krkn.url], ["relays", downstream.url]]);
+    assert.deepEqual(cards[0]!.fields[0], ["relay", "krkn"]);
   } finally {
     await upstream.stop();
     await downstream.stop();

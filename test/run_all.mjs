@@ -22,7 +22,7 @@ const wanted = process.argv.slice(2, dashDash === -1 ? undefined : dashDash);
 const targets = dashDash === -1 ? ["test/"] : process.argv.slice(dashDash + 1);
 
 /** The HTTP conformance tests that also run against the built artifacts (issue: ship one binary, one file). */
-const CONFORMANCE = ["test/krkn_compat_test.ts", "test/bad_input_test.ts", "test/state_test.ts"];
+const CONFORMANCE = ["test/krkn_compat_test.ts", "test/bad_input_test.ts", "test/state_test.ts", "test/plugin_modules_test.ts"];
 
 const deno = (files) => (report) => [join(bin, "deno"), ["test", "-A", "--no-prompt", `--junit-path=${report}`, ...files]];
 const bun = (files) => (report) => [join(bin, "bun"), ["test", "--timeout=60000", "--reporter=junit", `--reporter-outfile=${report}`, ...files]];

@@ -6,7 +6,7 @@ import { alertmanagerSource, fileSource, prometheusSource, type Signal, webhookS
 import { tcpSource } from "../examples/tcp_source.ts";
 import { startFakePrometheus, vector } from "./helpers/fake_prometheus.ts";
 import { tempDir } from "./helpers/files.ts";
-import { sourceConformance } from "./source_suite.ts";
+import { sourceConformance } from "../testing.ts";
 
 sourceConformance("file", { canStop: true, hasProblems: true }, async () => {
   const path = join(tempDir(), "signal");

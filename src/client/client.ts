@@ -20,6 +20,8 @@ import { type Signal, SIGNALS } from "../core/signal.ts";
 import { EventStreamParser } from "./sse_parser.ts";
 import { delay } from "../util/timers.ts";
 import { parseWith } from "../config/validation.ts";
+import { Backoff } from "../util/backoff.ts";
+import { fetchText, type FetchFunction } from "../util/fetch.ts";
 
 /** `waitUntilRunnable` found the signal at STOP: the chaos run is over. */
 export class RunStoppedError extends Error {
@@ -60,7 +62,7 @@ const BaseUrlSchema = v.pipe(
 );
 
 /** The slice of `fetch` the client uses. */
-export type FetchFunction = (url: string, init: RequestInit) => Promise<Response>;
+export type { FetchFunction };
 
 export interface SignalClientOptions {
   /** Sent as `Authorization: Bearer <token>` with every request. */
@@ -97,6 +99,8 @@ const UPGRADE_AFTER_MS = 60_000;
 /** The server's `retry:` is honoured up to this. */
 const MAX_RECONNECT_MS = 30_000;
 const MAX_BACKOFF_MS = 5_000;
+/** A signal is a few bytes, an error page a few more: a longer answer is not from a signal server. */
+const MAX_ANSWER_BYTES = 64 * 1024;
 
 /** Statuses that mean "this server has no such endpoint". */
 const NOT_SUPPORTED = new Set([404, 405, 501]);
@@ -192,14 +196,14 @@ export class SignalClient {
     let transport: Transport = "events";
     let longPollWorks = true;
     let upgradeAt = 0;
-    let failures = 0;
+    const backoff = new Backoff({ initialMs: 250, maxMs: MAX_BACKOFF_MS });
     for (;;) {
       if (abort?.aborted) throw abort.reason;
       try {
         if (transport !== "events" && Date.now() >= upgradeAt) transport = "events";
         if (transport === "events") {
           const outcome = yield* this.#fromEvents(cursor, settings);
-          failures = 0;
+          backoff.reset();
           if (outcome === "unavailable") {
             transport = longPollWorks ? "longPoll" : "poll";
             upgradeAt = Date.now() + UPGRADE_AFTER_MS;
@@ -208,20 +212,19 @@ export class SignalClient {
           }
         } else if (transport === "longPoll") {
           const outcome = yield* this.#fromLongPoll(cursor, settings);
-          failures = 0;
+          backoff.reset();
           if (outcome === "unavailable") {
             longPollWorks = false;
             transport = "poll";
           }
         } else {
           yield* this.#fromPolling(cursor, settings);
-          failures = 0;
+          backoff.reset();
         }
       } catch (error) {
         if (abort?.aborted) throw abort.reason;
-        failures += 1;
         settings.onError(error);
-        await delay(Math.min(250 * 2 ** (failures - 1), MAX_BACKOFF_MS), abort);
+        await delay(backoff.next(), abort);
       }
     }
   }
@@ -353,28 +356,25 @@ export class SignalClient {
     return { ...extra, ...(this.#token ? { authorization: `Bearer ${this.#token}` } : {}) };
   }
 
-  /** One request, bounded by `timeoutMs`; resolves with the body of a 2xx answer. */
+  /** One request, bounded by `timeoutMs` from connect to the last byte; resolves with the body of a 2xx answer. */
   async #request(method: string, path: string, signal: AbortSignal | undefined, timeoutMs: number): Promise<string> {
     const url = `${this.baseUrl}${path}`;
-    const timeout = new AbortController();
-    const timer = setTimeout(() => timeout.abort(), timeoutMs);
+    let answer;
     try {
-      const response = await this.#fetch(url, {
+      answer = await fetchText(url, {
         method,
         headers: this.#headers(),
-        signal: signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal,
+        timeoutMs,
+        maxBytes: MAX_ANSWER_BYTES,
+        fetch: this.#fetch,
+        ...(signal ? { abort: signal } : {}),
       });
-      const text = await response.text();
-      if (!response.ok) throw new SignalRequestError(`${method} ${url} answered ${response.status}: ${firstLine(text)}`, response.status);
-      return text;
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
-      if (error instanceof SignalRequestError) throw error;
-      const why = timeout.signal.aborted ? `no answer within ${timeoutMs} ms` : (error as Error)?.message ?? String(error);
-      throw new SignalRequestError(`${method} ${url} failed: ${why}`, undefined, { cause: error });
-    } finally {
-      clearTimeout(timer);
+      throw new SignalRequestError(`${method} ${url} failed: ${(error as Error)?.message ?? error}`, undefined, { cause: error });
     }
+    if (!answer.ok) throw new SignalRequestError(`${method} ${url} answered ${answer.status}: ${firstLine(answer.text)}`, answer.status);
+    return answer.text;
   }
 
   /** The body must be exactly a signal: anything else is an error, so a runner never runs on a misread. */

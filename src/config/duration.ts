@@ -3,6 +3,7 @@
  * (`500ms`, `15s`, `1m30s`, `2h`, `1d`), or a bare number of seconds.
  */
 import * as v from "valibot";
+import { parsedBy } from "./validation.ts";
 
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
 const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/gy;
@@ -42,10 +43,9 @@ export function formatDuration(ms: number): string {
  */
 export function durationSchema(minMs: number, maxMs: number) {
   const rule = `a duration from ${formatDuration(minMs)} to ${formatDuration(maxMs)}, such as 500ms, 15s, 1m30s or 2h`;
-  return v.pipe(
-    v.union([v.string(rule), v.number(rule)], rule),
-    v.transform((input) => (typeof input === "number" ? input * 1000 : parseDuration(input))),
-    v.check((ms): ms is number => ms !== undefined && Number.isFinite(ms) && ms >= minMs && ms <= maxMs, rule),
-    v.transform((ms) => ms as number),
-  );
+  const inRange = (input: string | number): number | undefined => {
+    const ms = typeof input === "number" ? input * 1000 : parseDuration(input);
+    return ms !== undefined && Number.isFinite(ms) && ms >= minMs && ms <= maxMs ? ms : undefined;
+  };
+  return v.pipe(v.union([v.string(rule), v.number(rule)], rule), parsedBy(inRange, rule));
 }

@@ -12,6 +12,7 @@
  * it: `--port`, `CHAOS_SIGNAL_PORT` or `kraken.port`.
  */
 import { isIP } from "node:net";
+import { dirname, resolve } from "node:path";
 import * as v from "valibot";
 import { AuthSchema, type NamedToken } from "../http/auth.ts";
 import { durationSchema } from "./duration.ts";
@@ -20,6 +21,9 @@ import { DEFAULT_IDLE_TIMEOUT_MS } from "../serve/types.ts";
 import { type Signal, SIGNALS } from "../core/signal.ts";
 import { ALLOWED_ORIGINS_TEXT_RULE, AllowedOriginsSchema, AllowedOriginsTextSchema } from "../http/origin_guard.ts";
 import { looseSection, parseWith, strictSection } from "./validation.ts";
+import { BODY_RULE, integer, MaxBodyBytesSchema } from "./schemas.ts";
+
+export { MaxBodyBytesSchema };
 
 export interface Settings {
   /** TCP port; 0 lets the system pick a free one. */
@@ -43,6 +47,18 @@ export interface Settings {
   readonly allowedOrigins: readonly string[];
   /** A connection quiet this long is closed (`chaos_signal.idle_timeout`); long-polls and event streams excepted. */
   readonly idleTimeoutMs: number;
+  /** Modules to import plugin types from (`chaos_signal.plugins`), before the sources are built. */
+  readonly pluginModules: readonly PluginModuleSetting[];
+}
+
+/** One entry of `chaos_signal.plugins`: a module that exports plugin factories. */
+export interface PluginModuleSetting {
+  /** As written: `./plugins/tcp.ts`, `npm:some-package`. */
+  readonly specifier: string;
+  /** Where it was written, for error messages: `config.yaml: chaos_signal.plugins[0]`. */
+  readonly where: string;
+  /** What a relative path is relative to: the config file's directory. */
+  readonly baseDir: string;
 }
 
 /** One entry of `chaos_signal.sources`: its `type` names the plugin, the rest are its options. */
@@ -67,14 +83,15 @@ export const DEFAULT_SETTINGS: Settings = {
   auth: { tokens: [], protectReads: false },
   allowedOrigins: [],
   idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
+  pluginModules: [],
 };
 
 const PORT_RULE = "an integer from 0 to 65535 (0 picks a free port)";
 const ADDRESS_RULE = "an IPv4 or IPv6 address or a host name, such as 0.0.0.0, 127.0.0.1, :: or localhost";
 const STATE_RULE = `one of ${SIGNALS.join(", ")} (any letter case)`;
 const KRAKEN_STATE_RULE = `one of ${SIGNALS.join(", ")} in capitals: Krkn reads the same key and compares the exact words`;
-const BODY_RULE = "an integer number of bytes from 0 to 16777216";
 const STATE_FILE_RULE = "a file path, or none to keep the state in memory only";
+const PLUGIN_MODULE_RULE = "a module to import plugins from: a path relative to the config file (./plugins/tcp.ts) or a package (npm:name)";
 
 
 /** What each setting allows, for messages about flags given without a value. */
@@ -88,13 +105,7 @@ export const SETTING_RULES: Record<StringSetting, string> = {
 };
 
 /** The settings that flags and environment variables can give as strings. */
-export type StringSetting = Exclude<keyof Settings, "sources" | "relays" | "auth" | "onUnreadableState" | "idleTimeoutMs">;
-
-/** Whole numbers also arrive as strings: from flags, env and quoted YAML. */
-function integer(rule: string, min: number, max: number) {
-  const digits = v.pipe(v.string(rule), v.trim(), v.regex(/^\d+$/, rule), v.transform(Number));
-  return v.pipe(v.union([v.number(rule), digits], rule), v.integer(rule), v.minValue(min, rule), v.maxValue(max, rule));
-}
+export type StringSetting = Exclude<keyof Settings, "sources" | "relays" | "auth" | "onUnreadableState" | "idleTimeoutMs" | "pluginModules">;
 
 const HOST_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
 
@@ -116,7 +127,6 @@ export const StateSchema = v.pipe(
   v.toUpperCase(),
   v.picklist(SIGNALS, STATE_RULE),
 );
-export const MaxBodyBytesSchema = integer(BODY_RULE, 0, 16 * 1024 * 1024);
 export const StateFileSchema = v.pipe(v.string(STATE_FILE_RULE), v.trim(), v.nonEmpty(STATE_FILE_RULE));
 
 /**
@@ -146,6 +156,10 @@ const ChaosSignalSection = strictSection({
   allowed_origins: v.optional(AllowedOriginsSchema),
   // Bun takes whole seconds up to 255.
   idle_timeout: v.optional(durationSchema(1000, 255_000)),
+  plugins: v.optional(v.array(
+    v.pipe(v.string(PLUGIN_MODULE_RULE), v.trim(), v.nonEmpty(PLUGIN_MODULE_RULE)),
+    "a list of modules to import plugins from",
+  )),
 }, "a mapping (chaos-signal's own settings)");
 
 /** The whole file: other top-level keys (Krkn's cerberus:, tunings:, ...) are ignored. */
@@ -178,6 +192,11 @@ export function settingsFromConfig(document: unknown, fileName: string): Setting
     relays: config.chaos_signal?.relays?.map((entry, index) => ({
       where: `${fileName}: chaos_signal.relays[${index}]`,
       entry: { type: "relay", ...entry },
+    })),
+    pluginModules: config.chaos_signal?.plugins?.map((specifier, index) => ({
+      specifier,
+      where: `${fileName}: chaos_signal.plugins[${index}]`,
+      baseDir: dirname(resolve(fileName)),
     })),
   });
 }

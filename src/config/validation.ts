@@ -123,6 +123,22 @@ export function httpUrl(rule: string) {
   );
 }
 
+/**
+ * A pipe step that turns the input into something else with `parse`, or adds
+ * the issue `rule` when `parse` gives `undefined`: the "transform, check,
+ * cast" every hand-written parser (durations, signals) needs in a schema.
+ *
+ *   v.pipe(v.string(RULE), v.trim(), parsedBy(parseSignal, RULE))   // output: Signal
+ */
+export function parsedBy<TInput, TOutput>(parse: (input: TInput) => TOutput | undefined, rule: string) {
+  return v.rawTransform<TInput, TOutput>(({ dataset, addIssue, NEVER }) => {
+    const output = parse(dataset.value);
+    if (output !== undefined) return output;
+    addIssue({ message: rule });
+    return NEVER;
+  });
+}
+
 /** Parses or throws a `ValidationError` whose message is one `issueLine`. */
 export function parseWith<TSchema extends v.GenericSchema>(
   schema: TSchema,

@@ -6,13 +6,13 @@
  */
 import * as v from "valibot";
 import { matchBearer, TokenSourceSchema } from "../web/bearer.ts";
-import { PluginNameSchema } from "../plugin/api.ts";
+import { NameSchema } from "../config/schemas.ts";
 import { strictSection } from "../config/validation.ts";
 
 export const AuthSchema = strictSection({
   /** Named tokens; any of them is accepted. */
   tokens: v.pipe(
-    v.array(strictSection({ name: PluginNameSchema, token: TokenSourceSchema }, "a mapping with name: and token:"), "a list of {name, token}"),
+    v.array(strictSection({ name: NameSchema, token: TokenSourceSchema }, "a mapping with name: and token:"), "a list of {name, token}"),
     v.minLength(1, "at least one token"),
   ),
   /** Also require a token to read (GET /, /status, /events, /metrics). Krkn's runner sends none. @default false */

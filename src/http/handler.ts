@@ -19,7 +19,7 @@ import * as v from "valibot";
 import { MANUAL_SOURCE } from "../core/snapshot.ts";
 import { type Change, towardSafety } from "../core/change.ts";
 import type { SignalStore, StateHealth } from "../state/signal_store.ts";
-import type { PluginHost } from "../plugin/host.ts";
+import type { PluginHost, PluginStatus } from "../plugin/host.ts";
 import { errorResponse, HttpError, jsonResponse, textResponse } from "../web/response.ts";
 import { DEFAULT_MAX_BODY_BYTES, readBoundedBody } from "../web/request_body.ts";
 import { SignalEvents, type SubscriberCounts } from "../push/hub.ts";
@@ -28,7 +28,7 @@ import { longPollFromQuery, waitForChange } from "../push/long_poll.ts";
 import { parseSignal, type Signal, SIGNALS } from "../core/signal.ts";
 import { statusDocument } from "./status.ts";
 import { issueLine, strictSection } from "../config/validation.ts";
-import { Metrics } from "./metrics.ts";
+import { type DescribedKind, Metrics } from "./metrics.ts";
 import type { History } from "../state/history.ts";
 import { durationSchema } from "../config/duration.ts";
 import { MAX_PAUSE_MS } from "../state/expiry.ts";
@@ -94,6 +94,8 @@ export interface HandlerOptions {
   readonly allowedOrigins?: readonly string[];
   /** How often `GET /events` sends a keep-alive comment. @default 15000 */
   readonly heartbeatMs?: number;
+  /** The plugin types this server knows (a registry's factories): their metric families always show. */
+  readonly pluginTypes?: readonly DescribedKind[];
 }
 
 /**
@@ -223,12 +225,14 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     return eventStreamResponse(events, { lastEventId: request.headers.get("last-event-id"), heartbeatMs, head, abort: request.signal });
   };
 
-  const metrics = new Metrics(store);
+  const metrics = new Metrics(store, options.pluginTypes);
+  const describe = (source: PluginStatus) => plugins?.plugin(source.name)?.plugin.description;
   const readMetrics: Route = (request) =>
     textResponse(
       metrics.render({
         snapshot: store.snapshot(),
         sources: plugins?.statuses() ?? [],
+        describe,
         subscribers: events.counts(),
         version,
         runtime,
@@ -258,7 +262,7 @@ export function createHandler(options: HandlerOptions): SignalHandler {
 
   /** Readiness: every source has reported at least once (until then the signal may lack a claim). */
   const readyz: Route = (request) => {
-    const waiting = plugins?.statuses().filter((s) => s.last_observation === null).map((s) => s.name) ?? [];
+    const waiting = plugins?.waitingFor() ?? [];
     if (waiting.length === 0) return textResponse("ready\n", { head: request.method === "HEAD" });
     throw new HttpError(503, `not ready: waiting for the first observation of ${waiting.join(", ")}`);
   };
@@ -271,6 +275,7 @@ export function createHandler(options: HandlerOptions): SignalHandler {
         startedAt,
         now: now(),
         sources: plugins?.statuses() ?? [],
+        describe,
         subscribers: events.counts(),
         ...(options.stateHealth ? { state: options.stateHealth() } : {}),
       }),

@@ -1,7 +1,8 @@
 /**
  * `GET /metrics` in Prometheus' text format (version 0.0.4): the signal, its
- * changes and claims by source, each source's health and last observation
- * (the poller's value and thresholds), relay targets' sync state, push
+ * changes and claims by source, each source's health and last observation,
+ * the families each plugin type declares of itself (the poller's value and
+ * thresholds, relay targets' sync state: see `PluginDescription`), push
  * subscribers, and HTTP requests by route and code.
  *
  * Labels only take bounded values: source and relay names come from the
@@ -11,6 +12,7 @@
 import type { SignalFeed } from "../core/events.ts";
 import type { View as ArbiterSnapshot } from "../core/snapshot.ts";
 import type { PluginStatus } from "../plugin/host.ts";
+import type { MetricFamilySpec, PluginDescription } from "../plugin/api.ts";
 import { SIGNALS } from "../core/signal.ts";
 import type { StateHealth } from "../state/signal_store.ts";
 
@@ -23,7 +25,24 @@ export interface MetricsInfo {
   readonly startedAt: Date;
   /** The state file's health; absent when the state is kept in memory only. */
   readonly state?: StateHealth;
+  /** What a source's plugin says about itself (its samples); absent: none. */
+  readonly describe?: (source: PluginStatus) => PluginDescription | undefined;
 }
+
+/** A plugin type, such as a factory made with `definePlugin`: its families show even with no plugin of it. */
+export interface DescribedKind {
+  readonly kind: string;
+  readonly description?: PluginDescription;
+}
+
+/** The families this file declares itself: a plugin cannot take their names. */
+const CORE_FAMILIES = new Set([
+  "build_info", "start_time_seconds", "signal", "stop_latched", "signal_changed_timestamp_seconds", "state_saved",
+  "state_save_failures_total", "changes_total", "claims_total", "claim", "source_healthy", "source_warnings_total",
+  "source_restarts_total", "source_last_observation_timestamp_seconds", "subscribers", "http_requests_total",
+]);
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]);
 
@@ -45,14 +64,6 @@ function number(value: number): string {
   return String(value);
 }
 
-/** The poller shows ±Inf as strings in /status; read them back. */
-function numeric(value: unknown): number | undefined {
-  if (typeof value === "number") return value;
-  if (value === "+Inf") return Number.POSITIVE_INFINITY;
-  if (value === "-Inf") return Number.NEGATIVE_INFINITY;
-  return undefined;
-}
-
 class Family {
   readonly lines: string[] = [];
   constructor(readonly name: string, readonly type: "gauge" | "counter", readonly help: string) {}
@@ -72,7 +83,12 @@ export class Metrics {
   /** Plain `GET /` polls answered 200, kept apart from #requests: a number bump, no key to build. */
   #polls = 0;
 
-  constructor(arbiter: SignalFeed) {
+  /** The plugin types' families, in the order the types were given (a registry's order). */
+  readonly #kindFamilies: readonly MetricFamilySpec[];
+
+  /** `kinds`: the plugin types this server knows (built-ins, modules), for their families' HELP and TYPE. */
+  constructor(arbiter: SignalFeed, kinds: readonly DescribedKind[] = []) {
+    this.#kindFamilies = kinds.flatMap((kind) => kind.description?.metrics ?? []);
     arbiter.subscribe((event) => {
       if (event.type === "change") bump(this.#changes, JSON.stringify([event.cause.source, event.signal]));
       else bump(this.#claims, JSON.stringify([event.claim.source, event.claim.state]));
@@ -130,33 +146,27 @@ export class Metrics {
     const warnings = family("source_warnings_total", "counter", "Problems a plugin reported.");
     const restarts = family("source_restarts_total", "counter", "Times a plugin's run failed and was restarted.");
     const observed = family("source_last_observation_timestamp_seconds", "gauge", "When a plugin last observed something.");
-    const value = family("prometheus_value", "gauge", "The Prometheus poller's last value.");
-    const threshold = family("prometheus_threshold", "gauge", "The Prometheus poller's thresholds.");
-    const inSync = family("relay_target_in_sync", "gauge", "1 while a relay target is known to hold the latest signal.");
-    const failures = family("relay_target_failures", "gauge", "Failed requests in a row to a relay target.");
-    for (const source of info.sources) {
+    // The plugins' own families: first the known types' (always shown), then any other a plugin declares.
+    const descriptions = info.sources.map((source) => info.describe?.(source));
+    const pluginFamilies = new Map<string, Family>();
+    const declare = (spec: MetricFamilySpec) => {
+      if (pluginFamilies.has(spec.name) || CORE_FAMILIES.has(spec.name) || !METRIC_NAME.test(spec.name)) return;
+      pluginFamilies.set(spec.name, family(spec.name, spec.type, spec.help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")));
+    };
+    for (const spec of this.#kindFamilies) declare(spec);
+    for (const description of descriptions) for (const spec of description?.metrics ?? []) declare(spec);
+    info.sources.forEach((source, index) => {
       const id = { source: source.name, kind: source.kind };
       healthy.add(id, source.health === "ok" ? 1 : 0);
       warnings.add(id, source.warnings);
       restarts.add(id, source.restarts);
       const observation = source.last_observation;
-      if (!observation) continue;
-      observed.add(id, Date.parse(observation.at) / 1000);
-      if (source.kind === "prometheus") {
-        const last = numeric(observation.value);
-        if (last !== undefined) value.add({ source: source.name }, last);
-        for (const key of ["pause_above", "stop_above", "resume_below"]) {
-          const bound = numeric(observation[key]);
-          if (bound !== undefined) threshold.add({ source: source.name, threshold: key }, bound);
-        }
+      if (observation) observed.add(id, Date.parse(observation.at) / 1000);
+      for (const sample of samplesOf(descriptions[index], source)) {
+        const target = pluginFamilies.get(sample.family);
+        if (target && Object.keys(sample.labels).every((key) => LABEL_NAME.test(key))) target.add(sample.labels, sample.value);
       }
-      if (source.kind === "relay" && Array.isArray(observation.targets)) {
-        for (const target of observation.targets as { url: string; in_sync: boolean; failures: number }[]) {
-          inSync.add({ relay: source.name, target: target.url }, target.in_sync ? 1 : 0);
-          failures.add({ relay: source.name, target: target.url }, target.failures);
-        }
-      }
-    }
+    });
 
     const subscribers = family("subscribers", "gauge", "Clients waiting for changes: open event streams and pending long-polls.");
     subscribers.add({ kind: "events" }, info.subscribers.events).add({ kind: "long_polls" }, info.subscribers.longPolls);
@@ -172,6 +182,15 @@ export class Metrics {
 }
 
 const POLL_KEY = "/\nGET\n200";
+
+/** A plugin's samples; one that throws shows none rather than breaking the scrape. */
+function samplesOf(description: PluginDescription | undefined, source: PluginStatus) {
+  try {
+    return description?.samples?.(source) ?? [];
+  } catch {
+    return [];
+  }
+}
 
 function bump(map: Map<string, number>, key: string): void {
   map.set(key, (map.get(key) ?? 0) + 1);

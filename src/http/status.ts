@@ -4,6 +4,7 @@
  */
 import type { Claim, Override, StopLatch, View as ArbiterSnapshot } from "../core/snapshot.ts";
 import type { PluginStatus } from "../plugin/host.ts";
+import type { DashboardCard, PluginDescription } from "../plugin/api.ts";
 import type { Signal } from "../core/signal.ts";
 import type { StateHealth } from "../state/signal_store.ts";
 
@@ -19,7 +20,12 @@ export interface StatusInfo {
   readonly subscribers?: { readonly events: number; readonly longPolls: number };
   /** The state file's health; absent when the state is kept in memory only. */
   readonly state?: StateHealth;
+  /** What a source's plugin says about itself (its dashboard cards); absent: none. */
+  readonly describe?: (source: PluginStatus) => PluginDescription | undefined;
 }
+
+/** A source in `/status`: its status, and the dashboard cards its plugin describes (the relay's targets). */
+export type SourceStatus = PluginStatus & { cards?: DashboardCard[] };
 
 export interface ClaimStatus {
   source: string;
@@ -39,7 +45,7 @@ export interface StatusDocument {
   changes: number;
   stop_latch: { since: string; source: string; reason: string } | null;
   claims: ClaimStatus[];
-  sources: PluginStatus[];
+  sources: SourceStatus[];
   last_override: { at: string; reason: string; actor?: string; sources: string[] } | null;
   subscribers: { events: number; long_polls: number };
   /** `saved: false` while the file does not hold the current state (writes failing, retried). */
@@ -75,6 +81,16 @@ function latchStatus(latch: StopLatch | null): StatusDocument["stop_latch"] {
   return latch && { since: latch.since.toISOString(), source: latch.source, reason: latch.reason };
 }
 
+/** A plugin whose cards throw shows none: its status still shows. */
+function withCards(source: PluginStatus, description: PluginDescription | undefined): SourceStatus {
+  if (!description?.cards) return source;
+  try {
+    return { ...source, cards: [...description.cards(source)] };
+  } catch {
+    return source;
+  }
+}
+
 export function statusDocument(snapshot: ArbiterSnapshot, info: StatusInfo): StatusDocument {
   return {
     signal: snapshot.signal,
@@ -83,7 +99,7 @@ export function statusDocument(snapshot: ArbiterSnapshot, info: StatusInfo): Sta
     changes: snapshot.seq,
     stop_latch: latchStatus(snapshot.latch),
     claims: snapshot.claims.map(claimStatus),
-    sources: [...(info.sources ?? [])],
+    sources: (info.sources ?? []).map((source) => withCards(source, info.describe?.(source))),
     last_override: overrideStatus(snapshot.override),
     subscribers: { events: info.subscribers?.events ?? 0, long_polls: info.subscribers?.longPolls ?? 0 },
     state: info.state ? { ...info.state, since: info.state.since?.toISOString() ?? null } : null,

@@ -13,6 +13,21 @@ import type { Claim } from "../core/snapshot.ts";
 import type { ClaimOptions } from "../core/change.ts";
 import type { Signal } from "../core/signal.ts";
 import { parseWith } from "../config/validation.ts";
+import type { PluginStatus } from "./host.ts";
+
+// Helpers plugins share (plugins import only this module): one retry delay, one bounded fetch,
+// one "parse or name the rule" pipe step.
+export { Backoff, type BackoffOptions } from "../util/backoff.ts";
+export {
+  type FetchedText,
+  FetchError,
+  type FetchFailure,
+  fetchFailure,
+  type FetchFunction,
+  fetchText,
+  type FetchTextOptions,
+} from "../util/fetch.ts";
+export { parsedBy } from "../config/validation.ts";
 
 /** What a plugin gets to talk to the server. */
 export interface SourceContext {
@@ -37,9 +52,9 @@ export interface SourceContext {
   /** The effective signal right now (what `GET /` answers): relay targets push it. */
   current(): Signal;
   /**
-   * Resolves once every source (a plugin with `run` and no `onChange`) has
-   * observed once, or after `timeoutMs`: a relay waits for it, so that a
-   * restart does not push the bare `signal_state` before the sources claim.
+   * Resolves once every source (see `isSource`) has observed once, or after
+   * `timeoutMs`: a relay waits for it, so that a restart does not push the
+   * bare `signal_state` before the sources claim.
    */
   sourcesReady(timeoutMs: number): Promise<void>;
   /**
@@ -78,14 +93,59 @@ export interface Plugin {
   fetch?(request: Request, context: RouteContext): Response | Promise<Response>;
   /** Called on every change of the effective signal (relay targets). */
   onChange?(event: ChangeEvent): void;
+  /** What the plugin shows of itself in `/metrics` and on the dashboard (set by `definePlugin`). */
+  readonly description?: PluginDescription;
 }
 
-/** Plugin names double as source names in claims and as URL segments. */
-export const PluginNameSchema = v.pipe(
-  v.string("a name of lower-case letters, digits, - and _ (up to 63)"),
-  v.regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "a name of lower-case letters, digits, - and _ (up to 63)"),
-  v.check((name) => name !== "manual" && name !== "stop_latch", "any name but manual and stop_latch, which are taken"),
-);
+/** A metric family a plugin type adds to `/metrics`; `name` without the `chaos_signal_` prefix. */
+export interface MetricFamilySpec {
+  readonly name: string;
+  readonly type: "gauge" | "counter";
+  readonly help: string;
+}
+
+/** One sample of a declared family. Label values must be bounded (names from the config, not from inputs). */
+export interface MetricSample {
+  readonly family: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+/** A time, shown in the viewer's locale with how long ago it was, and what happened then. */
+export interface CardTime {
+  readonly at: string;
+  readonly text?: string;
+}
+
+/** One card on the dashboard, under a section of its own (the relay's targets). Shown as text only. */
+export interface DashboardCard {
+  /** `id`: lower-case letters, digits and `-`; cards of every plugin with the same id share the section. */
+  readonly section: { readonly id: string; readonly title: string };
+  readonly title: string;
+  readonly badge?: { readonly text: string; readonly tone: "ok" | "warn" | "bad" };
+  readonly fields: readonly (readonly [string, string | number | boolean | null | CardTime])[];
+}
+
+/** What a plugin type says about itself, so that the server's core knows no plugin by name. */
+export interface PluginDescription {
+  /** Its metric families: their HELP and TYPE lines appear even before there is a sample. */
+  readonly metrics?: readonly MetricFamilySpec[];
+  /** Its samples, from its status (`last_observation`); an exception drops them, not the page. */
+  samples?(status: PluginStatus): readonly MetricSample[];
+  /** Its dashboard cards, from its status; served in `/status` as the source's `cards`. */
+  cards?(status: PluginStatus): readonly DashboardCard[];
+}
+
+/**
+ * A source claims on its own: it has a `run` loop and is not a hook (no `onChange`; a relay has
+ * both). Readiness (`/readyz`, `PluginHost.waitingFor`, `sourcesReady`) waits for sources only:
+ * a hook or a route-only plugin may never observe anything before it is told of a change.
+ */
+export function isSource(plugin: Plugin): boolean {
+  return plugin.run !== undefined && plugin.onChange === undefined;
+}
+
+export { PluginNameSchema } from "../config/schemas.ts";
 
 /**
  * A plugin factory: validates its options with `schema` (errors name the
@@ -98,14 +158,17 @@ export function definePlugin<TSchema extends v.GenericSchema<unknown, { name: st
   kind: string,
   schema: TSchema,
   build: (options: v.InferOutput<TSchema>) => Plugin,
-): PluginFactory<v.InferInput<TSchema>> & { readonly kind: string; readonly schema: TSchema } {
+  description?: PluginDescription,
+): PluginFactory<v.InferInput<TSchema>> & { readonly kind: string; readonly schema: TSchema; readonly description?: PluginDescription } {
   const factory = (input: v.InferInput<TSchema>, where?: string) => {
     const label = (path: string) => {
       const name = typeof (input as { name?: unknown })?.name === "string" ? ` "${(input as { name: string }).name}"` : "";
       const origin = where ? `${where} (${kind}${name})` : `${kind}${name}`;
       return path ? `${origin}: ${path}` : origin;
     };
-    return build(parseWith(schema, input, label));
+    const plugin = build(parseWith(schema, input, label));
+    if (!description || plugin.description) return plugin;
+    return Object.isExtensible(plugin) ? Object.assign(plugin, { description }) : { ...plugin, description };
   };
-  return Object.assign(factory, { kind, schema });
+  return Object.assign(factory, { kind, schema }, description ? { description } : {});
 }

@@ -8,7 +8,8 @@ import type { Claim } from "../core/snapshot.ts";
 import type { ClaimOptions } from "../core/change.ts";
 import type { Signal } from "../core/signal.ts";
 import type { SignalStore } from "../state/signal_store.ts";
-import type { Plugin, SourceContext } from "./api.ts";
+import { isSource, type Plugin, type SourceContext } from "./api.ts";
+import { Backoff } from "../util/backoff.ts";
 import { delay } from "../util/timers.ts";
 
 export type SourceHealth = "starting" | "ok" | "warning" | "failed" | "stopped";
@@ -128,18 +129,23 @@ export class PluginHost {
     return [...this.#entries.values()].map((entry) => structuredClone(entry.status));
   }
 
-  /** True once every source with a `run` has observed something at least once. */
-  get ready(): boolean {
-    return [...this.#entries.values()].every((e) => !e.plugin.run || e.status.last_observation !== null);
+  /**
+   * The sources (see `isSource`) that have not observed once yet: the one readiness definition,
+   * behind `/readyz`, `ready` and `SourceContext.sourcesReady()`.
+   */
+  waitingFor(): string[] {
+    return [...this.#entries.values()]
+      .filter((e) => isSource(e.plugin) && e.status.last_observation === null)
+      .map((e) => e.plugin.name);
   }
 
-  /** Every source (run, no onChange: not a relay or hook) has observed once. */
-  get sourcesReady(): boolean {
-    return [...this.#entries.values()].every((e) => !e.plugin.run || e.plugin.onChange || e.status.last_observation !== null);
+  /** True once every source has observed once. */
+  get ready(): boolean {
+    return this.waitingFor().length === 0;
   }
 
   #whenSourcesReady(timeoutMs: number): Promise<void> {
-    if (this.sourcesReady) return Promise.resolve();
+    if (this.ready) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -148,7 +154,7 @@ export class PluginHost {
         resolve();
       };
       const check = () => {
-        if (this.sourcesReady) done();
+        if (this.ready) done();
       };
       const timer = setTimeout(done, timeoutMs);
       this.#controller.signal.addEventListener("abort", done, { once: true });
@@ -212,7 +218,7 @@ export class PluginHost {
   /** Runs a source; on failure reports it and restarts after a growing delay. */
   async #supervise(entry: Entry): Promise<void> {
     const signal = this.#controller.signal;
-    let backoff = this.#restartDelayMs;
+    const backoff = new Backoff({ initialMs: this.#restartDelayMs, maxMs: this.#maxRestartDelayMs });
     while (!signal.aborted) {
       try {
         await entry.plugin.run!(entry.context);
@@ -220,11 +226,11 @@ export class PluginHost {
         throw new Error("run() returned before shutdown");
       } catch (error) {
         if (signal.aborted) return;
-        entry.context.warn(new Error(`source failed, restarting in ${backoff} ms`, { cause: error }));
+        const wait = backoff.next();
+        entry.context.warn(new Error(`source failed, restarting in ${wait} ms`, { cause: error }));
         entry.status.health = "failed";
         entry.status.restarts += 1;
-        await delay(backoff, signal).catch(() => {});
-        backoff = Math.min(backoff * 2, this.#maxRestartDelayMs);
+        await delay(wait, signal).catch(() => {});
       }
     }
   }

@@ -13,7 +13,7 @@ import { formatDuration, parseDuration } from "../config/duration.ts";
 import type { SignalEvents } from "./hub.ts";
 import { HttpError } from "../web/response.ts";
 import { parseSignal, type Signal } from "../core/signal.ts";
-import { issueLine, looseSection } from "../config/validation.ts";
+import { issueLine, looseSection, parsedBy } from "../config/validation.ts";
 
 /**
  * The longest wait. Bun cuts a quiet request after its idle timeout, which
@@ -30,16 +30,12 @@ const BOTH_RULE = `a long-poll needs both wait, a duration up to ${formatDuratio
 // durationSchema's examples go up to hours; this one names what fits under the cap.
 const WaitSchema = v.pipe(
   v.string(WAIT_RULE),
-  v.transform(parseDuration),
-  v.check((ms) => ms !== undefined && ms <= MAX_WAIT_MS, WAIT_RULE),
-  v.transform((ms) => ms as number),
+  parsedBy((text: string) => {
+    const ms = parseDuration(text);
+    return ms !== undefined && ms <= MAX_WAIT_MS ? ms : undefined;
+  }, WAIT_RULE),
 );
-const SinceSchema = v.pipe(
-  v.string(SINCE_RULE),
-  v.transform(parseSignal),
-  v.check((signal) => signal !== undefined, SINCE_RULE),
-  v.transform((signal) => signal as Signal),
-);
+const SinceSchema = v.pipe(v.string(SINCE_RULE), parsedBy(parseSignal, SINCE_RULE));
 
 const LongPollQuery = looseSection({
   wait: v.optional(WaitSchema),

@@ -10,7 +10,8 @@ import { mkdir, open, rename, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { FileRefusedError, readRegularFile } from "../util/bounded_file.ts";
 import type { SignalEvent as ArbiterEvent, SignalFeed } from "../core/events.ts";
-import type { Signal } from "../core/signal.ts";
+import { type Signal, SIGNALS } from "../core/signal.ts";
+import * as v from "valibot";
 
 export interface HistoryEntry {
   /** Increases by one per entry, across restarts. */
@@ -48,6 +49,34 @@ export interface HistoryOptions {
   readonly onError?: (error: unknown) => void;
   /** Told, in one line, about a log file that was refused and moved aside at load. */
   readonly onSetAside?: (message: string) => void;
+}
+
+/**
+ * One line of the log as written by `record`. A line that does not match (cut short by a crash,
+ * edited by hand, from another program) is skipped at load: it would show in `/history` as an
+ * entry that is not one, or move the next id anywhere.
+ */
+const HistoryEntrySchema = v.object({
+  id: v.pipe(v.number(), v.safeInteger(), v.minValue(1)),
+  at: v.pipe(v.string(), v.isoTimestamp()),
+  type: v.picklist(["claim", "change"]),
+  source: v.pipe(v.string(), v.nonEmpty()),
+  state: v.picklist(SIGNALS),
+  previous: v.nullable(v.picklist(SIGNALS)),
+  reason: v.string(),
+  actor: v.exactOptional(v.string()),
+});
+
+/** The entry on one line of the log, or undefined for a line that is not one. */
+export function parseHistoryLine(line: string): HistoryEntry | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  const parsed = v.safeParse(HistoryEntrySchema, value, { abortEarly: true });
+  return parsed.success ? parsed.output : undefined;
 }
 
 function entryOf(event: ArbiterEvent, id: number): HistoryEntry {
@@ -112,12 +141,9 @@ export class History {
         continue;
       }
       for (const line of text.split("\n")) {
-        try {
-          const entry = JSON.parse(line) as HistoryEntry;
-          if (typeof entry?.id === "number" && typeof entry.source === "string") this.#keep(entry);
-        } catch {
-          // A line cut short by a crash: the rest of the log still counts.
-        }
+        // A line cut short by a crash is skipped: the rest of the log still counts.
+        const entry = parseHistoryLine(line);
+        if (entry) this.#keep(entry);
       }
     }
     return this.#entries.length;

@@ -5,11 +5,17 @@
  *
  * Each source brings a harness that moves the outside world (writes the
  * file, posts the webhook, changes the metric) the way its users would.
+ * Exported as `@chaos-signal/chaos-signal/testing`: a third-party source runs
+ * it from its own tests (`node:test`, under Deno or Bun).
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { SignalStore, createHandler, type Plugin, PluginHost, type Signal } from "../mod.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { SignalStore } from "../state/signal_store.ts";
+import type { Signal } from "../core/signal.ts";
+import { createHandler } from "../http/handler.ts";
+import type { Plugin } from "../plugin/api.ts";
+import { PluginHost } from "../plugin/host.ts";
+import { waitFor } from "./wait.ts";
 
 export interface Rig {
   readonly arbiter: SignalStore;
