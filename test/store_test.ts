@@ -188,3 +188,24 @@ test("a timed pause ends by itself; an end that cannot be saved is tried again",
     expiry.stop();
   }
 });
+
+test("a RUN waiting for its turn never undoes a later word of the same source", async () => {
+  const { backend, store } = faulty();
+  await store.claim("switch", "PAUSE", "file says PAUSE");
+  await store.flush();
+  backend.mode = "hang";
+  await store.claim("other", "STOP", "a write to wait behind");
+  const released = store.release("switch", "file is empty"); // queued behind the hung write
+  await store.claim("switch", "PAUSE", "file says PAUSE again"); // the same source, later: it stands
+  const resumed = store.claim(MANUAL_SOURCE, "RUN", "POST /RUN", { explicit: true });
+  await store.claim(MANUAL_SOURCE, "PAUSE", "POST /PAUSE"); // a person's later PAUSE stands too
+  backend.mode = "ok";
+  backend.release();
+  await released;
+  await resumed;
+  const claims = new Map(store.snapshot().claims.map((c) => [c.source, c.state]));
+  assert.equal(claims.get("switch"), "PAUSE");
+  assert.equal(claims.get(MANUAL_SOURCE), "PAUSE");
+  await store.flush();
+  assert.deepEqual((await backend.stored())?.claims.map((c) => c.state), store.snapshot().claims.map((c) => c.state));
+});

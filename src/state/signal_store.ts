@@ -16,7 +16,7 @@ import { clearTimeout, setTimeout } from "node:timers";
 import { type Change, type ClaimOptions, towardSafety } from "../core/change.ts";
 import { type EventDraft, eventsBetween, type SignalEvent, type SignalFeed, type SignalListener } from "../core/events.ts";
 import type { Signal } from "../core/signal.ts";
-import { initialSnapshot, type Snapshot, type View } from "../core/snapshot.ts";
+import { initialSnapshot, MANUAL_SOURCE, type Snapshot, type View } from "../core/snapshot.ts";
 import { checkChange, transition } from "../core/transition.ts";
 import { isNewer, type Revision, type StateBackend } from "./backend.ts";
 import { MemoryBackend } from "./memory_backend.ts";
@@ -71,6 +71,11 @@ interface Pending {
 
 const ignore = () => {};
 
+/** Whose claim a change is: a source's own, or the manual source's (POSTs, timed pauses, a restore). */
+function sourceOf(change: Change): string {
+  return change.kind === "claim" ? change.source : MANUAL_SOURCE;
+}
+
 export class SignalStore implements SignalFeed {
   readonly backend: StateBackend;
   readonly saveTimeoutMs: number;
@@ -85,6 +90,9 @@ export class SignalStore implements SignalFeed {
   #signal: Signal;
   #seq = 0;
   #changedAt: Date;
+  /** Counts submitted changes; per source, the count of the last change made for it. */
+  #submitted = 0;
+  readonly #madeAt = new Map<string, number>();
   /** The backend must be written although nothing is pending (a failed or refused write, a start). */
   #dirty = false;
   #jobs: Promise<unknown> = Promise.resolve();
@@ -141,18 +149,19 @@ export class SignalStore implements SignalFeed {
    */
   submit(change: Change): Promise<Signal> {
     checkChange(change);
+    const order = ++this.#submitted;
     const at = this.#now();
     const made = transition(this.#local, change, at);
     if (!made.durable) {
-      this.#adoptLocal(change, at, made.next, made.events, false);
+      this.#adoptLocal(change, order, at, made.next, made.events, false);
       return Promise.resolve(this.#signal);
     }
     if (towardSafety(change)) {
-      this.#adoptLocal(change, at, made.next, made.events, true);
+      this.#adoptLocal(change, order, at, made.next, made.events, true);
       this.#scheduleSave().catch(ignore);
       return Promise.resolve(this.#signal);
     }
-    return this.#commitFirst(change);
+    return this.#commitFirst(change, order);
   }
 
   claim(source: string, state: Signal, reason: string, options: ClaimOptions = {}): Promise<Signal> {
@@ -191,16 +200,19 @@ export class SignalStore implements SignalFeed {
   }
 
   /** Toward RUN: commit, then make; refused after `saveTimeoutMs`. */
-  #commitFirst(change: Change): Promise<Signal> {
+  #commitFirst(change: Change, order: number): Promise<Signal> {
     let gaveUp = false;
     const job = this.#enqueue(async () => {
       if (gaveUp) throw new NotSavedError("abandoned before its turn");
+      // The same source said something later while this waited for its turn (a file source's
+      // "empty" then "PAUSE"; a person's RUN then PAUSE): that later word stands.
+      if ((this.#madeAt.get(sourceOf(change)) ?? 0) > order) return this.#signal;
       for (let conflicts = 0;;) {
         // Worked out as of its turn, on the state as it is then (safety changes made meanwhile included).
         const at = this.#now();
         const made = transition(this.#local, change, at);
         if (!made.durable) {
-          this.#adoptLocal(change, at, made.next, made.events, false);
+          this.#adoptLocal(change, order, at, made.next, made.events, false);
           return this.#signal;
         }
         const taken = this.#pending.length;
@@ -216,6 +228,7 @@ export class SignalStore implements SignalFeed {
           this.#base = made.next;
           this.#pending.splice(0, taken);
           this.#dirty = false;
+          this.#made(change, order);
           const shown = this.#local;
           const after = this.#replay(made.next);
           // Changes made during the write stand on top of it: listeners see what a reader sees.
@@ -237,7 +250,13 @@ export class SignalStore implements SignalFeed {
     return Promise.race([job, late]).finally(() => clearTimeout(timer));
   }
 
-  #adoptLocal(change: Change, at: Date, next: Snapshot, events: readonly EventDraft[], durable: boolean): void {
+  #made(change: Change, order: number): void {
+    const source = sourceOf(change);
+    if ((this.#madeAt.get(source) ?? 0) < order) this.#madeAt.set(source, order);
+  }
+
+  #adoptLocal(change: Change, order: number, at: Date, next: Snapshot, events: readonly EventDraft[], durable: boolean): void {
+    this.#made(change, order);
     if (!durable && this.#pending.length === 0 && this.#jobCount === 0) {
       // Nothing to re-run it over: it is the base now (never written, as it changes nothing that matters).
       this.#base = next;
