@@ -159,6 +159,11 @@ test("a claim that cannot be saved gets 503 naming why, and a PAUSE still takes 
     assert.equal(response.status, 503, text);
     assert.match(text, /^the claim is in effect but was not saved \(ENOSPC: no space left on device\).*send it again\n$/);
     assert.equal(arbiter.signal, "PAUSE", "a PAUSE is never withheld for want of a disk");
+    // A release is a change toward RUN: not saved, so not made, and the sender is told to send it again.
+    const run = await handler(new Request("http://x/hooks/deploys", { method: "POST", headers: { "content-type": "application/json" }, body: '{"state": "RUN"}' }));
+    assert.equal(run.status, 503);
+    assert.match(await run.text(), /^the change was not saved, so it was not made: ENOSPC: no space left on device\n$/);
+    assert.equal(arbiter.signal, "PAUSE");
   } finally {
     await host.stop();
   }
