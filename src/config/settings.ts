@@ -18,7 +18,7 @@ import { durationSchema } from "./duration.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../web/request_body.ts";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../serve/types.ts";
 import { type Signal, SIGNALS } from "../core/signal.ts";
-import { ALLOWED_ORIGINS_TEXT_RULE, AllowedOriginsSchema, AllowedOriginsTextSchema } from "../http/origin_guard.ts";
+import { ALLOWED_ORIGINS_TEXT_RULE, AllowedOriginsSchema, AllowedOriginsTextSchema } from "./origins.ts";
 import { looseSection, parseWith, strictSection } from "./validation.ts";
 
 export interface Settings {
