@@ -239,8 +239,22 @@ function dispatched(request: Request): RoutedRequest {
  */
 function withoutBody(response: Response): Response {
   response.body?.cancel().catch(() => {});
-  return new Response(null, { status: response.status, statusText: response.statusText, headers: response.headers });
+  return new Response(null, { status: response.status, statusText: response.statusText, headers: inWriteOrder(response.headers) });
 }
+
+/**
+ * Deno writes headers in the order they were set, but a copied Headers object lists them sorted.
+ * Every answer here starts with content-type and cache-control: kept first, a HEAD writes the
+ * header bytes its GET writes.
+ */
+function inWriteOrder(headers: Headers): [string, string][] {
+  const first = FIRST_HEADERS.flatMap((name): [string, string][] => {
+    const value = headers.get(name);
+    return value === null ? [] : [[name, value]];
+  });
+  return [...first, ...[...headers].filter(([name]) => !FIRST_HEADERS.includes(name))];
+}
+const FIRST_HEADERS = ["content-type", "cache-control"];
 
 function rejectLongUrl(request: IRequest): undefined {
   const url = new URL(request.url);
