@@ -15,7 +15,7 @@ import { loadConfigFile } from "./config/config_file.ts";
 import { dirname, join } from "node:path";
 import { Auth } from "./http/auth.ts";
 import { History } from "./state/history.ts";
-import { createHandler } from "./http/handler.ts";
+import { createHandler } from "./http/app.ts";
 import { PluginHost, RepeatedWarnings, REPEAT_LOG_INTERVAL_MS } from "./plugin/host.ts";
 import { alertmanagerSource, fileSource, prometheusSource, relay, webhookSource } from "../plugins/mod.ts";
 import { pluginsFromConfig } from "./plugin/registry.ts";

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
 import { Arbiter, createHandler } from "../mod.ts";
-import { SAFE_SAVE_WAIT_MS } from "../src/http/handler.ts";
+import { SAFE_SAVE_WAIT_MS } from "../src/http/app.ts";
 import { parseStateFile, StateStore } from "../src/state/state_store.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { tempDir, tempFile } from "./helpers/files.ts";
