@@ -22,7 +22,7 @@ import { History } from "./state/history.ts";
 import { PluginHost, REPEAT_LOG_INTERVAL_MS, RepeatedWarnings } from "./plugin/host.ts";
 import type { Plugin } from "./plugin/api.ts";
 import { Auth } from "./http/auth.ts";
-import { createHandler, type SignalHandler } from "./http/handler.ts";
+import { createHandler, type SignalHandler } from "./http/app.ts";
 import type { SubscriberCounts } from "./push/hub.ts";
 import { alertmanagerSource, fileSource, prometheusSource, relay, webhookSource } from "../plugins/mod.ts";
 import { BUILTIN_REGISTRY, type PluginRegistry, pluginsFromConfig } from "./plugin/registry.ts";

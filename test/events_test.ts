@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { SignalStore, createHandler } from "../mod.ts";
-import type { SignalHandler } from "../src/http/handler.ts";
+import type { SignalHandler } from "../src/http/app.ts";
 import { MAX_BACKLOG_CHUNKS } from "../src/push/event_stream.ts";
 import { serve } from "../src/serve/mod.ts";
 import { EventStreamReader, parseEventId } from "./helpers/event_stream_reader.ts";

@@ -1,7 +1,8 @@
 // The fetch handler in-process: every endpoint, header and error of the HTTP API.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { SignalStore, createHandler, DEFAULT_MAX_BODY_BYTES, MAX_URL_BYTES, type StatusDocument } from "../mod.ts";
+import { StatusError } from "itty-router";
+import { SignalStore, createHandler, DEFAULT_MAX_BODY_BYTES, HttpError, MAX_URL_BYTES, type StatusDocument } from "../mod.ts";
 
 const BASE = "http://chaos-signal.test";
 
@@ -34,6 +35,42 @@ test("HEAD / has the GET headers and no body", async () => {
   assert.equal(response.headers.get("content-length"), "5");
   assert.equal(response.headers.get("content-type"), "text/plain; charset=utf-8");
   assert.equal(await bodyOf(response), "");
+});
+
+test("HEAD on every path answers what GET answers: status and headers (content-length included), no body", async () => {
+  const startedAt = new Date("2026-01-02T03:04:05Z");
+  const arbiter = SignalStore.inMemory({ initialSignal: "PAUSE" });
+  const handler = createHandler({ store: arbiter, version: "9.9.9", runtime: "test 1", startedAt, now: () => startedAt });
+  const call = (method: string, path: string) => handler(new Request(`${BASE}${path}`, { method }));
+  // Every GET route, a long-poll, a 400 and a 404: one HEAD rule for all of them.
+  for (const path of ["/", "/status", "/history", "/healthz", "/readyz", "/ui", "/?wait=0s&since=RUN", "/?wait=nope&since=RUN", "/nope"]) {
+    const get = await call("GET", path);
+    const getBody = new Uint8Array(await get.arrayBuffer());
+    const head = await call("HEAD", path);
+    assert.equal(head.status, get.status, path);
+    assert.deepEqual([...head.headers], [...get.headers], path);
+    assert.equal(head.headers.get("content-length"), String(getBody.byteLength), path);
+    assert.equal(await bodyOf(head), "", path);
+  }
+  // /metrics counts this very request, so only its shape is compared.
+  const metrics = await call("HEAD", "/metrics");
+  assert.equal(metrics.status, 200);
+  assert.equal(metrics.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  assert.ok(Number(metrics.headers.get("content-length")) > 0);
+  assert.equal(await bodyOf(metrics), "");
+  assert.equal(arbiter.signal, "PAUSE", "a HEAD changes nothing");
+});
+
+test("HttpError is itty-router's StatusError, with the headers and cause it is given", () => {
+  const cause = new Error("disk full");
+  const error = new HttpError(405, "method PUT is not allowed", { allow: "POST" }, { cause });
+  assert.ok(error instanceof StatusError);
+  assert.ok(error instanceof Error);
+  assert.equal(error.name, "HttpError");
+  assert.equal(error.status, 405);
+  assert.equal(error.message, "method PUT is not allowed");
+  assert.deepEqual(error.headers, { allow: "POST" });
+  assert.equal(error.cause, cause);
 });
 
 test("POST /RUN, /PAUSE, /STOP answer the effective signal after the request", async () => {

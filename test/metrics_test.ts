@@ -44,6 +44,9 @@ test("/metrics: signal, latch, changes and claims by source, requests by bounded
   await call("GET", "/");
   for (let i = 0; i < 20; i++) await call("GET", `/random-${i}`);
   await call("PROPFIND", "/");
+  // A HEAD is dispatched as GET, and counted as the HEAD it was.
+  await call("HEAD", "/status");
+  await call("HEAD", "/STOP");
   const response = await call("GET", "/metrics");
   assert.equal(response.status, 200);
   assert.equal(response.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
@@ -61,6 +64,8 @@ test("/metrics: signal, latch, changes and claims by source, requests by bounded
   assert.equal(m.get('chaos_signal_http_requests_total{route="/PAUSE",method="POST",code="200"}'), "1");
   assert.equal(m.get('chaos_signal_http_requests_total{route="other",method="GET",code="404"}'), "20", "random paths share one series");
   assert.equal(m.get('chaos_signal_http_requests_total{route="/",method="other",code="405"}'), "1");
+  assert.equal(m.get('chaos_signal_http_requests_total{route="/status",method="HEAD",code="200"}'), "1");
+  assert.equal(m.get('chaos_signal_http_requests_total{route="/STOP",method="HEAD",code="405"}'), "1");
   // Every sample line belongs to a family declared with HELP and TYPE.
   for (const line of text.split("\n").filter((l) => l && !l.startsWith("#"))) {
     const name = line.split(/[{ ]/)[0]!;

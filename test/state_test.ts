@@ -7,7 +7,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { test } from "node:test";
 import { createHandler, createServer, initialSnapshot, SignalStore } from "../mod.ts";
-import { SAFE_SAVE_WAIT_MS } from "../src/http/handler.ts";
+import { SAFE_SAVE_WAIT_MS } from "../src/http/app.ts";
 import { parseStateFile } from "../src/state/state_file.ts";
 import { FileBackend } from "../src/state/file_backend.ts";
 import { FaultyBackend } from "./helpers/faulty_backend.ts";

@@ -19,7 +19,7 @@ import { durationSchema } from "./duration.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../web/request_body.ts";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../serve/types.ts";
 import { type Signal, SIGNALS } from "../core/signal.ts";
-import { ALLOWED_ORIGINS_TEXT_RULE, AllowedOriginsSchema, AllowedOriginsTextSchema } from "../http/origin_guard.ts";
+import { ALLOWED_ORIGINS_TEXT_RULE, AllowedOriginsSchema, AllowedOriginsTextSchema } from "./origins.ts";
 import { looseSection, parseWith, strictSection } from "./validation.ts";
 import { BODY_RULE, integer, MaxBodyBytesSchema } from "./schemas.ts";
 

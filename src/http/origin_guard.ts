@@ -11,41 +11,11 @@
  * while the request reaches us as `http://`, and another scheme on the same host and port is the
  * same server.
  */
-import * as v from "valibot";
+import { canonicalOrigin } from "../config/origins.ts";
 import { HttpError } from "../web/response.ts";
 
 /** Only these methods may come from anywhere: they change nothing. */
 const SAFE_METHODS = new Set(["GET", "HEAD"]);
-
-const ORIGIN_RULE = "an origin: http:// or https://, a host and an optional :port, no path (not even /), such as https://ops.example or http://localhost:3000";
-
-/** `https://Ops.Example:443` -> `https://ops.example`: how browsers write the `Origin` header. */
-function canonicalOrigin(text: string): string | undefined {
-  if (!/^https?:\/\/[^/?#\s@]+$/i.test(text)) return undefined;
-  try {
-    return new URL(text).origin;
-  } catch {
-    return undefined;
-  }
-}
-
-/** One entry of `allowed_origins`, canonicalised so that it compares with what browsers send. */
-export const OriginSchema = v.pipe(
-  v.string(ORIGIN_RULE),
-  v.trim(),
-  v.check((text) => canonicalOrigin(text) !== undefined, ORIGIN_RULE),
-  v.transform((text) => canonicalOrigin(text)!),
-);
-
-export const AllowedOriginsSchema = v.array(OriginSchema, "a list of origins, such as [https://ops.example]");
-
-/** The same list as one string, from a flag or an environment variable. */
-export const ALLOWED_ORIGINS_TEXT_RULE = "origins separated by commas, such as https://ops.example,http://localhost:3000";
-export const AllowedOriginsTextSchema = v.pipe(
-  v.string(ALLOWED_ORIGINS_TEXT_RULE),
-  v.transform((text) => text.split(",").map((item) => item.trim()).filter((item) => item !== "")),
-  AllowedOriginsSchema,
-);
 
 /** Header values are echoed in the reason: keep them short. */
 function shown(value: string): string {

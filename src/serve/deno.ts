@@ -10,7 +10,7 @@
  * connections are accepted one at a time (README, "Runtime differences").
  * Should a Deno release drop that internal, `Deno.serve` is used, restarted when it ends.
  */
-import type { RequestInfo } from "../http/handler.ts";
+import type { RequestInfo } from "./types.ts";
 import {
   AddressInUseError,
   DEFAULT_IDLE_TIMEOUT_MS,

@@ -1,5 +1,17 @@
 /** The contract every per-runtime serve file implements. */
-import type { RequestInfo } from "../http/handler.ts";
+
+/** What the runtime knows about a request beyond the `Request` itself. */
+export interface RequestInfo {
+  /** The client's IP address, recorded as the actor of manual claims. */
+  readonly remoteAddress?: string | undefined;
+  /**
+   * Lets this request stay quiet for `seconds` (0: no limit) before the
+   * idle timeout cuts it: long-polls and event streams are quiet on purpose.
+   * Bun's serve file sets Bun's timeout for the connection; Deno's exempts the
+   * connection until the response is delivered.
+   */
+  readonly holdOpen?: (seconds: number) => void;
+}
 
 export type ServeHandler = (request: Request, info: RequestInfo) => Response | Promise<Response>;
 

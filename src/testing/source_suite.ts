@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { SignalStore } from "../state/signal_store.ts";
 import type { Signal } from "../core/signal.ts";
-import { createHandler } from "../http/handler.ts";
+import { createHandler } from "../http/app.ts";
 import type { Plugin } from "../plugin/api.ts";
 import { PluginHost } from "../plugin/host.ts";
 import { waitFor } from "./wait.ts";

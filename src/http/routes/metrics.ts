@@ -1,0 +1,25 @@
+/** `GET /metrics`: Prometheus text exposition (http/metrics.ts renders it). */
+import { textResponse } from "../../web/response.ts";
+import type { Metrics } from "../metrics.ts";
+import { type AppRouter, type HttpContext, readGuard, resource, type SignalTarget } from "../route.ts";
+
+const EXPOSITION_HEADERS = { "content-type": "text/plain; version=0.0.4; charset=utf-8" };
+
+export function metricsRoute(router: AppRouter, ctx: HttpContext, target: SignalTarget, metrics: Metrics): void {
+  resource(router, "/metrics", {
+    GET: [...readGuard(ctx), () =>
+      textResponse(
+        metrics.render({
+          snapshot: target.store.snapshot(),
+          sources: ctx.plugins?.statuses() ?? [],
+          describe: ctx.describe,
+          subscribers: target.events.counts(),
+          version: ctx.version,
+          runtime: ctx.runtime,
+          startedAt: ctx.startedAt,
+          ...(ctx.stateHealth ? { state: ctx.stateHealth() } : {}),
+        }),
+        { headers: EXPOSITION_HEADERS },
+      )],
+  }, ctx.endpoints);
+}

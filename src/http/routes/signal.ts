@@ -1,0 +1,111 @@
+/**
+ * The signal itself:
+ *
+ *   GET /                      the effective signal: exactly `RUN`, `PAUSE` or `STOP`
+ *   GET /?wait=30s&since=RUN   the same, long-polled (its query schema: push/long_poll.ts)
+ *   POST /RUN|/PAUSE|/STOP     a manual claim (any letter case); answers the signal after it
+ *   POST /RUN?force=true       an operator's override: RUN past every automatic claim
+ *   POST /PAUSE?for=10m        a timed pause
+ *
+ * Every change a request makes happens here, in `setSignal`: toward safety at once, toward RUN
+ * committed first (`store.submit` decides which). The plain `GET /` of Krkn's poll never gets here (http/app.ts).
+ */
+import * as v from "valibot";
+import { MANUAL_SOURCE } from "../../core/snapshot.ts";
+import { type Change, towardSafety } from "../../core/change.ts";
+import { parseSignal, type Signal } from "../../core/signal.ts";
+import { durationSchema } from "../../config/duration.ts";
+import { issueLine, strictSection } from "../../config/validation.ts";
+import { longPollFromQuery, waitForChange } from "../../push/long_poll.ts";
+import { MAX_PAUSE_MS } from "../../state/expiry.ts";
+import { readBoundedBody } from "../../web/request_body.ts";
+import { HttpError, textResponse } from "../../web/response.ts";
+import { actorOf, type AppRouter, authorize, decodeSegment, type Handler, type HttpContext, notAllowed, readGuard, resource, type SignalTarget } from "../route.ts";
+
+/**
+ * How long a change toward safety waits for its save before it is answered anyway: it is made
+ * already, and a disk that hangs must not hold up the answer either (`/status` shows it unsaved).
+ */
+export const SAFE_SAVE_WAIT_MS = 1000;
+
+/**
+ * Query parameters of the signal endpoints: every other one is an error, so
+ * a typo (`?forse=true`) must not pass silently.
+ */
+const FLAG_RULE = "true or false";
+export const SetSignalQuery = {
+  RUN: strictSection({
+    /** Force RUN past every automatic claim (they re-assert on their next observation). */
+    force: v.optional(v.picklist(["true", "false", "1", "0"], FLAG_RULE)),
+  }, "force=true or nothing"),
+  PAUSE: strictSection({
+    /** A timed pause: RUN again by itself after this long. */
+    for: v.optional(durationSchema(1000, MAX_PAUSE_MS)),
+  }, "for=DURATION or nothing"),
+  STOP: strictSection({}, "no query parameters"),
+} as const;
+
+/** `GET /`, plain or long-polled. */
+export function readSignalRoute(router: AppRouter, ctx: HttpContext, target: SignalTarget): void {
+  const readSignal: Handler = async (request, info) => {
+    const poll = longPollFromQuery(request.query);
+    if (!poll) return textResponse(target.store.signal);
+    // The wait plus a margin: a client that went away is noticed through request.signal, but the
+    // keep-alive connection keeps this idle timeout after the answer, so it must stay bounded.
+    info?.holdOpen?.(Math.ceil(poll.waitMs / 1000) + 10);
+    return textResponse(await waitForChange(target.events, poll, request.signal));
+  };
+  resource(router, "/", { GET: [...readGuard(ctx), readSignal] }, ctx.endpoints);
+}
+
+/** `POST /RUN|/PAUSE|/STOP` at `/:name`; any other name falls through (to 404). */
+export function setSignalRoute(router: AppRouter, ctx: HttpContext, target: SignalTarget): void {
+  const { store } = target;
+  const refuse = notAllowed("POST", ctx.endpoints);
+
+  const setSignal = async (signal: Signal, request: Parameters<Handler>[0], info: Parameters<Handler>[1]): Promise<Response> => {
+    const query = v.safeParse(SetSignalQuery[signal], request.query);
+    if (!query.success) {
+      throw new HttpError(400, issueLine(query.issues, (key) => `query parameter "${key}" of POST /${signal}`, request.query));
+    }
+    const tokenName = authorize(ctx, request);
+    // Read (and bound) the body before claiming: a refused request changes nothing.
+    await readBoundedBody(request, ctx.maxBodyBytes);
+    const actor = actorOf(tokenName, info);
+    const by = actor === undefined ? {} : { actor };
+    const force = "force" in query.output && (query.output.force === "true" || query.output.force === "1");
+    const pauseFor = "for" in query.output ? query.output.for : undefined;
+    const change: Change = force
+      ? { kind: "force-run", reason: "POST /RUN?force=true", ...by }
+      : pauseFor !== undefined
+      ? { kind: "timed-pause", ms: pauseFor, ...by }
+      : { kind: "claim", source: MANUAL_SOURCE, state: signal, reason: `POST /${signal}`, explicit: true, ...by };
+    if (towardSafety(change)) {
+      // Made at once, whatever the backend does; saved after, and the answer waits for that only
+      // briefly. A save that fails is retried by the store.
+      const result = await store.submit(change);
+      await settledWithin(store.flush(), SAFE_SAVE_WAIT_MS);
+      return textResponse(result);
+    }
+    try {
+      // Toward RUN: committed first, then made. Nobody (GET /, events, relays) ever sees a RUN
+      // that fails to save, and a refused change has nothing to undo.
+      return textResponse(await store.submit(change));
+    } catch (error) {
+      throw new HttpError(503, `the change was not saved, so it was not made: ${(error as Error)?.message ?? error}`, {}, { cause: error });
+    }
+  };
+
+  router.all("/:name", (request, info) => {
+    const signal = parseSignal(decodeSegment(request.params.name ?? ""));
+    if (!signal) return undefined;
+    return request.method === "POST" ? setSignal(signal, request, info) : refuse(request, info);
+  });
+}
+
+/** Waits for `promise` to settle, at most `ms`; never rejects. */
+function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
+  return Promise.race([promise.then(() => {}, () => {}), late]).finally(() => clearTimeout(timer));
+}
