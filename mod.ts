@@ -31,7 +31,7 @@ export { MemoryBackend } from "./src/state/memory_backend.ts";
 export { FileBackend } from "./src/state/file_backend.ts";
 export { createHandler, MAX_URL_BYTES } from "./src/http/app.ts";
 export type { FetchHandler, HandlerOptions, RequestInfo, SignalHandler } from "./src/http/app.ts";
-export type { SignalState, SubscriberCounts } from "./src/push/hub.ts";
+export type { SignalVersion, SubscriberCounts } from "./src/push/hub.ts";
 export { DEFAULT_HEARTBEAT_MS, RETRY_MS } from "./src/push/event_stream.ts";
 export { MAX_WAIT_MS } from "./src/push/long_poll.ts";
 export { RunStoppedError, SignalClient, SignalRequestError } from "./src/client/client.ts";

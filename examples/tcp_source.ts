@@ -42,12 +42,12 @@ export const tcpSource = definePlugin("tcp", TcpSourceSchema, (options) => ({
   kind: "tcp",
   async run(context) {
     const where = `${options.host}:${options.port}`;
-    while (!context.signal.aborted) {
+    while (!context.abort.aborted) {
       const reachable = await canConnect(options.host, options.port, Math.min(options.interval, 2000));
       context.observe({ endpoint: where, reachable });
       if (reachable) context.release(`${where} accepts connections`);
       else context.claim(options.claim, `${where} does not accept connections`);
-      await delay(options.interval, context.signal).catch(() => {});
+      await delay(options.interval, context.abort).catch(() => {});
     }
   },
 }));

@@ -240,11 +240,11 @@ export const alertmanagerSource = definePlugin(ALERTMANAGER_KIND, AlertmanagerSo
       const every = Math.max(200, Math.min(options.max_age / 10, 60_000));
       /** A release that could not be saved (a RUN is made only once saved): tried again next tick. */
       let unsettled = false;
-      while (!context.signal.aborted) {
-        await delay(every, context.signal).catch(() => {});
+      while (!context.abort.aborted) {
+        await delay(every, context.abort).catch(() => {});
         // Claim again only when an alert expired: re-claiming on every tick would undo an
         // operator's forced RUN within seconds, long before Alertmanager sends anything new.
-        const dropped = context.signal.aborted ? [] : expire(context);
+        const dropped = context.abort.aborted ? [] : expire(context);
         if (dropped.length || unsettled) {
           unsettled = await settle(context, undefined, dropped).then(() => false, () => true);
           // The state may be unchanged (another alert still fires): save the shorter list anyway.

@@ -137,7 +137,7 @@ export const fileSource = definePlugin(FILE_KIND, FileSourceSchema, (options) =>
         }
         reading = readState(context).finally(() => {
           reading = undefined;
-          if (again && !context.signal.aborted) {
+          if (again && !context.abort.aborted) {
             again = false;
             check();
           }
@@ -150,7 +150,7 @@ export const fileSource = definePlugin(FILE_KIND, FileSourceSchema, (options) =>
         clearTimeout(settle);
         settle = setTimeout(() => {
           settle = undefined;
-          if (context.signal.aborted) return;
+          if (context.abort.aborted) return;
           // A directory removed and made again meanwhile is watched again from here on.
           rewatch();
           check();
@@ -206,13 +206,13 @@ export const fileSource = definePlugin(FILE_KIND, FileSourceSchema, (options) =>
       rewatch();
       check();
       try {
-        while (!context.signal.aborted) {
-          await delay(options.interval, context.signal);
+        while (!context.abort.aborted) {
+          await delay(options.interval, context.abort);
           rewatch();
           check();
         }
       } catch (error) {
-        if (!context.signal.aborted) throw error;
+        if (!context.abort.aborted) throw error;
       } finally {
         unwatch();
         clearTimeout(settle);

@@ -184,7 +184,7 @@ export const prometheusSource = definePlugin(PROMETHEUS_KIND, PrometheusSourceSc
             query: options.query,
             timeoutMs,
             headers,
-            signal: context.signal,
+            signal: context.abort,
             maxResponseBytes: options.max_response_bytes,
           });
           for (const warning of result.warnings) context.warn(`Prometheus warns: ${warning}`);
@@ -199,16 +199,16 @@ export const prometheusSource = definePlugin(PROMETHEUS_KIND, PrometheusSourceSc
           const observation: Observation = values.length ? { kind: "value", value: combined } : { kind: "empty" };
           return { observation, series: result.values.length };
         } catch (error) {
-          if (context.signal.aborted) throw error;
+          if (context.abort.aborted) throw error;
           context.warn(error);
           return { observation: { kind: "error", message: (error as Error).message }, series: 0 };
         }
       };
 
       try {
-        if (options.initial_delay > 0) await delay(options.initial_delay, context.signal);
+        if (options.initial_delay > 0) await delay(options.initial_delay, context.abort);
         context.log(`polling ${options.url} every ${formatDuration(options.interval)}: ${options.query}`);
-        while (!context.signal.aborted) {
+        while (!context.abort.aborted) {
           const started = Date.now();
           const { observation, series } = await query();
           const decision = gate.observe(observation);
@@ -224,10 +224,10 @@ export const prometheusSource = definePlugin(PROMETHEUS_KIND, PrometheusSourceSc
             context.observe({ value, series, claim: decision.state, query: options.query, ...thresholds, ...gate.counters });
           }
           report();
-          await delay(Math.max(0, options.interval - (Date.now() - started)), context.signal);
+          await delay(Math.max(0, options.interval - (Date.now() - started)), context.abort);
         }
       } catch (error) {
-        if (!context.signal.aborted) throw error;
+        if (!context.abort.aborted) throw error;
       }
     },
   };

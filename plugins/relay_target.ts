@@ -75,18 +75,18 @@ export class RelayTarget {
     return structuredClone(this.#status);
   }
 
-  /** Runs until `context.signal` aborts; `report` is called after every attempt. */
+  /** Runs until `context.abort` aborts; `report` is called after every attempt. */
   async run(context: SourceContext, report: (target: RelayTarget, error?: Error) => void): Promise<void> {
-    const { signal } = context;
+    const { abort } = context;
     const backoff = new Backoff({ initialMs: this.#options.backoffMs, maxMs: this.#options.maxBackoffMs });
     let reconcileAt = 0;
-    while (!signal.aborted) {
+    while (!abort.aborted) {
       const wanted = context.current();
       try {
         if (this.#pushed !== wanted) {
-          await this.#push(wanted, signal);
+          await this.#push(wanted, abort);
         } else if (Date.now() >= reconcileAt) {
-          const seen = await this.#read(signal);
+          const seen = await this.#read(abort);
           // Only Krkn's server (it answers a push with an empty body) is pushed again when it
           // changed behind our back: a restarted Krkn is back at its signal_state. Another
           // chaos-signal changes by its own claims; a RUN pushed into it would count as a
@@ -94,7 +94,7 @@ export class RelayTarget {
           if (this.#plainTarget && seen !== this.#answer) {
             const latest = context.current(); // not `wanted`: the read took time
             context.log(`${this.#options.url} holds ${seen}, not ${this.#answer} as after our push (restarted?): pushing ${latest}`);
-            await this.#push(latest, signal);
+            await this.#push(latest, abort);
           }
         }
         reconcileAt = Date.now() + this.#options.intervalMs;
@@ -104,9 +104,9 @@ export class RelayTarget {
         report(this);
         // Moved while we pushed: go again at once, so the target never stays behind.
         if (this.#pushed !== context.current()) continue;
-        await this.#wakeup.sleep(reconcileAt - Date.now(), signal);
+        await this.#wakeup.sleep(reconcileAt - Date.now(), abort);
       } catch (error) {
-        if (signal.aborted) break;
+        if (abort.aborted) break;
         this.#pushed = this.#answer = undefined;
         // The backoff still grows while refused: once the target listens but fails, it backs off fully.
         const wait = backoff.next();
@@ -119,15 +119,15 @@ export class RelayTarget {
         const refused = problem.cause instanceof FetchError && problem.cause.reason === "refused";
         const delay = refused ? Math.min(wait, this.#options.refusedRetryMs) : wait;
         report(this, new Error(`${this.#options.url}: ${problem.message}; retrying in ${delay} ms`));
-        await this.#wakeup.sleep(delay, signal);
+        await this.#wakeup.sleep(delay, abort);
       }
     }
   }
 
-  async #push(wanted: Signal, signal: AbortSignal): Promise<void> {
+  async #push(wanted: Signal, abort: AbortSignal): Promise<void> {
     // Krkn answers 200 with an empty body; another chaos-signal with its effective signal,
     // which may differ from what we pushed (its own sources): that answer is what it holds.
-    const body = await this.#request("POST", `/${wanted}`, signal);
+    const body = await this.#request("POST", `/${wanted}`, abort);
     const answer = body === "" ? wanted : parseSignal(body);
     if (!answer) throw new Error(`POST /${wanted} answered ${JSON.stringify(body.slice(0, 40))}, not RUN, PAUSE, STOP or nothing`);
     this.#plainTarget = body === "";
@@ -138,26 +138,26 @@ export class RelayTarget {
     this.#status.last_seen = { signal: answer, at };
   }
 
-  async #read(signal: AbortSignal): Promise<Signal> {
-    const body = await this.#request("GET", "/", signal);
+  async #read(abort: AbortSignal): Promise<Signal> {
+    const body = await this.#request("GET", "/", abort);
     const seen = parseSignal(body);
     if (!seen) throw new Error(`GET / answered ${JSON.stringify(body.slice(0, 40))}, not RUN, PAUSE or STOP`);
     this.#status.last_seen = { signal: seen, at: new Date().toISOString() };
     return seen;
   }
 
-  async #request(method: "GET" | "POST", path: string, signal: AbortSignal): Promise<string> {
+  async #request(method: "GET" | "POST", path: string, abort: AbortSignal): Promise<string> {
     let answer;
     try {
       answer = await fetchText(`${this.#base}${path}`, {
         method,
         headers: this.#options.headers,
         timeoutMs: this.#options.timeoutMs,
-        abort: signal,
+        abort,
         maxBytes: MAX_ANSWER_BYTES,
       });
     } catch (error) {
-      if (signal.aborted) throw error;
+      if (abort.aborted) throw error;
       throw new Error(`${method} ${path}: ${(error as Error)?.message ?? error}`, { cause: error });
     }
     if (!answer.ok) throw new Error(`${method} ${path} answered ${answer.status}: ${answer.text.trim().slice(0, 80)}`);

@@ -86,11 +86,11 @@ export const webhookSource = definePlugin(WEBHOOK_KIND, WebhookSourceSchema, (op
       pickUpRestored(context);
       context.observe({ received });
       const maxAge = options.max_age;
-      if (maxAge === undefined) return await aborted(context.signal);
+      if (maxAge === undefined) return await aborted(context.abort);
       // Check often enough that a claim outlives max_age by at most a tenth of it (or a second).
       const every = Math.max(200, Math.min(maxAge / 10, 1000));
-      while (!context.signal.aborted) {
-        await delay(every, context.signal).catch(() => {});
+      while (!context.abort.aborted) {
+        await delay(every, context.abort).catch(() => {});
         const claimedAt = lastClaimAt;
         if (claimedAt && Date.now() - claimedAt >= maxAge) {
           // Forgotten only once released (a RUN is made once saved): else the next check tries again.

@@ -27,7 +27,7 @@ test("a source that fails is reported and restarted with growing delays", async 
       context.observe({ run: runs });
       if (runs < 3) throw new Error(`crash ${runs}`);
       context.claim("PAUSE", "third time lucky");
-      await new Promise((resolve) => context.signal.addEventListener("abort", resolve, { once: true }));
+      await new Promise((resolve) => context.abort.addEventListener("abort", resolve, { once: true }));
     },
   };
   const arbiter = SignalStore.inMemory();
@@ -202,7 +202,7 @@ test("a warning that repeats is counted every time but logged once a minute, wit
     kind: "test",
     async run(context) {
       warn = (message) => context.warn(message);
-      await new Promise((resolve) => context.signal.addEventListener("abort", resolve, { once: true }));
+      await new Promise((resolve) => context.abort.addEventListener("abort", resolve, { once: true }));
     },
   };
   const host = new PluginHost(SignalStore.inMemory(), [noisy], { log: (line) => lines.push(line), now: () => new Date(clock) });

@@ -14,6 +14,9 @@ export function integer(rule: string, min: number, max: number) {
 export const BODY_RULE = "an integer number of bytes from 0 to 16777216";
 
 /** A limit on request bodies (`max_body_bytes`), server-wide or per receiver. */
+/** What a request body may hold by default (`chaos_signal.max_body_bytes`). */
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+
 export const MaxBodyBytesSchema = integer(BODY_RULE, 0, 16 * 1024 * 1024);
 
 const NAME_RULE = "a name of lower-case letters, digits, - and _ (up to 63)";

@@ -14,9 +14,9 @@
 import { isIP } from "node:net";
 import { dirname, resolve } from "node:path";
 import * as v from "valibot";
-import { AuthSchema, type NamedToken } from "../http/auth.ts";
+import { AuthSchema, type NamedToken } from "./auth.ts";
 import { durationSchema } from "./duration.ts";
-import { DEFAULT_MAX_BODY_BYTES } from "../web/request_body.ts";
+import { DEFAULT_MAX_BODY_BYTES } from "./schemas.ts";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../serve/types.ts";
 import { type Signal, SIGNALS } from "../core/signal.ts";
 import { ALLOWED_ORIGINS_TEXT_RULE, AllowedOriginsSchema, AllowedOriginsTextSchema } from "./origins.ts";

@@ -7,8 +7,7 @@ import { SIGNALS } from "./signal.ts";
 import type { Change } from "./change.ts";
 import type { EventDraft } from "./events.ts";
 import { type Claim, claimOf, MANUAL_SOURCE, type Override, settle, type Snapshot } from "./snapshot.ts";
-// TODO(issue 10, layers): formatDuration moves to src/core/duration.ts with the duration split.
-import { formatDuration } from "../config/duration.ts";
+import { formatDuration } from "./duration.ts";
 
 export interface Transition {
   readonly next: Snapshot;

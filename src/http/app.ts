@@ -16,7 +16,7 @@
 import { type IRequest, Router, StatusError } from "itty-router";
 import { parseSignal, type Signal, SIGNALS } from "../core/signal.ts";
 import type { PluginHost } from "../plugin/host.ts";
-import { SignalEvents, type SubscriberCounts } from "../push/hub.ts";
+import { SubscriberHub, type SubscriberCounts } from "../push/hub.ts";
 import { DEFAULT_HEARTBEAT_MS } from "../push/event_stream.ts";
 import type { History } from "../state/history.ts";
 import type { SignalStore, StateHealth } from "../state/signal_store.ts";
@@ -116,7 +116,7 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     endpoints: [CORE_ENDPOINTS, ...hookRoutes.map((route) => `POST ${route}`)].join(", "),
   };
   // The one signal this server holds today: every route that reads or changes it is given it.
-  const target: SignalTarget = { store, events: new SignalEvents(store) };
+  const target: SignalTarget = { store, events: new SubscriberHub(store) };
   const metrics = new Metrics(store, options.pluginTypes);
   const originGuard = new OriginGuard(options.allowedOrigins);
 

@@ -4,27 +4,11 @@
  * the config; they are never logged and never shown in `/status`: only their
  * names are, as the actor of a claim.
  */
-import * as v from "valibot";
-import { matchBearer, TokenSourceSchema } from "../web/bearer.ts";
-import { NameSchema } from "../config/schemas.ts";
-import { strictSection } from "../config/validation.ts";
+import { matchBearer } from "../web/bearer.ts";
+import type { NamedToken } from "../config/auth.ts";
 
-export const AuthSchema = strictSection({
-  /** Named tokens; any of them is accepted. */
-  tokens: v.pipe(
-    v.array(strictSection({ name: NameSchema, token: TokenSourceSchema }, "a mapping with name: and token:"), "a list of {name, token}"),
-    v.minLength(1, "at least one token"),
-  ),
-  /** Also require a token to read (GET /, /status, /events, /metrics). Krkn's runner sends none. @default false */
-  protect_reads: v.optional(v.boolean("true or false"), false),
-}, "a mapping with tokens: and protect_reads:");
-
-export type AuthInput = v.InferInput<typeof AuthSchema>;
-
-export interface NamedToken {
-  readonly name: string;
-  readonly token: string;
-}
+export { AuthSchema } from "../config/auth.ts";
+export type { AuthInput, NamedToken } from "../config/auth.ts";
 
 export class Auth {
   readonly #tokens: readonly NamedToken[];

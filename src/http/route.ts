@@ -3,7 +3,7 @@
  * small pieces of routing (405 with `Allow`, 404, path segments, the read guard) they all use.
  */
 import type { IRequest, RequestHandler, RouterType } from "itty-router";
-import type { SignalEvents } from "../push/hub.ts";
+import type { SubscriberHub } from "../push/hub.ts";
 import type { PluginHost, PluginStatus } from "../plugin/host.ts";
 import type { PluginDescription } from "../plugin/api.ts";
 import type { History } from "../state/history.ts";
@@ -28,7 +28,7 @@ export type AppRouter = RouterType<RoutedRequest, [RequestInfo | undefined]>;
 export interface SignalTarget {
   /** Reads (`signal`, `snapshot()`) and changes (`submit`) go to the store; nothing else changes it. */
   readonly store: SignalStore;
-  readonly events: SignalEvents;
+  readonly events: SubscriberHub;
 }
 
 /** What the routes share, whatever signal they act on. */

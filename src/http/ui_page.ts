@@ -130,8 +130,8 @@ export const UI_CSP = [
 const UI_BYTES = new TextEncoder().encode(UI_HTML);
 
 /** `GET|HEAD /ui`. */
-export function uiResponse(head = false): Response {
-  return new Response(head ? null : UI_BYTES.slice(), {
+export function uiResponse(): Response {
+  return new Response(UI_BYTES.slice(), {
     status: 200,
     headers: {
       "content-type": "text/html; charset=utf-8",

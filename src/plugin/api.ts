@@ -34,7 +34,7 @@ export interface SourceContext {
   /** The plugin's name: its claims appear under it in `/status`. */
   readonly name: string;
   /** Aborted on shutdown: pass it to fetch, timers and watchers. */
-  readonly signal: AbortSignal;
+  readonly abort: AbortSignal;
   /**
    * Reports this source's opinion; resolves with the effective signal afterwards. A PAUSE or STOP
    * is in effect before this returns; a RUN once it is saved (it rejects when it could not be:
@@ -83,7 +83,7 @@ export interface Plugin {
   /** The plugin type, such as `file` or `prometheus`. */
   readonly kind: string;
   /**
-   * A source's main loop: runs until `context.signal` aborts. A rejection
+   * A source's main loop: runs until `context.abort` aborts. A rejection
    * means the source failed: it is reported and restarted with backoff.
    */
   run?(context: SourceContext): Promise<void>;

@@ -188,7 +188,7 @@ export class PluginHost {
     };
     const context: SourceContext = {
       name: plugin.name,
-      signal: this.#controller.signal,
+      abort: this.#controller.signal,
       claim: (state, reason, options) => submitted(store.claim(plugin.name, state, reason, bounded(options))),
       release: (reason, options) => submitted(store.release(plugin.name, reason, bounded(options))),
       warn: (problem) => {

@@ -24,7 +24,7 @@
  * changes it missed are not replayed: they are coalesced into the latest
  * state, because a chaos runner only acts on the signal as it is now.
  */
-import type { SignalEvents, SignalState } from "./hub.ts";
+import type { SubscriberHub, SignalVersion } from "./hub.ts";
 
 /** The browser's EventSource (and our client) waits this long before reconnecting. */
 export const RETRY_MS = 1000;
@@ -50,20 +50,17 @@ export interface EventStreamOptions {
   /** The request's `Last-Event-ID` header, if any. */
   readonly lastEventId: string | null;
   readonly heartbeatMs: number;
-  /** HEAD: the headers only, and no subscription. */
-  readonly head?: boolean;
   /** The request's signal: aborted when the client goes away (the runtimes also cancel the body). */
   readonly abort?: AbortSignal;
 }
 
 const encoder = new TextEncoder();
 
-function signalEvent(events: SignalEvents, state: SignalState): Uint8Array {
+function signalEvent(events: SubscriberHub, state: SignalVersion): Uint8Array {
   return encoder.encode(`id: ${events.eventId(state)}\nevent: signal\ndata: ${state.signal}\n\n`);
 }
 
-export function eventStreamResponse(events: SignalEvents, options: EventStreamOptions): Response {
-  if (options.head) return new Response(null, { headers: EVENT_STREAM_HEADERS });
+export function eventStreamResponse(events: SubscriberHub, options: EventStreamOptions): Response {
   let end = () => {};
   const body = new ReadableStream<Uint8Array>({
     // start() runs synchronously inside the constructor: no change can slip in

@@ -11,7 +11,7 @@ import type { SignalFeed } from "../core/events.ts";
 import type { Signal } from "../core/signal.ts";
 
 /** The effective signal and the change counter it belongs to. */
-export interface SignalState {
+export interface SignalVersion {
   readonly signal: Signal;
   /** The arbiter's change counter: 0 until the first change, then one more per change. */
   readonly seq: number;
@@ -19,7 +19,7 @@ export interface SignalState {
 
 export interface Subscriber {
   /** The effective signal changed. Called synchronously, once per change, in order. */
-  change(state: SignalState): void;
+  change(state: SignalVersion): void;
   /** The hub is closing (the server shuts down): answer or end the response now. */
   close(): void;
 }
@@ -34,7 +34,7 @@ export interface SubscriberCounts {
   readonly longPolls: number;
 }
 
-export class SignalEvents {
+export class SubscriberHub {
   readonly #arbiter: SignalFeed;
   readonly #subscribers = { stream: new Set<Subscriber>(), longPoll: new Set<Subscriber>() };
   readonly #unsubscribe: () => void;
@@ -68,13 +68,13 @@ export class SignalEvents {
   }
 
   /** The current signal, consistent with the changes subscribers are told of. */
-  current(): SignalState {
+  current(): SignalVersion {
     const { signal, seq } = this.#arbiter.snapshot();
     return { signal, seq };
   }
 
   /** The id of the event that carries `state`: `<seq>@<instance>`, e.g. `3@9f86d081`. */
-  eventId(state: SignalState): string {
+  eventId(state: SignalVersion): string {
     return `${state.seq}@${this.instance}`;
   }
 

@@ -10,7 +10,7 @@
  */
 import * as v from "valibot";
 import { formatDuration, parseDuration } from "../config/duration.ts";
-import type { SignalEvents } from "./hub.ts";
+import type { SubscriberHub } from "./hub.ts";
 import { HttpError } from "../web/response.ts";
 import { parseSignal, type Signal } from "../core/signal.ts";
 import { issueLine, looseSection, parsedBy } from "../config/validation.ts";
@@ -68,7 +68,7 @@ export function longPollFromQuery(query: Record<string, unknown>): LongPoll | un
  * when `waitMs` has passed, the hub closes (shutdown) or `abort` fires (the
  * client went away). Never rejects.
  */
-export function waitForChange(events: SignalEvents, poll: LongPoll, abort?: AbortSignal): Promise<Signal> {
+export function waitForChange(events: SubscriberHub, poll: LongPoll, abort?: AbortSignal): Promise<Signal> {
   return new Promise((resolve) => {
     const current = events.current().signal;
     if (current !== poll.since || poll.waitMs === 0 || events.closed || abort?.aborted) return resolve(current);

@@ -9,7 +9,7 @@
 import { HttpError } from "./response.ts";
 
 /** The documented default limit for request bodies: 64 KiB. */
-export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+export { DEFAULT_MAX_BODY_BYTES } from "../config/schemas.ts";
 
 export async function readBoundedBody(request: Request, maxBytes: number): Promise<Uint8Array> {
   const tooLarge = () =>

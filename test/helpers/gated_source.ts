@@ -10,7 +10,7 @@ export function gatedSource(name: string): { plugin: Plugin; release: () => void
     async run(context) {
       await gate;
       context.observe({ ok: true });
-      await new Promise((resolve) => context.signal.addEventListener("abort", resolve, { once: true }));
+      await new Promise((resolve) => context.abort.addEventListener("abort", resolve, { once: true }));
     },
   };
   return { plugin, release: () => open() };

@@ -1,0 +1,40 @@
+/**
+ * Where a bearer token comes from in the config: inline, an environment variable or a file
+ * (Kubernetes secrets). Read once at start, trimmed, never shown.
+ */
+import process from "node:process";
+import { readFileSync } from "node:fs";
+import * as v from "valibot";
+
+/** Where a token comes from: inline, an environment variable or a file (Kubernetes secrets). */
+export const TokenSourceSchema = v.pipe(
+  v.union([
+    v.strictObject({ env: v.pipe(v.string("a variable name"), v.nonEmpty("a variable name")) }),
+    v.strictObject({ file: v.pipe(v.string("a file path"), v.nonEmpty("a file path")) }),
+    v.strictObject({ value: v.pipe(v.string("a token"), v.minLength(8, "a token of 8 or more characters")) }),
+  ], "{env: VARIABLE} or {file: PATH} or {value: TOKEN of 8 or more characters}"),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const source = dataset.value;
+    let token: string | undefined;
+    // Trimmed wherever it comes from: a Kubernetes secret made from a file that `echo` wrote ends
+    // in a newline, and a header token never holds one, so an untrimmed token could never match.
+    if ("env" in source) token = process.env[source.env]?.trim();
+    else if ("file" in source) {
+      try {
+        token = readFileSync(source.file, "utf8").trim();
+      } catch (error) {
+        addIssue({ message: `a readable token file (${(error as { code?: string }).code ?? error})` });
+        return NEVER;
+      }
+    } else token = source.value.trim();
+    if (!token || token.length < 8) {
+      addIssue({ message: "a token of 8 or more characters (the variable or file is empty or too short)" });
+      return NEVER;
+    }
+    if (/\s/.test(token)) {
+      addIssue({ message: "a token without blanks inside (Authorization: Bearer cannot carry them)" });
+      return NEVER;
+    }
+    return token;
+  }),
+);
