@@ -20,6 +20,7 @@ import { initialSnapshot, MANUAL_SOURCE, type Snapshot, type View } from "../cor
 import { checkChange, transition } from "../core/transition.ts";
 import { isNewer, type Revision, type StateBackend } from "./backend.ts";
 import { MemoryBackend } from "./memory_backend.ts";
+import { Backoff } from "../util/backoff.ts";
 
 /** How long a change toward RUN may wait for its commit (turn in the queue included) before it is refused. */
 export const DEFAULT_SAVE_TIMEOUT_MS = 5000;
@@ -105,7 +106,7 @@ export class SignalStore implements SignalFeed {
   #error: string | null = null;
   #since: Date | null = null;
   #failures = 0;
-  #failuresInARow = 0;
+  #retryBackoff: Backoff | undefined;
   #retry: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   readonly #abort = new AbortController();
@@ -362,9 +363,8 @@ export class SignalStore implements SignalFeed {
     this.#dirty = true;
     this.#options.onFailure?.(error);
     if (!retry || this.#retry || this.#closed) return;
-    const base = this.#options.retryMs ?? 500;
-    const delay = Math.min(base * 2 ** this.#failuresInARow, this.#options.maxRetryMs ?? 10_000);
-    this.#failuresInARow += 1;
+    this.#retryBackoff ??= new Backoff({ initialMs: this.#options.retryMs ?? 500, maxMs: this.#options.maxRetryMs ?? 10_000 });
+    const delay = this.#retryBackoff.next();
     this.#retry = setTimeout(() => {
       this.#retry = undefined;
       if (!this.#closed) this.#scheduleSave().catch(ignore);
@@ -378,7 +378,7 @@ export class SignalStore implements SignalFeed {
     this.#saved = true;
     this.#error = null;
     this.#since = null;
-    this.#failuresInARow = 0;
+    this.#retryBackoff?.reset();
     if (this.#retry) clearTimeout(this.#retry);
     this.#retry = undefined;
   }
