@@ -24,6 +24,7 @@ export class EtcdBackend implements StateBackend {
   readonly client: EtcdClient;
   readonly key: string;
   readonly maxStalenessMs: number;
+  readonly failClosed = true;
   readonly #now: () => Date;
   #lastContact: Date | null = null;
   #lastError: string | null = null;
