@@ -44,7 +44,7 @@ process.on("exit", () => {
 
 export async function startEtcd(size = 3, options: { timeoutMs?: number } = {}): Promise<EtcdCluster> {
   const dir = tempDir("etcd-");
-  const ports = [];
+  const ports: { client: number; peer: number }[] = [];
   for (let i = 0; i < size; i++) ports.push({ client: await freePort(), peer: await freePort() });
   const names = ports.map((_, i) => `m${i}`);
   const initialCluster = ports.map((p, i) => `${names[i]}=http://127.0.0.1:${p.peer}`).join(",");
@@ -59,7 +59,7 @@ export async function startEtcd(size = 3, options: { timeoutMs?: number } = {}):
       "--initial-advertise-peer-urls", `http://127.0.0.1:${p.peer}`,
       "--initial-cluster", initialCluster,
       "--initial-cluster-state", "new",
-      "--initial-cluster-token", `test-${p.client}`,
+      "--initial-cluster-token", `test-${ports[0]!.client}`,
       // Quick elections on loopback.
       "--heartbeat-interval", "50",
       "--election-timeout", "500",

@@ -14,7 +14,11 @@ export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
  * or with CHAOS_SIGNAL_UNDER_TEST=binary the compiled binary (a Bun program),
  * or =single-file the bundled dist/chaos-signal.js (`npm run build` makes both).
  */
-export function runtimeCommand(): { command: string; args: string[]; name: "deno" | "bun" } {
+export function runtimeCommand(other?: "deno" | "bun"): { command: string; args: string[]; name: "deno" | "bun" } {
+  if (other !== undefined && other !== runtime().name) {
+    // The other runtime, from the project's own install: replicas mixing Deno and Bun.
+    return { command: `${ROOT}node_modules/.bin/${other}`, args: other === "deno" ? ["run", "-A", "mod.ts"] : ["run", "mod.ts"], name: other };
+  }
   const { name } = runtime();
   const underTest = process.env.CHAOS_SIGNAL_UNDER_TEST;
   if (underTest === "binary") return { command: `${ROOT}dist/chaos-signal`, args: [], name: "bun" };
@@ -48,8 +52,8 @@ function collect(child: ChildProcess) {
 }
 
 /** `launcher` runs the server through another program, such as `["prlimit", "--nofile=256:256", "--"]`. */
-function spawnServer(flags: string[], env: Record<string, string> = {}, launcher: string[] = []): ChildProcess {
-  const { command, args } = runtimeCommand();
+function spawnServer(flags: string[], env: Record<string, string> = {}, launcher: string[] = [], other?: "deno" | "bun"): ChildProcess {
+  const { command, args } = runtimeCommand(other);
   const [program, ...programArgs] = [...launcher, command, ...args, ...flags];
   return spawn(program!, programArgs, {
     cwd: ROOT,
@@ -61,7 +65,7 @@ function spawnServer(flags: string[], env: Record<string, string> = {}, launcher
 /** Starts a server on 127.0.0.1 and a free port (unless the flags say otherwise). */
 export async function startServer(
   flags: string[] = [],
-  options: { env?: Record<string, string>; timeoutMs?: number; launcher?: string[] } = {},
+  options: { env?: Record<string, string>; timeoutMs?: number; launcher?: string[]; runtime?: "deno" | "bun" } = {},
 ): Promise<ServerProcess> {
   const defaults = [
     ...(flags.some((f) => f.startsWith("--address") || f === "-a") ? [] : ["--address", "127.0.0.1"]),
@@ -69,7 +73,7 @@ export async function startServer(
     // Servers of different tests share a working directory: no shared state file unless asked.
     ...(flags.some((f) => f.startsWith("--state-file")) ? [] : ["--state-file", "none"]),
   ];
-  const child = spawnServer([...defaults, ...flags], options.env, options.launcher);
+  const child = spawnServer([...defaults, ...flags], options.env, options.launcher, options.runtime);
   const { output, exited } = collect(child);
   const deadline = Date.now() + (options.timeoutMs ?? 20_000);
   let match: RegExpMatchArray | null = null;
