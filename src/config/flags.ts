@@ -19,6 +19,7 @@ Flags (they override environment variables, which override the config file):
                         the signal besides the server's own (default none) [env CHAOS_SIGNAL_ALLOWED_ORIGINS]
       --store TYPE      file (default) or etcd: one signal shared by replicas [env CHAOS_SIGNAL_STORE]
       --etcd-endpoints LIST  etcd client URLs, comma-separated     [env CHAOS_SIGNAL_ETCD_ENDPOINTS]
+      --etcd-prefix KEY the etcd key prefix (default /chaos-signal/default) [env CHAOS_SIGNAL_ETCD_PREFIX]
   -h, --help            print this help
   -V, --version         print the version
 `;
@@ -32,6 +33,7 @@ const OPTIONS = {
   "allowed-origins": { type: "string" },
   store: { type: "string" },
   "etcd-endpoints": { type: "string" },
+  "etcd-prefix": { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const;
@@ -68,6 +70,7 @@ export function readFlags(argv: readonly string[]): CliFlags {
       allowedOrigins: values["allowed-origins"] as string | undefined,
       store: values.store as string | undefined,
       etcdEndpoints: values["etcd-endpoints"] as string | undefined,
+      etcdPrefix: values["etcd-prefix"] as string | undefined,
     },
   };
 }

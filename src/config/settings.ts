@@ -123,12 +123,13 @@ export const SETTING_RULES: Record<StringSetting, string> = {
   allowedOrigins: ALLOWED_ORIGINS_TEXT_RULE,
   store: STORE_RULE,
   etcdEndpoints: ETCD_ENDPOINTS_RULE,
+  etcdPrefix: ETCD_PREFIX_RULE,
 };
 
 /** The settings that flags and environment variables can give as strings. */
 export type StringSetting = Exclude<
   keyof Settings,
-  "sources" | "relays" | "auth" | "onUnreadableState" | "idleTimeoutMs" | "pluginModules" | "etcdPrefix" | "maxStalenessMs" | "etcdUsername" | "etcdPassword" | "etcdPasswordFile"
+  "sources" | "relays" | "auth" | "onUnreadableState" | "idleTimeoutMs" | "pluginModules" | "maxStalenessMs" | "etcdUsername" | "etcdPassword" | "etcdPasswordFile"
 >;
 
 const HOST_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
@@ -162,11 +163,13 @@ export const EtcdEndpointsTextSchema = v.pipe(
   EtcdEndpointsSchema,
 );
 
+export const EtcdPrefixSchema = v.pipe(v.string(ETCD_PREFIX_RULE), v.trim(), v.regex(/^\/\S*$/, ETCD_PREFIX_RULE));
+
 /** `chaos_signal.store`. */
 const StoreSection = strictSection({
   type: v.optional(StoreSchema),
   endpoints: v.optional(EtcdEndpointsSchema),
-  prefix: v.optional(v.pipe(v.string(ETCD_PREFIX_RULE), v.trim(), v.regex(/^\/\S*$/, ETCD_PREFIX_RULE))),
+  prefix: v.optional(EtcdPrefixSchema),
   max_staleness: v.optional(durationSchema(300, 600_000)),
   username: v.optional(v.pipe(v.string("an etcd user name"), v.nonEmpty("an etcd user name"))),
   password: v.optional(v.string("the etcd user's password")),
@@ -265,6 +268,7 @@ export const ENV_VARS = {
   CHAOS_SIGNAL_ALLOWED_ORIGINS: "allowedOrigins",
   CHAOS_SIGNAL_STORE: "store",
   CHAOS_SIGNAL_ETCD_ENDPOINTS: "etcdEndpoints",
+  CHAOS_SIGNAL_ETCD_PREFIX: "etcdPrefix",
 } as const satisfies Record<string, StringSetting>;
 
 /** Names the config file; read before the file itself, so not a setting. */
@@ -279,6 +283,7 @@ const LayerSchemas = {
   allowedOrigins: AllowedOriginsTextSchema,
   store: StoreSchema,
   etcdEndpoints: EtcdEndpointsTextSchema,
+  etcdPrefix: EtcdPrefixSchema,
 } satisfies Record<StringSetting, v.GenericSchema>;
 
 /** Validates string values from env or flags; `label` names each key as the user typed it. */

@@ -62,6 +62,18 @@ function spawnServer(flags: string[], env: Record<string, string> = {}, launcher
   });
 }
 
+let etcdPrefixes = 0;
+
+/**
+ * With CHAOS_SIGNAL_TEST_ETCD=<endpoints> (run_all's etcd-* runs), servers keep their signal in
+ * that etcd, each under its own prefix, unless a test asks for a state file or a store itself.
+ */
+function etcdStoreFlags(flags: string[]): string[] {
+  const endpoints = process.env.CHAOS_SIGNAL_TEST_ETCD;
+  if (!endpoints || flags.some((f) => /^--(state-file|store|etcd-)/.test(f))) return [];
+  return ["--store", "etcd", "--etcd-endpoints", endpoints, "--etcd-prefix", `/conformance/${process.pid}-${Date.now()}-${++etcdPrefixes}`];
+}
+
 /** Starts a server on 127.0.0.1 and a free port (unless the flags say otherwise). */
 export async function startServer(
   flags: string[] = [],
@@ -72,6 +84,7 @@ export async function startServer(
     ...(flags.some((f) => f.startsWith("--port") || f === "-p") ? [] : ["--port", "0"]),
     // Servers of different tests share a working directory: no shared state file unless asked.
     ...(flags.some((f) => f.startsWith("--state-file")) ? [] : ["--state-file", "none"]),
+    ...etcdStoreFlags(flags),
   ];
   const child = spawnServer([...defaults, ...flags], options.env, options.launcher, options.runtime);
   const { output, exited } = collect(child);
