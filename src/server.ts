@@ -131,6 +131,8 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
   try {
     saved = await backend.load();
   } catch (error) {
+    // A replica that cannot reach etcd does not start (its orchestrator retries): one line, exit 2.
+    if (etcdBackend) throw new StateWriteError(`store etcd: cannot read ${etcdBackend.key} (${(error as Error).message})`, { cause: error });
     if (!(error instanceof StateFileError) || !fileBackend) throw error;
     const aside = await fileBackend.setAside().catch(() => undefined);
     const moved = aside ? `; the file was moved to ${aside}` : "";
@@ -178,6 +180,7 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
   try {
     await store.flush({ always: true });
   } catch (error) {
+    if (etcdBackend) throw new StateWriteError(`store etcd: cannot write ${etcdBackend.key} (${(error as Error).message ?? error})`, { cause: error });
     throw new StateWriteError(`--state-file ${backend.where}: cannot write it (${(error as { code?: string }).code ?? error}); give a writable place, or none`, { cause: error });
   }
 

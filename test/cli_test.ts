@@ -183,3 +183,13 @@ test("the README's start command serves RUN at http://127.0.0.1:8081/", async ()
     clearTimeout(killer);
   }
 });
+
+test("store etcd: without endpoints, or with no etcd answering, exits 2 with one line (no stack trace)", async () => {
+  const none = await runCli(["--store", "etcd"]);
+  assert.equal(none.code, 2);
+  assert.deepEqual(lines(none.output), ["chaos-signal: store etcd: needs endpoints (chaos_signal.store.endpoints, --etcd-endpoints or CHAOS_SIGNAL_ETCD_ENDPOINTS)"]);
+  const down = await runCli(["--store", "etcd", "--etcd-endpoints", "http://127.0.0.1:1"]);
+  assert.equal(down.code, 2, down.output);
+  assert.equal(lines(down.output).length, 1, down.output);
+  assert.match(down.output, /^chaos-signal: store etcd: cannot read \/chaos-signal\/default\/signals\/default\/state \(http:\/\/127\.0\.0\.1:1: /);
+});
