@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 import { initialSnapshot, MANUAL_SOURCE } from "../mod.ts";
 import { transition } from "../src/core/transition.ts";
@@ -58,4 +60,33 @@ test("EtcdBackend: no endpoint answers → a commit rejects within its bound, he
   await assert.rejects(backend.commit("0", paused()));
   assert.equal(backend.health().current, false);
   assert.match(backend.health().detail ?? "", /no contact with etcd/);
+});
+
+test("EtcdBackend: a watch stream that goes quiet (its member hangs) misses nothing: the periodic read delivers the commit", async () => {
+  // An "etcd member" that opens the watch stream and then says nothing more, and never answers a read.
+  const hung = createServer((request, response) => {
+    if (request.url === "/v3/watch") {
+      response.writeHead(200, { "content-type": "application/json" });
+      response.write('{"result":{"header":{"revision":"1"},"created":true}}\n');
+    }
+  });
+  await new Promise<void>((resolve) => hung.listen(0, "127.0.0.1", resolve));
+  const port = (hung.address() as AddressInfo).port;
+  const prefix = `/test/quiet-${Date.now()}`;
+  const writer = new EtcdBackend({ endpoints: etcd.endpoints, prefix, maxStalenessMs: 1500 });
+  const reader = new EtcdBackend({ endpoints: [`http://127.0.0.1:${port}`, ...etcd.endpoints], prefix, maxStalenessMs: 1500 });
+  const seen: string[] = [];
+  const abort = new AbortController();
+  reader.watch((snapshot) => seen.push(snapshot.signal), abort.signal);
+  try {
+    const committed = await writer.commit("0", paused());
+    assert.ok(committed.ok);
+    await waitFor(() => seen.length > 0, "the reader to learn of the commit", 5000);
+    assert.deepEqual(seen, ["PAUSE"]);
+  } finally {
+    abort.abort();
+    reader.close();
+    hung.closeAllConnections?.();
+    hung.close();
+  }
 });

@@ -122,14 +122,14 @@ export class EtcdClient {
         signal: controller.signal,
       });
     } catch (error) {
-      this.#rotate();
+      this.rotate();
       throw new EtcdError(`${redact(endpoint)}: ${describe(error)}`);
     }
     // Connected: from now on only the caller's abort ends the stream.
     connect.removeEventListener("abort", onAbort);
     abort.addEventListener("abort", onAbort, { once: true });
     if (!response.ok || !response.body) {
-      this.#rotate();
+      this.rotate();
       await response.body?.cancel().catch(() => {});
       throw new EtcdError(`${redact(endpoint)}: watch answered ${response.status}`);
     }
@@ -155,7 +155,7 @@ export class EtcdClient {
       }
     } catch (error) {
       if (abort.aborted) return;
-      this.#rotate();
+      this.rotate();
       throw error instanceof EtcdError ? error : new EtcdError(`${redact(endpoint)}: ${describe(error)}`);
     } finally {
       abort.removeEventListener("abort", onAbort);
@@ -172,13 +172,14 @@ export class EtcdClient {
       } catch (error) {
         if (abort?.aborted) throw error;
         failures.push(`${redact(endpoint)}: ${describe(error)}`);
-        this.#rotate();
+        this.rotate();
       }
     }
     throw new EtcdError(failures.join("; "));
   }
 
-  #rotate(): void {
+  /** Moves to the next endpoint (after a failure, or a stream that went quiet). */
+  rotate(): void {
     this.#preferred = (this.#preferred + 1) % this.endpoints.length;
   }
 

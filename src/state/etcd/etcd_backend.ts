@@ -31,6 +31,9 @@ export class EtcdBackend implements StateBackend {
   #revision: Revision = "0";
   readonly #abort = new AbortController();
   #probe: ReturnType<typeof setInterval> | undefined;
+  #onChange: ((snapshot: Snapshot, revision: Revision) => void) | undefined;
+  /** Ends the current watch stream (the loop reconnects, on the next endpoint). */
+  #restartWatch: AbortController | undefined;
 
   constructor(options: EtcdBackendOptions) {
     this.client = new EtcdClient({ timeoutMs: Math.max(500, (options.maxStalenessMs ?? 3000) / 2), ...options });
@@ -73,8 +76,9 @@ export class EtcdBackend implements StateBackend {
 
   watch(onChange: (snapshot: Snapshot, revision: Revision) => void, abort: AbortSignal): void {
     const stop = AbortSignal.any([abort, this.#abort.signal]);
+    this.#onChange = onChange;
     this.#startProbe(stop);
-    void this.#watchLoop(onChange, stop);
+    void this.#watchLoop(stop);
   }
 
   health(): BackendHealth {
@@ -109,8 +113,15 @@ export class EtcdBackend implements StateBackend {
       if (running || stop.aborted) return;
       running = true;
       try {
-        await this.client.get(this.key);
+        const { kv } = await this.client.get(this.key);
         this.#contact();
+        if (kv && Number(kv.modRevision) > Number(this.#revision)) {
+          // The watch missed a commit (its member hangs without closing the stream): deliver it
+          // from here, and reconnect the watch elsewhere.
+          this.#deliver(kv.value, kv.modRevision);
+          this.client.rotate();
+          this.#restartWatch?.abort();
+        }
       } catch (error) {
         this.#lastError = (error as Error).message;
       } finally {
@@ -122,23 +133,29 @@ export class EtcdBackend implements StateBackend {
     stop.addEventListener("abort", () => clearInterval(this.#probe), { once: true });
   }
 
-  async #watchLoop(onChange: (snapshot: Snapshot, revision: Revision) => void, stop: AbortSignal): Promise<void> {
+  /** Tells the store of a commit made elsewhere, once, in revision order. */
+  #deliver(value: string, revision: Revision): void {
+    if (Number(revision) <= Number(this.#revision)) return;
+    let snapshot: Snapshot;
+    try {
+      snapshot = parseStateFile(value).snapshot;
+    } catch (error) {
+      this.#lastError = `unreadable state in etcd: ${(error as Error).message}`;
+      return;
+    }
+    this.#seen(revision);
+    this.#onChange?.(snapshot, revision);
+  }
+
+  async #watchLoop(stop: AbortSignal): Promise<void> {
     const backoff = new Backoff({ initialMs: 100, maxMs: 2000 });
     while (!stop.aborted) {
+      const restart = this.#restartWatch = new AbortController();
       try {
         await this.client.watch(this.key, String(Number(this.#revision) + 1), (kv) => {
           backoff.reset();
-          if (Number(kv.modRevision) <= Number(this.#revision)) return;
-          let snapshot: Snapshot;
-          try {
-            snapshot = parseStateFile(kv.value).snapshot;
-          } catch (error) {
-            this.#lastError = `unreadable state in etcd: ${(error as Error).message}`;
-            return;
-          }
-          this.#seen(kv.modRevision);
-          onChange(snapshot, kv.modRevision);
-        }, stop);
+          this.#deliver(kv.value, kv.modRevision);
+        }, AbortSignal.any([stop, restart.signal]));
       } catch (error) {
         this.#lastError = (error as Error).message;
       }
