@@ -4,6 +4,7 @@
  * Every call is bounded in time and tries the endpoints in turn, starting with the last that answered.
  */
 import { Buffer } from "node:buffer";
+import { fetchText } from "../../util/fetch.ts";
 
 /** One key as etcd returns it, decoded. */
 export interface EtcdKeyValue {
@@ -194,10 +195,16 @@ export class EtcdClient {
   }
 
   async #post(endpoint: string, path: string, request: unknown, headers: Record<string, string>, abort?: AbortSignal): Promise<Record<string, unknown>> {
-    const signal = abort ? AbortSignal.any([abort, AbortSignal.timeout(this.#timeoutMs)]) : AbortSignal.timeout(this.#timeoutMs);
-    const response = await fetch(`${endpoint}${path}`, { method: "POST", headers, body: JSON.stringify(request), signal });
-    const text = await response.text();
-    if (text.length > this.#maxBytes) throw new EtcdError(`answer over ${this.#maxBytes} bytes`);
+    // Bounded in time (connect to last byte) and size: the project's one way to fetch.
+    const response = await fetchText(`${endpoint}${path}`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify(request),
+      timeoutMs: this.#timeoutMs,
+      maxBytes: this.#maxBytes,
+      ...(abort ? { abort } : {}),
+    });
+    const text = response.text;
     if (!response.ok) {
       // An expired token: authenticate again next time.
       if (response.status === 401) this.#token = undefined;
