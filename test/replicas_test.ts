@@ -44,8 +44,10 @@ test("replicas: POST /STOP on one replica → every replica serves STOP; kill -9
   for (const r of replicas) assert.equal(await signalOf(r), "RUN");
   const ack = await post(a, "STOP");
   assert.equal(ack.status, 200, await ack.text());
+  const ackedAt = performance.now();
   const killed = a.stop("SIGKILL");
-  for (const r of [b, c]) await waitFor(async () => (await signalOf(r)) === "STOP", { what: "STOP on the other replicas", timeoutMs: 5000, diagnose });
+  for (const r of [b, c]) await waitFor(async () => (await signalOf(r)) === "STOP", { what: "STOP on the other replicas", timeoutMs: 5000, intervalMs: 5, diagnose });
+  console.log(`replicas: STOP served by the other two replicas ${(performance.now() - ackedAt).toFixed(0)} ms after the ack`);
   await killed;
   const restarted = await replica(here);
   replicas[0] = restarted;
@@ -66,6 +68,7 @@ test("replicas: two of three etcd members frozen → every replica serves PAUSE 
     for (const r of replicas) {
       await waitFor(async () => (await signalOf(r)) === "PAUSE", { what: "PAUSE while cut off", timeoutMs: MAX_STALENESS_MS + 1000 - (Date.now() - frozenAt), intervalMs: 50, diagnose });
     }
+    console.log(`replicas: every replica served PAUSE ${Date.now() - frozenAt} ms after two of three members froze (max_staleness ${MAX_STALENESS_MS} ms)`);
     for (const r of replicas) {
       const ready = await fetch(`${r.url}/readyz`);
       assert.equal(ready.status, 503);
