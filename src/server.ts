@@ -15,6 +15,9 @@ import { mergeSettings, type Settings, type SettingsLayer } from "./config/setti
 import type { StateBackend } from "./state/backend.ts";
 import { FileBackend } from "./state/file_backend.ts";
 import { MemoryBackend } from "./state/memory_backend.ts";
+import { EtcdBackend } from "./state/etcd/etcd_backend.ts";
+import { redact } from "./state/etcd/client.ts";
+import { readFile } from "node:fs/promises";
 import { StateFileError } from "./state/state_file.ts";
 import { SignalStore } from "./state/signal_store.ts";
 import { PauseExpiry } from "./state/expiry.ts";
@@ -24,6 +27,7 @@ import type { Plugin } from "./plugin/api.ts";
 import { Auth } from "./http/auth.ts";
 import { createHandler, type SignalHandler } from "./http/app.ts";
 import type { SubscriberCounts } from "./push/hub.ts";
+import type { StoreStatus } from "./http/status.ts";
 import { alertmanagerSource, fileSource, prometheusSource, relay, webhookSource } from "../plugins/mod.ts";
 import { BUILTIN_REGISTRY, type PluginRegistry, pluginsFromConfig } from "./plugin/registry.ts";
 import { VERSION } from "./version.ts";
@@ -74,6 +78,40 @@ export function stateFileOf(settings: Settings): string | undefined {
   return /^(none|off)$/i.test(settings.stateFile) ? undefined : settings.stateFile;
 }
 
+/** `store: etcd`: the backend on the configured endpoints (a password file is read now). */
+async function etcdBackendOf(settings: Settings): Promise<EtcdBackend> {
+  if (settings.etcdEndpoints.length === 0) throw new StateWriteError("store etcd: needs endpoints (chaos_signal.store.endpoints, --etcd-endpoints or CHAOS_SIGNAL_ETCD_ENDPOINTS)");
+  let password = settings.etcdPassword;
+  if (settings.etcdPasswordFile !== undefined) {
+    try {
+      password = (await readFile(settings.etcdPasswordFile, "utf8")).trim();
+    } catch (error) {
+      throw new StateWriteError(`store.password_file ${settings.etcdPasswordFile}: cannot read it (${(error as { code?: string }).code ?? error})`);
+    }
+  }
+  return new EtcdBackend({
+    endpoints: settings.etcdEndpoints,
+    prefix: settings.etcdPrefix,
+    maxStalenessMs: settings.maxStalenessMs,
+    ...(settings.etcdUsername === undefined ? {} : { username: settings.etcdUsername }),
+    ...(password === undefined ? {} : { password }),
+  });
+}
+
+/** `/status`'s `store`: where the signal is shared, and whether this replica is current with it. */
+function storeStatus(backend: EtcdBackend, store: SignalStore): StoreStatus {
+  const health = backend.health();
+  return {
+    type: "etcd",
+    endpoints: backend.client.endpoints.map(redact),
+    key: backend.key,
+    current: store.current,
+    last_contact: health.lastContact?.toISOString() ?? null,
+    revision: store.revision,
+    ...(health.detail === undefined ? {} : { detail: health.detail }),
+  };
+}
+
 const quiet: Logger = { info: () => {}, error: () => {} };
 
 export async function createServer(options: ServerOptions = {}): Promise<ChaosSignalServer> {
@@ -82,8 +120,9 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
   const now = options.now ?? (() => new Date());
   const plugins = options.plugins ?? pluginsFromConfig(settings, options.registry ?? BUILTIN_REGISTRY);
   const stateFile = stateFileOf(settings);
-  const fileBackend = options.backend ? undefined : stateFile === undefined ? undefined : new FileBackend(stateFile);
-  const backend: StateBackend = options.backend ?? fileBackend ?? new MemoryBackend();
+  const etcdBackend = options.backend || settings.store !== "etcd" ? undefined : await etcdBackendOf(settings);
+  const fileBackend = options.backend || etcdBackend ? undefined : stateFile === undefined ? undefined : new FileBackend(stateFile);
+  const backend: StateBackend = options.backend ?? etcdBackend ?? fileBackend ?? new MemoryBackend();
 
   // The saved state, if it can be read. A file that cannot be read starts the server paused, set
   // aside for inspection: a crash must never turn PAUSE or STOP into RUN.
@@ -92,6 +131,8 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
   try {
     saved = await backend.load();
   } catch (error) {
+    // A replica that cannot reach etcd does not start (its orchestrator retries): one line, exit 2.
+    if (etcdBackend) throw new StateWriteError(`store etcd: cannot read ${etcdBackend.key} (${(error as Error).message})`, { cause: error });
     if (!(error instanceof StateFileError) || !fileBackend) throw error;
     const aside = await fileBackend.setAside().catch(() => undefined);
     const moved = aside ? `; the file was moved to ${aside}` : "";
@@ -139,6 +180,7 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
   try {
     await store.flush({ always: true });
   } catch (error) {
+    if (etcdBackend) throw new StateWriteError(`store etcd: cannot write ${etcdBackend.key} (${(error as Error).message ?? error})`, { cause: error });
     throw new StateWriteError(`--state-file ${backend.where}: cannot write it (${(error as { code?: string }).code ?? error}); give a writable place, or none`, { cause: error });
   }
 
@@ -157,7 +199,8 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
     now,
     maxBodyBytes: settings.maxBodyBytes,
     allowedOrigins: settings.allowedOrigins,
-    ...(fileBackend ? { stateHealth: () => store.health() } : {}),
+    ...(fileBackend || etcdBackend ? { stateHealth: () => store.health() } : {}),
+    ...(etcdBackend ? { storeHealth: () => storeStatus(etcdBackend, store) } : {}),
     ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
     onError: (error, request) => log.error(`${request.method} ${request.url} failed: ${(error as Error)?.stack ?? error}`),
   });
@@ -183,6 +226,7 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
       // A claim whose save is still under way is written before the end (within the grace).
       await Promise.allSettled([host.stop(graceMs / 2), store.close(graceMs * 0.8)]);
       await Promise.race([history.flushed(), new Promise((resolve) => setTimeout(resolve, graceMs / 2).unref?.())]);
+      etcdBackend?.close();
     },
   };
 }

@@ -31,7 +31,7 @@ async function asyncErrorOf(promise: Promise<unknown>): Promise<string> {
 }
 
 test("defaults are Krkn's: 0.0.0.0:8081, RUN", () => {
-  assert.deepEqual(mergeSettings(), { port: 8081, address: "0.0.0.0", state: "RUN", maxBodyBytes: 65536, stateFile: ".chaos-signal/state.json", onUnreadableState: "pause", sources: [], relays: [], auth: { tokens: [], protectReads: false }, allowedOrigins: [], idleTimeoutMs: 30_000, pluginModules: [] });
+  assert.deepEqual(mergeSettings(), { port: 8081, address: "0.0.0.0", state: "RUN", maxBodyBytes: 65536, stateFile: ".chaos-signal/state.json", onUnreadableState: "pause", sources: [], relays: [], auth: { tokens: [], protectReads: false }, allowedOrigins: [], idleTimeoutMs: 30_000, pluginModules: [], store: "file", etcdEndpoints: [], etcdPrefix: "/chaos-signal/default", maxStalenessMs: 3000 });
   assert.deepEqual(mergeSettings(), DEFAULT_SETTINGS);
 });
 
@@ -62,7 +62,7 @@ test("invalid config values name the file, the key, the value and what is allowe
     [{ kraken: { signal_state: "GO" } }, 'c.yaml: kraken.signal_state: got "GO"; allowed: one of RUN, PAUSE, STOP in capitals: Krkn reads the same key and compares the exact words'],
     [{ kraken: { signal_state: "pause" } }, 'c.yaml: kraken.signal_state: got "pause"; allowed: one of RUN, PAUSE, STOP in capitals: Krkn reads the same key and compares the exact words'],
     [{ kraken: { signal_address: "not an address!" } }, 'c.yaml: kraken.signal_address: got "not an address!"; allowed: an IPv4 or IPv6 address or a host name, such as 0.0.0.0, 127.0.0.1, :: or localhost'],
-    [{ chaos_signal: { colour: "red" } }, "c.yaml: chaos_signal.colour: unknown key; allowed keys: max_body_bytes, state_file, on_unreadable_state, sources, relays, auth, allowed_origins, idle_timeout, plugins"],
+    [{ chaos_signal: { colour: "red" } }, "c.yaml: chaos_signal.colour: unknown key; allowed keys: max_body_bytes, state_file, on_unreadable_state, sources, relays, auth, allowed_origins, idle_timeout, store, plugins"],
     [{ chaos_signal: { idle_timeout: "500ms" } }, 'c.yaml: chaos_signal.idle_timeout: got "500ms"; allowed: a duration from 1s to 4m15s, such as 500ms, 15s, 1m30s or 2h'],
     [{ chaos_signal: { idle_timeout: 300 } }, "c.yaml: chaos_signal.idle_timeout: got 300; allowed: a duration from 1s to 4m15s, such as 500ms, 15s, 1m30s or 2h"],
     [{ chaos_signal: { max_body_bytes: -1 } }, "c.yaml: chaos_signal.max_body_bytes: got -1; allowed: an integer number of bytes from 0 to 16777216"],
@@ -119,7 +119,7 @@ test("flags are read, validated and named", () => {
   assert.equal(errorOf(() => parseFlags(["--port", "99999"])), `--port: got "99999"; allowed: ${portRule}`);
   assert.equal(errorOf(() => parseFlags(["--help=x"])), "--help: takes no value (see --help)");
   assert.equal(errorOf(() => parseFlags(["--config="])), "--config: needs a file path (see --help)");
-  assert.match(errorOf(() => parseFlags(["--colour", "red"])), /^--colour: unknown flag; allowed flags: --config, --port, --address, --state, --state-file, --allowed-origins, --help, --version/);
+  assert.match(errorOf(() => parseFlags(["--colour", "red"])), /^--colour: unknown flag; allowed flags: --config, --port, --address, --state, --state-file, --allowed-origins, --store, --etcd-endpoints, --etcd-prefix, --help, --version/);
   assert.match(errorOf(() => parseFlags(["serve"])), /^serve: unexpected argument/);
 });
 
@@ -151,7 +151,7 @@ test("precedence: flags over env over file over defaults", () => {
   const file = { port: 1, address: "10.0.0.1", state: "PAUSE" as const };
   const env = settingsFromEnv({ CHAOS_SIGNAL_PORT: "2", CHAOS_SIGNAL_STATE: "STOP" });
   const flags = parseFlags(["--port", "3"]);
-  assert.deepEqual(mergeSettings(file, env, flags), { port: 3, address: "10.0.0.1", state: "STOP", maxBodyBytes: 65536, stateFile: ".chaos-signal/state.json", onUnreadableState: "pause", sources: [], relays: [], auth: { tokens: [], protectReads: false }, allowedOrigins: [], idleTimeoutMs: 30_000, pluginModules: [] });
+  assert.deepEqual(mergeSettings(file, env, flags), { port: 3, address: "10.0.0.1", state: "STOP", maxBodyBytes: 65536, stateFile: ".chaos-signal/state.json", onUnreadableState: "pause", sources: [], relays: [], auth: { tokens: [], protectReads: false }, allowedOrigins: [], idleTimeoutMs: 30_000, pluginModules: [], store: "file", etcdEndpoints: [], etcdPrefix: "/chaos-signal/default", maxStalenessMs: 3000 });
 });
 
 test("secret-looking values never appear in config errors, however deep", async () => {
@@ -184,4 +184,20 @@ test("JSON nesting is measured on the raw text; brackets inside strings do not c
   assert.equal(nestedDeeperThan('{"a": [[1]]}', 3), false);
   assert.equal(nestedDeeperThan('{"a": [[[1]]]}', 3), true);
   assert.equal(nestedDeeperThan('{"a": "[[[[\\"[[["}', 1), false);
+});
+
+test("store: file by default; etcd from the file (store:), env (CHAOS_SIGNAL_STORE, CHAOS_SIGNAL_ETCD_ENDPOINTS) and flags; errors name the key, URLs redacted", () => {
+  assert.equal(mergeSettings().store, "file");
+  assert.deepEqual(
+    settingsFromConfig({ chaos_signal: { store: { type: "etcd", endpoints: ["http://10.0.0.11:2379"], prefix: "/cs/a", max_staleness: "2s", username: "cs", password: "pw" } } }, "c.yaml"),
+    { store: "etcd", etcdEndpoints: ["http://10.0.0.11:2379"], etcdPrefix: "/cs/a", maxStalenessMs: 2000, etcdUsername: "cs", etcdPassword: "pw" },
+  );
+  assert.deepEqual(settingsFromEnv({ CHAOS_SIGNAL_STORE: "ETCD", CHAOS_SIGNAL_ETCD_ENDPOINTS: "http://a:1, http://b:2" }), { store: "etcd", etcdEndpoints: ["http://a:1", "http://b:2"] });
+  assert.deepEqual(parseFlags(["--store", "etcd", "--etcd-endpoints", "http://a:1,http://b:2"]), { store: "etcd", etcdEndpoints: ["http://a:1", "http://b:2"] });
+  assert.match(errorOf(() => parseFlags(["--store", "zookeeper"])), /^--store: got "zookeeper"; allowed: file .* or etcd/);
+  const leaked = errorOf(() => settingsFromConfig({ chaos_signal: { store: { type: "etcd", endpoints: ["http://u:secret@a:1"] } } }, "c.yaml"));
+  assert.match(leaked, /^c\.yaml: chaos_signal\.store\.endpoints\[0\]: got "http:\/\/u:\*\*\*@a:1"; allowed: etcd client URLs/);
+  assert.doesNotMatch(leaked, /secret/);
+  assert.match(errorOf(() => settingsFromConfig({ chaos_signal: { store: { tpye: "etcd" } } }, "c.yaml")), /^c\.yaml: chaos_signal\.store\.tpye: unknown key; allowed keys: type, endpoints/);
+  assert.match(errorOf(() => settingsFromConfig({ chaos_signal: { store: { max_staleness: "1h" } } }, "c.yaml")), /^c\.yaml: chaos_signal\.store\.max_staleness: got "1h"; allowed: a duration/);
 });

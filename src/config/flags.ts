@@ -17,6 +17,9 @@ Flags (they override environment variables, which override the config file):
                         (default .chaos-signal/state.json; none: memory only) [env CHAOS_SIGNAL_STATE_FILE]
       --allowed-origins LIST  origins, comma-separated, whose web pages may change
                         the signal besides the server's own (default none) [env CHAOS_SIGNAL_ALLOWED_ORIGINS]
+      --store TYPE      file (default) or etcd: one signal shared by replicas [env CHAOS_SIGNAL_STORE]
+      --etcd-endpoints LIST  etcd client URLs, comma-separated     [env CHAOS_SIGNAL_ETCD_ENDPOINTS]
+      --etcd-prefix KEY the etcd key prefix (default /chaos-signal/default) [env CHAOS_SIGNAL_ETCD_PREFIX]
   -h, --help            print this help
   -V, --version         print the version
 `;
@@ -28,6 +31,9 @@ const OPTIONS = {
   state: { type: "string", short: "s" },
   "state-file": { type: "string" },
   "allowed-origins": { type: "string" },
+  store: { type: "string" },
+  "etcd-endpoints": { type: "string" },
+  "etcd-prefix": { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const;
@@ -62,6 +68,9 @@ export function readFlags(argv: readonly string[]): CliFlags {
       state: values.state as string | undefined,
       stateFile: values["state-file"] as string | undefined,
       allowedOrigins: values["allowed-origins"] as string | undefined,
+      store: values.store as string | undefined,
+      etcdEndpoints: values["etcd-endpoints"] as string | undefined,
+      etcdPrefix: values["etcd-prefix"] as string | undefined,
     },
   };
 }

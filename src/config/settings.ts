@@ -20,7 +20,7 @@ import { DEFAULT_MAX_BODY_BYTES } from "./schemas.ts";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../serve/types.ts";
 import { type Signal, SIGNALS } from "../core/signal.ts";
 import { ALLOWED_ORIGINS_TEXT_RULE, AllowedOriginsSchema, AllowedOriginsTextSchema } from "./origins.ts";
-import { looseSection, parseWith, strictSection } from "./validation.ts";
+import { httpUrl, looseSection, parseWith, strictSection } from "./validation.ts";
 import { BODY_RULE, integer, MaxBodyBytesSchema } from "./schemas.ts";
 
 export { MaxBodyBytesSchema };
@@ -49,6 +49,18 @@ export interface Settings {
   readonly idleTimeoutMs: number;
   /** Modules to import plugin types from (`chaos_signal.plugins`), before the sources are built. */
   readonly pluginModules: readonly PluginModuleSetting[];
+  /** Where the signal lives: `file` (state_file, one process) or `etcd` (shared by replicas). */
+  readonly store: "file" | "etcd";
+  /** etcd client URLs (`chaos_signal.store.endpoints`). */
+  readonly etcdEndpoints: readonly string[];
+  /** The etcd key prefix of this deployment's signals. */
+  readonly etcdPrefix: string;
+  /** Without a confirmed contact with etcd for this long, a replica serves PAUSE. */
+  readonly maxStalenessMs: number;
+  readonly etcdUsername?: string;
+  readonly etcdPassword?: string;
+  /** A file holding the etcd password (read at start). */
+  readonly etcdPasswordFile?: string;
 }
 
 /** One entry of `chaos_signal.plugins`: a module that exports plugin factories. */
@@ -84,6 +96,10 @@ export const DEFAULT_SETTINGS: Settings = {
   allowedOrigins: [],
   idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
   pluginModules: [],
+  store: "file",
+  etcdEndpoints: [],
+  etcdPrefix: "/chaos-signal/default",
+  maxStalenessMs: 3000,
 };
 
 const PORT_RULE = "an integer from 0 to 65535 (0 picks a free port)";
@@ -91,6 +107,9 @@ const ADDRESS_RULE = "an IPv4 or IPv6 address or a host name, such as 0.0.0.0, 1
 const STATE_RULE = `one of ${SIGNALS.join(", ")} (any letter case)`;
 const KRAKEN_STATE_RULE = `one of ${SIGNALS.join(", ")} in capitals: Krkn reads the same key and compares the exact words`;
 const STATE_FILE_RULE = "a file path, or none to keep the state in memory only";
+const STORE_RULE = "file (the state file, one process; the default) or etcd (one signal shared by several replicas)";
+const ETCD_ENDPOINTS_RULE = "etcd client URLs such as http://10.0.0.11:2379, comma-separated";
+const ETCD_PREFIX_RULE = "an etcd key prefix starting with /, such as /chaos-signal/default";
 const PLUGIN_MODULE_RULE = "a module to import plugins from: a path relative to the config file (./plugins/tcp.ts) or a package (npm:name)";
 
 
@@ -102,10 +121,16 @@ export const SETTING_RULES: Record<StringSetting, string> = {
   maxBodyBytes: BODY_RULE,
   stateFile: STATE_FILE_RULE,
   allowedOrigins: ALLOWED_ORIGINS_TEXT_RULE,
+  store: STORE_RULE,
+  etcdEndpoints: ETCD_ENDPOINTS_RULE,
+  etcdPrefix: ETCD_PREFIX_RULE,
 };
 
 /** The settings that flags and environment variables can give as strings. */
-export type StringSetting = Exclude<keyof Settings, "sources" | "relays" | "auth" | "onUnreadableState" | "idleTimeoutMs" | "pluginModules">;
+export type StringSetting = Exclude<
+  keyof Settings,
+  "sources" | "relays" | "auth" | "onUnreadableState" | "idleTimeoutMs" | "pluginModules" | "maxStalenessMs" | "etcdUsername" | "etcdPassword" | "etcdPasswordFile"
+>;
 
 const HOST_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
 
@@ -127,6 +152,30 @@ export const StateSchema = v.pipe(
   v.toUpperCase(),
   v.picklist(SIGNALS, STATE_RULE),
 );
+export const StoreSchema = v.pipe(v.string(STORE_RULE), v.trim(), v.toLowerCase(), v.picklist(["file", "etcd"], STORE_RULE));
+
+/** No `user:password@` in a URL: credentials go in username/password, where /status never shows them. */
+const EtcdEndpointSchema = v.pipe(v.string(ETCD_ENDPOINTS_RULE), v.trim(), httpUrl(`${ETCD_ENDPOINTS_RULE}, without user:password@ (use username and password)`));
+export const EtcdEndpointsSchema = v.pipe(v.array(EtcdEndpointSchema, ETCD_ENDPOINTS_RULE), v.minLength(1, ETCD_ENDPOINTS_RULE));
+export const EtcdEndpointsTextSchema = v.pipe(
+  v.string(ETCD_ENDPOINTS_RULE),
+  v.transform((text) => text.split(",").map((item) => item.trim()).filter((item) => item !== "")),
+  EtcdEndpointsSchema,
+);
+
+export const EtcdPrefixSchema = v.pipe(v.string(ETCD_PREFIX_RULE), v.trim(), v.regex(/^\/\S*$/, ETCD_PREFIX_RULE));
+
+/** `chaos_signal.store`. */
+const StoreSection = strictSection({
+  type: v.optional(StoreSchema),
+  endpoints: v.optional(EtcdEndpointsSchema),
+  prefix: v.optional(EtcdPrefixSchema),
+  max_staleness: v.optional(durationSchema(300, 600_000)),
+  username: v.optional(v.pipe(v.string("an etcd user name"), v.nonEmpty("an etcd user name"))),
+  password: v.optional(v.string("the etcd user's password")),
+  password_file: v.optional(v.pipe(v.string("a file holding the etcd user's password"), v.nonEmpty("a file holding the etcd user's password"))),
+}, "a mapping with type: file|etcd and, for etcd, endpoints:, prefix:, max_staleness:, username:, password: or password_file:");
+
 export const StateFileSchema = v.pipe(v.string(STATE_FILE_RULE), v.trim(), v.nonEmpty(STATE_FILE_RULE));
 
 /**
@@ -156,6 +205,7 @@ const ChaosSignalSection = strictSection({
   allowed_origins: v.optional(AllowedOriginsSchema),
   // Bun takes whole seconds up to 255.
   idle_timeout: v.optional(durationSchema(1000, 255_000)),
+  store: v.optional(StoreSection),
   plugins: v.optional(v.array(
     v.pipe(v.string(PLUGIN_MODULE_RULE), v.trim(), v.nonEmpty(PLUGIN_MODULE_RULE)),
     "a list of modules to import plugins from",
@@ -193,6 +243,14 @@ export function settingsFromConfig(document: unknown, fileName: string): Setting
       where: `${fileName}: chaos_signal.relays[${index}]`,
       entry: { type: "relay", ...entry },
     })),
+    store: config.chaos_signal?.store?.type,
+    etcdEndpoints: config.chaos_signal?.store?.endpoints,
+    etcdPrefix: config.chaos_signal?.store?.prefix,
+    maxStalenessMs: config.chaos_signal?.store?.max_staleness,
+    etcdUsername: config.chaos_signal?.store?.username,
+    etcdPassword: config.chaos_signal?.store?.password,
+    etcdPasswordFile: config.chaos_signal?.store?.password_file &&
+      resolve(dirname(resolve(fileName)), config.chaos_signal.store.password_file),
     pluginModules: config.chaos_signal?.plugins?.map((specifier, index) => ({
       specifier,
       where: `${fileName}: chaos_signal.plugins[${index}]`,
@@ -208,6 +266,9 @@ export const ENV_VARS = {
   CHAOS_SIGNAL_STATE: "state",
   CHAOS_SIGNAL_STATE_FILE: "stateFile",
   CHAOS_SIGNAL_ALLOWED_ORIGINS: "allowedOrigins",
+  CHAOS_SIGNAL_STORE: "store",
+  CHAOS_SIGNAL_ETCD_ENDPOINTS: "etcdEndpoints",
+  CHAOS_SIGNAL_ETCD_PREFIX: "etcdPrefix",
 } as const satisfies Record<string, StringSetting>;
 
 /** Names the config file; read before the file itself, so not a setting. */
@@ -220,6 +281,9 @@ const LayerSchemas = {
   maxBodyBytes: MaxBodyBytesSchema,
   stateFile: StateFileSchema,
   allowedOrigins: AllowedOriginsTextSchema,
+  store: StoreSchema,
+  etcdEndpoints: EtcdEndpointsTextSchema,
+  etcdPrefix: EtcdPrefixSchema,
 } satisfies Record<StringSetting, v.GenericSchema>;
 
 /** Validates string values from env or flags; `label` names each key as the user typed it. */

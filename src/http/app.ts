@@ -13,6 +13,7 @@
  * without a word on an unknown path, every request gets an answer: 404 or 405 (with `Allow`) and
  * a one-line reason that lists the endpoints.
  */
+import type { StoreStatus } from "./status.ts";
 import { type IRequest, Router, StatusError } from "itty-router";
 import { parseSignal, type Signal, SIGNALS } from "../core/signal.ts";
 import type { PluginHost } from "../plugin/host.ts";
@@ -70,6 +71,8 @@ export interface HandlerOptions {
   readonly onError?: (error: unknown, request: Request) => void;
   /** Whether the state file holds the current state, shown in `/status` and `/metrics`. */
   readonly stateHealth?: () => StateHealth;
+  /** A shared store (etcd): shown in `/status`; `/readyz` is 503 while it is not current. */
+  readonly storeHealth?: () => StoreStatus;
   /** The audit history behind `GET /history`. */
   readonly history?: History;
   /** Named bearer tokens; without them (or with none) every endpoint is open. */
@@ -112,6 +115,7 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     plugins,
     history: options.history,
     stateHealth: options.stateHealth,
+    storeHealth: options.storeHealth,
     describe: (source) => plugins?.plugin(source.name)?.plugin.description,
     endpoints: [CORE_ENDPOINTS, ...hookRoutes.map((route) => `POST ${route}`)].join(", "),
   };

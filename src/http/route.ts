@@ -2,6 +2,7 @@
  * What every route module shares: the context it is built with, the signal it acts on, and the
  * small pieces of routing (405 with `Allow`, 404, path segments, the read guard) they all use.
  */
+import type { StoreStatus } from "./status.ts";
 import type { IRequest, RequestHandler, RouterType } from "itty-router";
 import type { SubscriberHub } from "../push/hub.ts";
 import type { PluginHost, PluginStatus } from "../plugin/host.ts";
@@ -44,6 +45,7 @@ export interface HttpContext {
   readonly plugins: PluginHost | undefined;
   readonly history: History | undefined;
   readonly stateHealth: (() => StateHealth) | undefined;
+  readonly storeHealth: (() => StoreStatus) | undefined;
   /** A plugin's description (its metrics and dashboard cards), looked up by its status. */
   readonly describe: (source: PluginStatus) => PluginDescription | undefined;
   /** The endpoint list every 404 and 405 names. */

@@ -20,6 +20,8 @@ export interface StatusInfo {
   readonly subscribers?: { readonly events: number; readonly longPolls: number };
   /** The state file's health; absent when the state is kept in memory only. */
   readonly state?: StateHealth;
+  /** A shared store's status (etcd); absent for the file store. */
+  readonly store?: StoreStatus;
   /** What a source's plugin says about itself (its dashboard cards); absent: none. */
   readonly describe?: (source: PluginStatus) => PluginDescription | undefined;
 }
@@ -38,6 +40,17 @@ export interface ClaimStatus {
   until?: string;
 }
 
+/** A shared store (etcd): whether this replica is current with it; GET / serves PAUSE while it is not. */
+export interface StoreStatus {
+  type: "etcd";
+  endpoints: string[];
+  key: string;
+  current: boolean;
+  last_contact: string | null;
+  revision: string;
+  detail?: string;
+}
+
 export interface StatusDocument {
   signal: Signal;
   decided_by: string;
@@ -50,6 +63,7 @@ export interface StatusDocument {
   subscribers: { events: number; long_polls: number };
   /** `saved: false` while the file does not hold the current state (writes failing, retried). */
   state: { file: string; saved: boolean; error: string | null; since: string | null; failures: number } | null;
+  store?: StoreStatus;
   version: string;
   runtime: string;
   started_at: string;
@@ -103,6 +117,7 @@ export function statusDocument(snapshot: ArbiterSnapshot, info: StatusInfo): Sta
     last_override: overrideStatus(snapshot.override),
     subscribers: { events: info.subscribers?.events ?? 0, long_polls: info.subscribers?.longPolls ?? 0 },
     state: info.state ? { ...info.state, since: info.state.since?.toISOString() ?? null } : null,
+    ...(info.store ? { store: info.store } : {}),
     version: info.version,
     runtime: info.runtime,
     started_at: info.startedAt.toISOString(),

@@ -38,4 +38,9 @@ export interface StateBackend {
   /** Calls `onChange` for every commit made elsewhere, until `abort`. */
   watch(onChange: (snapshot: Snapshot, revision: Revision) => void, abort: AbortSignal): void;
   health(): BackendHealth;
+  /**
+   * Shared by several servers (etcd): while `health().current` is false the store serves PAUSE
+   * (STOP stays STOP), refuses changes toward RUN, and reloads once it is current again.
+   */
+  readonly failClosed?: boolean;
 }

@@ -12,7 +12,7 @@
  *   what was committed, so a RUN committed after its write never undoes a later PAUSE or STOP.
  *   On a conflict (someone else committed first) the same happens on the latest snapshot.
  */
-import { clearTimeout, setTimeout } from "node:timers";
+import { clearInterval, clearTimeout, setInterval, setTimeout } from "node:timers";
 import { type Change, type ClaimOptions, towardSafety } from "../core/change.ts";
 import { type EventDraft, eventsBetween, type SignalEvent, type SignalFeed, type SignalListener } from "../core/events.ts";
 import type { Signal } from "../core/signal.ts";
@@ -27,6 +27,9 @@ export const DEFAULT_SAVE_TIMEOUT_MS = 5000;
 
 /** Commits that lost to someone else's in a row before a change toward RUN gives up. */
 export const MAX_CONFLICTS = 8;
+
+/** How often a fail-closed backend's health is looked at: what `GET /` serves follows it within this. */
+export const HEALTH_CHECK_MS = 100;
 
 /** A change toward RUN that was not committed (in time): refused, never made. */
 export class NotSavedError extends Error {
@@ -110,6 +113,10 @@ export class SignalStore implements SignalFeed {
   #retry: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   readonly #abort = new AbortController();
+  /** False while a fail-closed backend cannot confirm it is current: the effective signal is then PAUSE (or STOP). */
+  #current = true;
+  #healthTimer: ReturnType<typeof setInterval> | undefined;
+  #reloading = false;
 
   /** A store on a fresh MemoryBackend, starting from the manual claim `initialSignal` (Krkn's `signal_state`). */
   static inMemory(options: SignalStoreOptions & { readonly initialSignal?: Signal } = {}): SignalStore {
@@ -127,6 +134,48 @@ export class SignalStore implements SignalFeed {
     this.#signal = loaded.snapshot.signal;
     this.#changedAt = this.#now();
     backend.watch((snapshot, revision) => this.#watched(snapshot, revision), this.#abort.signal);
+    if (backend.failClosed) {
+      // A timer, not a check per request: `GET /` stays one field read.
+      this.#current = backend.health().current;
+      this.#signal = this.#effective(loaded.snapshot.signal);
+      this.#healthTimer = setInterval(() => this.#checkHealth(), HEALTH_CHECK_MS);
+      this.#healthTimer.unref?.();
+    }
+  }
+
+  /** Whether the backend is confirmed current (always, for a backend that is not fail-closed). */
+  get current(): boolean {
+    return this.#current;
+  }
+
+  /** The stored revision this store stands on. */
+  get revision(): Revision {
+    return this.#revision;
+  }
+
+  /** What is served for `stored`: never RUN while not current. */
+  #effective(stored: Signal): Signal {
+    return this.#current || stored !== "RUN" ? stored : "PAUSE";
+  }
+
+  #checkHealth(): void {
+    const current = this.backend.health().current;
+    if (current === this.#current || this.#closed) return;
+    if (!current) {
+      this.#current = false;
+      this.#publish(this.#local, []);
+      return;
+    }
+    // Contact is back: serve what is stored, from a fresh read (the watch may have missed commits).
+    if (this.#reloading) return;
+    this.#reloading = true;
+    this.#enqueue(async () => {
+      const loaded = await this.backend.load();
+      if (loaded.snapshot && isNewer(loaded.revision, this.#revision)) this.#rebase(loaded.snapshot, loaded.revision, this.#now());
+      this.#current = true;
+      this.#publish(this.#local, []);
+      if (this.#dirty || this.#pending.some((p) => p.durable)) this.#scheduleSave().catch(ignore);
+    }).catch(ignore).finally(() => this.#reloading = false);
   }
 
   /** The effective signal: what `GET /` answers (one field, read on every poll). */
@@ -135,7 +184,7 @@ export class SignalStore implements SignalFeed {
   }
 
   snapshot(): View {
-    return { ...this.#local, seq: this.#seq, changedAt: this.#changedAt };
+    return { ...this.#local, signal: this.#signal, seq: this.#seq, changedAt: this.#changedAt };
   }
 
   subscribe(listener: SignalListener): () => void {
@@ -161,6 +210,10 @@ export class SignalStore implements SignalFeed {
       this.#adoptLocal(change, order, at, made.next, made.events, true);
       this.#scheduleSave().catch(ignore);
       return Promise.resolve(this.#signal);
+    }
+    if (!this.#current) {
+      const detail = this.backend.health().detail;
+      return Promise.reject(new NotSavedError(`${this.backend.where} is not reachable${detail ? `: ${detail}` : ""}`));
     }
     return this.#commitFirst(change, order);
   }
@@ -194,6 +247,7 @@ export class SignalStore implements SignalFeed {
   async close(graceMs = 1000): Promise<void> {
     this.#closed = true;
     if (this.#retry) clearTimeout(this.#retry);
+    if (this.#healthTimer) clearInterval(this.#healthTimer);
     this.#abort.abort();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<void>((resolve) => timer = setTimeout(resolve, graceMs));
@@ -385,8 +439,18 @@ export class SignalStore implements SignalFeed {
 
   /** Adopts `next` and queues its events (numbering the changes); delivers them in order. */
   #publish(next: Snapshot, events: readonly EventDraft[]): void {
+    const before = this.#signal;
     this.#local = next;
-    this.#signal = next.signal;
+    this.#signal = this.#effective(next.signal);
+    if (!this.#current || (before !== this.#signal && !events.some((e) => e.type === "change"))) {
+      // Not current (or current again): readers are told of the signal served, not of the one stored.
+      const cause = next.claims.find((c) => c.source === next.decidedBy) ?? next.claims[0]!;
+      const why = this.#signal === next.signal ? cause : { ...cause, source: "store", state: this.#signal, reason: this.backend.health().detail ?? "the store is not current" };
+      events = [
+        ...events.filter((e) => e.type !== "change"),
+        ...(before === this.#signal ? [] : [{ type: "change" as const, at: this.#now(), signal: this.#signal, previous: before, cause: why }]),
+      ];
+    }
     for (const event of events) {
       if (event.type === "change") {
         this.#seq += 1;

@@ -14,7 +14,11 @@ export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
  * or with CHAOS_SIGNAL_UNDER_TEST=binary the compiled binary (a Bun program),
  * or =single-file the bundled dist/chaos-signal.js (`npm run build` makes both).
  */
-export function runtimeCommand(): { command: string; args: string[]; name: "deno" | "bun" } {
+export function runtimeCommand(other?: "deno" | "bun"): { command: string; args: string[]; name: "deno" | "bun" } {
+  if (other !== undefined && other !== runtime().name) {
+    // The other runtime, from the project's own install: replicas mixing Deno and Bun.
+    return { command: `${ROOT}node_modules/.bin/${other}`, args: other === "deno" ? ["run", "-A", "mod.ts"] : ["run", "mod.ts"], name: other };
+  }
   const { name } = runtime();
   const underTest = process.env.CHAOS_SIGNAL_UNDER_TEST;
   if (underTest === "binary") return { command: `${ROOT}dist/chaos-signal`, args: [], name: "bun" };
@@ -48,8 +52,8 @@ function collect(child: ChildProcess) {
 }
 
 /** `launcher` runs the server through another program, such as `["prlimit", "--nofile=256:256", "--"]`. */
-function spawnServer(flags: string[], env: Record<string, string> = {}, launcher: string[] = []): ChildProcess {
-  const { command, args } = runtimeCommand();
+function spawnServer(flags: string[], env: Record<string, string> = {}, launcher: string[] = [], other?: "deno" | "bun"): ChildProcess {
+  const { command, args } = runtimeCommand(other);
   const [program, ...programArgs] = [...launcher, command, ...args, ...flags];
   return spawn(program!, programArgs, {
     cwd: ROOT,
@@ -58,18 +62,31 @@ function spawnServer(flags: string[], env: Record<string, string> = {}, launcher
   });
 }
 
+let etcdPrefixes = 0;
+
+/**
+ * With CHAOS_SIGNAL_TEST_ETCD=<endpoints> (run_all's etcd-* runs), servers keep their signal in
+ * that etcd, each under its own prefix, unless a test asks for a state file or a store itself.
+ */
+function etcdStoreFlags(flags: string[]): string[] {
+  const endpoints = process.env.CHAOS_SIGNAL_TEST_ETCD;
+  if (!endpoints || flags.some((f) => /^--(state-file|store|etcd-)/.test(f))) return [];
+  return ["--store", "etcd", "--etcd-endpoints", endpoints, "--etcd-prefix", `/conformance/${process.pid}-${Date.now()}-${++etcdPrefixes}`];
+}
+
 /** Starts a server on 127.0.0.1 and a free port (unless the flags say otherwise). */
 export async function startServer(
   flags: string[] = [],
-  options: { env?: Record<string, string>; timeoutMs?: number; launcher?: string[] } = {},
+  options: { env?: Record<string, string>; timeoutMs?: number; launcher?: string[]; runtime?: "deno" | "bun" } = {},
 ): Promise<ServerProcess> {
   const defaults = [
     ...(flags.some((f) => f.startsWith("--address") || f === "-a") ? [] : ["--address", "127.0.0.1"]),
     ...(flags.some((f) => f.startsWith("--port") || f === "-p") ? [] : ["--port", "0"]),
     // Servers of different tests share a working directory: no shared state file unless asked.
     ...(flags.some((f) => f.startsWith("--state-file")) ? [] : ["--state-file", "none"]),
+    ...etcdStoreFlags(flags),
   ];
-  const child = spawnServer([...defaults, ...flags], options.env, options.launcher);
+  const child = spawnServer([...defaults, ...flags], options.env, options.launcher, options.runtime);
   const { output, exited } = collect(child);
   const deadline = Date.now() + (options.timeoutMs ?? 20_000);
   let match: RegExpMatchArray | null = null;

@@ -7,6 +7,8 @@ export function healthRoutes(router: AppRouter, ctx: HttpContext): void {
   // Until every source has reported at least once, the signal may lack a claim.
   resource(router, "/readyz", {
     GET: [() => {
+      const store = ctx.storeHealth?.();
+      if (store && !store.current) throw new HttpError(503, `not ready: not current with the store (${store.detail ?? "reloading"}); serving PAUSE`);
       const waiting = ctx.plugins?.waitingFor() ?? [];
       if (waiting.length === 0) return textResponse("ready\n");
       throw new HttpError(503, `not ready: waiting for the first observation of ${waiting.join(", ")}`);

@@ -15,6 +15,7 @@ export function statusRoute(router: AppRouter, ctx: HttpContext, target: SignalT
         describe: ctx.describe,
         subscribers: target.events.counts(),
         ...(ctx.stateHealth ? { state: ctx.stateHealth() } : {}),
+        ...(ctx.storeHealth ? { store: ctx.storeHealth() } : {}),
       }))],
   }, ctx.endpoints);
 }
