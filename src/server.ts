@@ -22,7 +22,7 @@ import { StateFileError } from "./state/state_file.ts";
 import { SignalStore } from "./state/signal_store.ts";
 import { PauseExpiry } from "./state/expiry.ts";
 import { History } from "./state/history.ts";
-import { EtcdHistory } from "./state/etcd/etcd_history.ts";
+import { EtcdHistory, SHARED_HISTORY_MAX_ENTRIES } from "./state/etcd/etcd_history.ts";
 import { PluginHost, REPEAT_LOG_INTERVAL_MS, RepeatedWarnings } from "./plugin/host.ts";
 import type { Plugin } from "./plugin/api.ts";
 import { Auth } from "./http/auth.ts";
@@ -165,7 +165,7 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
     ...(stateFile === undefined || etcdBackend ? {} : { logFile: join(dirname(stateFile), "history.jsonl") }),
     onError: (error) => log.error(`writing the history failed: ${error}`),
     onSetAside: (message) => log.error(message),
-    ...(etcdBackend ? { share: (entry) => sharedHistory?.share(entry) } : {}),
+    ...(etcdBackend ? { share: (entry) => sharedHistory?.share(entry), maxEntries: SHARED_HISTORY_MAX_ENTRIES } : {}),
   });
   if (etcdBackend) {
     sharedHistory = new EtcdHistory({ client: etcdBackend.client, prefix: settings.etcdPrefix, history, onError: (message) => log.error(message) });

@@ -13,6 +13,12 @@ import type { EtcdClient, EtcdKeyValue } from "./client.ts";
 /** Entries waiting for etcd (it is unreachable): past this the oldest are dropped, and said so. */
 const MAX_UNWRITTEN = 1000;
 
+/**
+ * Entries kept in etcd (and in each replica's copy): read back in one range at start, which must
+ * stay well under the client's 4 MiB body bound (an entry is about 0.5 KiB in the JSON gateway).
+ */
+export const SHARED_HISTORY_MAX_ENTRIES = 2000;
+
 /** Own writes between two trims of the oldest keys. */
 const TRIM_EVERY = 50;
 
