@@ -80,7 +80,14 @@ test("replicas: SSE ids are store revisions: a client that got id N on A resumes
   assert.deepEqual(onB.signals(), [], "B has nothing newer than revision N to tell");
   // The same id means the same state everywhere: a client from C with N gets nothing either.
   const onC = await eventsFrom(c, n);
+  // A revision B has not seen yet (a client from a replica ahead of it): B waits for its next change.
+  const ahead = await eventsFrom(b, String(Number(n) + 1_000_000));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.deepEqual([onC.signals(), ahead.signals()], [[], []]);
   assert.equal((await post(c, "RUN?force=true")).status, 200);
+  await ahead.until(() => ahead.signals().length === 1, "the next change for a client ahead of B");
+  assert.equal(ahead.signals()[0]!.data, "RUN");
+  await ahead.cancel();
   await onB.until(() => onB.signals().length === 1, "the next change on B");
   assert.equal(onB.signals()[0]!.data, "RUN");
   assert.ok(Number(onB.signals()[0]!.id) > Number(n));

@@ -101,11 +101,12 @@ export function eventStreamResponse(events: SubscriberHub, options: EventStreamO
 
       send(encoder.encode(`retry: ${RETRY_MS}\n\n`));
       const current = events.current();
-      // A client that knows a newer revision than this replica: what this one has is stale.
+      // A client that knows a newer revision than this replica has: what this one has is stale,
+      // so it waits for its next change (which may repeat what the client has: harmless).
       const known = events.revisionIds && options.lastEventId !== null && REVISION_ID.test(options.lastEventId) ? BigInt(options.lastEventId) : undefined;
-      const stale = (state: SignalVersion) => known !== undefined && state.revision !== undefined && BigInt(state.revision) <= known;
-      if (options.lastEventId !== events.eventId(current) && !stale(current)) send(signalEvent(events, current));
-      unsubscribe = events.subscribe("stream", { change: (state) => stale(state) || send(signalEvent(events, state)), close: end });
+      const behind = known !== undefined && current.revision !== undefined && BigInt(current.revision) < known;
+      if (options.lastEventId !== events.eventId(current) && !behind) send(signalEvent(events, current));
+      unsubscribe = events.subscribe("stream", { change: (state) => send(signalEvent(events, state)), close: end });
       // A hub that is already closed ends the stream at once, and so does a client already gone.
       if (ended) return;
       if (options.abort?.aborted) return end();
