@@ -22,6 +22,7 @@ import { StateFileError } from "./state/state_file.ts";
 import { SignalStore } from "./state/signal_store.ts";
 import { PauseExpiry } from "./state/expiry.ts";
 import { History } from "./state/history.ts";
+import { EtcdHistory, SHARED_HISTORY_MAX_ENTRIES } from "./state/etcd/etcd_history.ts";
 import { PluginHost, REPEAT_LOG_INTERVAL_MS, RepeatedWarnings } from "./plugin/host.ts";
 import type { Plugin } from "./plugin/api.ts";
 import { Auth } from "./http/auth.ts";
@@ -156,14 +157,27 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
     onRecovery: (failures, since) => log.info(`saved ${backend.where} again, after ${failures} failed write${failures === 1 ? "" : "s"} since ${since.toISOString()}`),
   });
   store.subscribe((event) => log.info(describeEvent(event)));
-  // The history sits beside the state file, and follows before the state is restored.
+  // The history sits beside the state file, and follows before the state is restored. With etcd
+  // it is kept in etcd (written by the replica that made a change) and follows after the restore:
+  // a replica that starts changes nothing others have not seen.
+  let sharedHistory: EtcdHistory | undefined;
   const history = new History({
-    ...(stateFile === undefined ? {} : { logFile: join(dirname(stateFile), "history.jsonl") }),
+    ...(stateFile === undefined || etcdBackend ? {} : { logFile: join(dirname(stateFile), "history.jsonl") }),
     onError: (error) => log.error(`writing the history failed: ${error}`),
     onSetAside: (message) => log.error(message),
+    ...(etcdBackend ? { share: (entry) => sharedHistory?.share(entry), maxEntries: SHARED_HISTORY_MAX_ENTRIES } : {}),
   });
-  await history.load();
-  history.follow(store);
+  if (etcdBackend) {
+    sharedHistory = new EtcdHistory({ client: etcdBackend.client, prefix: settings.etcdPrefix, history, onError: (message) => log.error(message) });
+    try {
+      await sharedHistory.start();
+    } catch (error) {
+      throw new StateWriteError(`store etcd: cannot read the history under ${sharedHistory.keyPrefix} (${(error as Error).message})`, { cause: error });
+    }
+  } else {
+    await history.load();
+    history.follow(store);
+  }
 
   if (saved.snapshot) {
     await store.submit({ kind: "restore", saved: saved.snapshot, sources: plugins.map((plugin) => plugin.name) });
@@ -172,6 +186,7 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
   } else if (unreadable !== undefined) {
     await store.claim(MANUAL_SOURCE, "PAUSE", `state file unreadable (${unreadable}): paused until a person says RUN`);
   }
+  if (sharedHistory) history.follow(store);
   if (fileBackend) {
     const leftovers = await fileBackend.removeUnfinishedWrites();
     if (leftovers.length) log.info(`removed ${leftovers.join(", ")}: writes a stopped server never finished`);
@@ -225,7 +240,8 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
       expiry.stop();
       // A claim whose save is still under way is written before the end (within the grace).
       await Promise.allSettled([host.stop(graceMs / 2), store.close(graceMs * 0.8)]);
-      await Promise.race([history.flushed(), new Promise((resolve) => setTimeout(resolve, graceMs / 2).unref?.())]);
+      await Promise.race([Promise.all([history.flushed(), sharedHistory?.flushed()]), new Promise((resolve) => setTimeout(resolve, graceMs / 2).unref?.())]);
+      sharedHistory?.close();
       etcdBackend?.close();
     },
   };

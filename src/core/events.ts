@@ -11,6 +11,8 @@ export interface ClaimEvent {
   readonly claim: Claim;
   /** The source's previous state; `null` for its first claim. */
   readonly previous: Signal | null;
+  /** Made by a change submitted on this server (not one watched from the store). */
+  readonly local?: boolean;
 }
 
 /** The effective signal changed. */
@@ -23,6 +25,13 @@ export interface ChangeEvent {
   readonly previous: Signal;
   /** The claim that caused the change. */
   readonly cause: Claim;
+  /**
+   * A shared store's revision this signal is committed at, the same on every replica; absent
+   * while it is made here and not committed yet, or served PAUSE because the store is not current.
+   */
+  readonly revision?: string;
+  /** Made by a change submitted on this server (not one watched from the store, nor a fail-closed PAUSE). */
+  readonly local?: boolean;
 }
 
 export type SignalEvent = ClaimEvent | ChangeEvent;
@@ -30,6 +39,18 @@ export type SignalListener = (event: SignalEvent) => void;
 
 /** An event as a transition produces it: the store numbers the changes when it makes them. */
 export type EventDraft = ClaimEvent | Omit<ChangeEvent, "seq">;
+
+/** A shared store (etcd): its revisions name a state the same way on every replica. */
+export interface RevisionFeed {
+  /** True for a shared store: the rest of this interface then applies. */
+  readonly sharedRevisions: boolean;
+  /** The last revision committed or seen. */
+  readonly revision: string;
+  /** The revision the signal served now is committed at; null while it is not (see ChangeEvent.revision). */
+  settledRevision(): string | null;
+  /** Calls `listener` when the signal served becomes committed at `revision` without changing (a STOP made here, then saved). */
+  onSettled(listener: (revision: string) => void): () => void;
+}
 
 /** What readers of a signal need: the signal now, a consistent view, and every later event. */
 export interface SignalFeed {

@@ -23,6 +23,10 @@
  * previous server process, or garbage) gets the current signal at once. The
  * changes it missed are not replayed: they are coalesced into the latest
  * state, because a chaos runner only acts on the signal as it is now.
+ *
+ * On a shared store (etcd) an id is the store revision the signal is committed at, the same on
+ * every replica, so a client resumes on another replica with its `Last-Event-ID`. A replica
+ * that has not seen that revision yet sends nothing until it has something newer.
  */
 import type { SubscriberHub, SignalVersion } from "./hub.ts";
 
@@ -55,6 +59,9 @@ export interface EventStreamOptions {
 }
 
 const encoder = new TextEncoder();
+
+/** A plain revision id (`42`): a state committed in a shared store. */
+const REVISION_ID = /^\d{1,20}$/;
 
 function signalEvent(events: SubscriberHub, state: SignalVersion): Uint8Array {
   return encoder.encode(`id: ${events.eventId(state)}\nevent: signal\ndata: ${state.signal}\n\n`);
@@ -94,7 +101,11 @@ export function eventStreamResponse(events: SubscriberHub, options: EventStreamO
 
       send(encoder.encode(`retry: ${RETRY_MS}\n\n`));
       const current = events.current();
-      if (options.lastEventId !== events.eventId(current)) send(signalEvent(events, current));
+      // A client that knows a newer revision than this replica has: what this one has is stale,
+      // so it waits for its next change (which may repeat what the client has: harmless).
+      const known = events.revisionIds && options.lastEventId !== null && REVISION_ID.test(options.lastEventId) ? BigInt(options.lastEventId) : undefined;
+      const behind = known !== undefined && current.revision !== undefined && BigInt(current.revision) < known;
+      if (options.lastEventId !== events.eventId(current) && !behind) send(signalEvent(events, current));
       unsubscribe = events.subscribe("stream", { change: (state) => send(signalEvent(events, state)), close: end });
       // A hub that is already closed ends the stream at once, and so does a client already gone.
       if (ended) return;

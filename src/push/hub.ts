@@ -7,7 +7,7 @@
  * went away must not stay subscribed) and end them all at shutdown: an open
  * stream would otherwise keep the runtime's graceful shutdown waiting.
  */
-import type { SignalFeed } from "../core/events.ts";
+import type { RevisionFeed, SignalFeed } from "../core/events.ts";
 import type { Signal } from "../core/signal.ts";
 
 /** The effective signal and the change counter it belongs to. */
@@ -15,6 +15,16 @@ export interface SignalVersion {
   readonly signal: Signal;
   /** The arbiter's change counter: 0 until the first change, then one more per change. */
   readonly seq: number;
+  /** A shared store's revision this signal is committed at (the same on every replica), if it is. */
+  readonly revision?: string;
+}
+
+/** Whether `feed` is a store whose revisions name states across replicas. */
+function revisionsOf(feed: SignalFeed): RevisionFeed | undefined {
+  const candidate = feed as Partial<RevisionFeed>;
+  return candidate.sharedRevisions === true && typeof candidate.settledRevision === "function" && typeof candidate.onSettled === "function"
+    ? candidate as RevisionFeed
+    : undefined;
 }
 
 export interface Subscriber {
@@ -38,6 +48,9 @@ export class SubscriberHub {
   readonly #arbiter: SignalFeed;
   readonly #subscribers = { stream: new Set<Subscriber>(), longPoll: new Set<Subscriber>() };
   readonly #unsubscribe: () => void;
+  readonly #revisions: RevisionFeed | undefined;
+  /** The last state told to subscribers (or current at construction). */
+  #last: SignalVersion | undefined;
   #closed = false;
   /**
    * Names this server process in event ids. The change counter starts again
@@ -49,11 +62,30 @@ export class SubscriberHub {
 
   constructor(arbiter: SignalFeed) {
     this.#arbiter = arbiter;
-    this.#unsubscribe = arbiter.subscribe((event) => {
+    // A shared store (etcd) with a revision at start: event ids are its revisions.
+    this.#revisions = revisionsOf(arbiter);
+    const unsubscribeChanges = arbiter.subscribe((event) => {
       if (event.type !== "change") return;
-      const state = { signal: event.signal, seq: event.seq };
+      this.#tell({ signal: event.signal, seq: event.seq, ...(this.#revisions && event.revision !== undefined ? { revision: event.revision } : {}) });
+    });
+    // A STOP made here is told at once under a provisional id; once committed, streams hear it
+    // again under its revision, so that a client that reconnects elsewhere resumes from there.
+    const unsubscribeSettled = this.#revisions?.onSettled((revision) => {
+      const last = this.#last;
+      if (!last || last.revision === revision) return;
+      this.#tell({ signal: last.signal, seq: last.seq, revision }, ["stream"]);
+    }) ?? (() => {});
+    this.#unsubscribe = () => {
+      unsubscribeChanges();
+      unsubscribeSettled();
+    };
+  }
+
+  #tell(state: SignalVersion, kinds: readonly SubscriberKind[] = ["stream", "longPoll"]): void {
+    this.#last = state;
+    {
       // A copy: subscribers leave the set while being told (a long-poll answers once).
-      for (const kind of ["stream", "longPoll"] as const) {
+      for (const kind of kinds) {
         for (const subscriber of [...this.#subscribers[kind]]) {
           try {
             subscriber.change(state);
@@ -64,18 +96,29 @@ export class SubscriberHub {
           }
         }
       }
-    });
+    }
   }
 
   /** The current signal, consistent with the changes subscribers are told of. */
   current(): SignalVersion {
     const { signal, seq } = this.#arbiter.snapshot();
-    return { signal, seq };
+    const revision = this.#revisions?.settledRevision() ?? null;
+    return revision === null ? { signal, seq } : { signal, seq, revision };
   }
 
-  /** The id of the event that carries `state`: `<seq>@<instance>`, e.g. `3@9f86d081`. */
+  /** Whether event ids are the shared store's revisions. */
+  get revisionIds(): boolean {
+    return this.#revisions !== undefined;
+  }
+
+  /**
+   * The id of the event that carries `state`: `<seq>@<instance>`, e.g. `3@9f86d081`. On a shared
+   * store, the revision it is committed at (`42`, the same on every replica); while not committed,
+   * `<revision>+<seq>@<instance>`, which no other replica (nor a later state) answers to.
+   */
   eventId(state: SignalVersion): string {
-    return `${state.seq}@${this.instance}`;
+    if (!this.#revisions) return `${state.seq}@${this.instance}`;
+    return state.revision ?? `${this.#revisions.revision}+${state.seq}@${this.instance}`;
   }
 
   /** True once `close()` was called: no new subscribers. */

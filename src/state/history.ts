@@ -49,6 +49,12 @@ export interface HistoryOptions {
   readonly onError?: (error: unknown) => void;
   /** Told, in one line, about a log file that was refused and moved aside at load. */
   readonly onSetAside?: (message: string) => void;
+  /**
+   * A shared store (etcd) keeps the history: an event made here is handed to `share` (which
+   * writes it, once, for every replica), events watched from the store are not recorded, and the
+   * entries come back through `adopt`, numbered by the store.
+   */
+  readonly share?: (entry: Omit<HistoryEntry, "id">) => void;
 }
 
 /**
@@ -114,6 +120,7 @@ export class History {
   readonly #onSetAside: (message: string) => void;
   #nextId = 1;
   #writes: Promise<void> = Promise.resolve();
+  readonly #share: ((entry: Omit<HistoryEntry, "id">) => void) | undefined;
 
   constructor(options: HistoryOptions = {}) {
     this.#maxEntries = options.maxEntries ?? 10_000;
@@ -122,6 +129,7 @@ export class History {
     this.#maxReadBytes = options.maxReadBytes ?? 4 * this.#maxLogBytes;
     this.#onError = options.onError ?? (() => {});
     this.#onSetAside = options.onSetAside ?? (() => {});
+    this.#share = options.share;
   }
 
   /**
@@ -151,7 +159,19 @@ export class History {
 
   /** Records every event of `arbiter` from now on. */
   follow(arbiter: SignalFeed): () => void {
-    return arbiter.subscribe((event) => this.record(event));
+    return arbiter.subscribe((event) => this.#follow(event));
+  }
+
+  /** Records `event` here; with `share`, hands an event made here to the shared store instead. */
+  #follow(event: ArbiterEvent): void {
+    if (!this.#share) {
+      this.record(event);
+      return;
+    }
+    // Recorded by the replica that made it; the others hear of it from the store.
+    if (!event.local) return;
+    const { id: _, ...entry } = entryOf(event, 0);
+    this.#share(entry);
   }
 
   record(event: ArbiterEvent): HistoryEntry {
@@ -162,6 +182,26 @@ export class History {
       this.#writes = this.#writes.then(() => this.#append(file, entry)).catch(this.#onError);
     }
     return entry;
+  }
+
+  /** An entry as a shared store numbered it: kept in id order, once. */
+  adopt(entry: HistoryEntry): void {
+    let i = this.#entries.length;
+    while (i > 0 && this.#entries[i - 1]!.id > entry.id) i--;
+    if (i > 0 && this.#entries[i - 1]!.id === entry.id) return;
+    if (i === 0 && this.#entries.length >= this.#maxEntries) return;
+    this.#entries.splice(i, 0, entry);
+    if (this.#entries.length > this.#maxEntries) this.#entries.splice(0, this.#entries.length - this.#maxEntries);
+    this.#nextId = Math.max(this.#nextId, entry.id + 1);
+  }
+
+  /** Forgets every entry (a shared history reloads them). */
+  clear(): void {
+    this.#entries.length = 0;
+  }
+
+  get maxEntries(): number {
+    return this.#maxEntries;
   }
 
   /** Newest first; `before` an id for older pages; `source` to filter. */

@@ -14,7 +14,7 @@
  */
 import { clearInterval, clearTimeout, setInterval, setTimeout } from "node:timers";
 import { type Change, type ClaimOptions, towardSafety } from "../core/change.ts";
-import { type EventDraft, eventsBetween, type SignalEvent, type SignalFeed, type SignalListener } from "../core/events.ts";
+import { type EventDraft, eventsBetween, type RevisionFeed, type SignalEvent, type SignalFeed, type SignalListener } from "../core/events.ts";
 import type { Signal } from "../core/signal.ts";
 import { initialSnapshot, MANUAL_SOURCE, type Snapshot, type View } from "../core/snapshot.ts";
 import { checkChange, transition } from "../core/transition.ts";
@@ -80,7 +80,7 @@ function sourceOf(change: Change): string {
   return change.kind === "claim" ? change.source : MANUAL_SOURCE;
 }
 
-export class SignalStore implements SignalFeed {
+export class SignalStore implements SignalFeed, RevisionFeed {
   readonly backend: StateBackend;
   readonly saveTimeoutMs: number;
   readonly #options: SignalStoreOptions;
@@ -103,6 +103,7 @@ export class SignalStore implements SignalFeed {
   #jobCount = 0;
   #queuedSave: Promise<void> | undefined;
   readonly #listeners = new Set<SignalListener>();
+  readonly #settledListeners = new Set<(revision: Revision) => void>();
   readonly #queue: SignalEvent[] = [];
   #delivering = false;
   #saved = true;
@@ -190,6 +191,24 @@ export class SignalStore implements SignalFeed {
   subscribe(listener: SignalListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * The revision the served signal is committed at: nothing made here waits for its commit, and
+   * the store is current. Only a shared (fail-closed) backend names states this way.
+   */
+  get sharedRevisions(): boolean {
+    return this.backend.failClosed === true;
+  }
+
+  settledRevision(): Revision | null {
+    if (!this.backend.failClosed) return null;
+    return this.#current && this.#pending.length === 0 && this.#local === this.#base ? this.#revision : null;
+  }
+
+  onSettled(listener: (revision: Revision) => void): () => void {
+    this.#settledListeners.add(listener);
+    return () => this.#settledListeners.delete(listener);
   }
 
   /**
@@ -287,7 +306,7 @@ export class SignalStore implements SignalFeed {
           const shown = this.#local;
           const after = this.#replay(made.next);
           // Changes made during the write stand on top of it: listeners see what a reader sees.
-          this.#publish(after, shown === made.next || this.#pending.length === 0 ? made.events : eventsBetween(shown, after, at));
+          this.#publish(after, shown === made.next || this.#pending.length === 0 ? made.events : eventsBetween(shown, after, at), true);
           return this.#signal;
         }
         if (++conflicts >= MAX_CONFLICTS) throw new NotSavedError(`${this.backend.where} changed elsewhere ${conflicts} times in a row`);
@@ -322,7 +341,7 @@ export class SignalStore implements SignalFeed {
       }
       this.#pending.push({ change, at, durable });
     }
-    this.#publish(next, events);
+    this.#publish(next, events, true);
   }
 
   /** `#pending` re-run on `base`. */
@@ -360,6 +379,7 @@ export class SignalStore implements SignalFeed {
           this.#base = next;
           this.#pending.splice(0, taken);
           this.#dirty = false;
+          this.#tellSettled();
           // What came during the write has its own save queued.
           return;
         }
@@ -437,8 +457,22 @@ export class SignalStore implements SignalFeed {
     this.#retry = undefined;
   }
 
-  /** Adopts `next` and queues its events (numbering the changes); delivers them in order. */
-  #publish(next: Snapshot, events: readonly EventDraft[]): void {
+  /** A change made here is committed now, and nothing else is pending: push tells its readers the revision. */
+  #tellSettled(): void {
+    const revision = this.settledRevision();
+    if (revision === null) return;
+    for (const listener of this.#settledListeners) {
+      try {
+        listener(revision);
+      } catch { /* a listener's failure is its own */ }
+    }
+  }
+
+  /**
+   * Adopts `next` and queues its events (numbering the changes); delivers them in order. `local`:
+   * made by a change submitted here (the history of a shared store records only those).
+   */
+  #publish(next: Snapshot, events: readonly EventDraft[], local = false): void {
     const before = this.#signal;
     this.#local = next;
     this.#signal = this.#effective(next.signal);
@@ -451,16 +485,21 @@ export class SignalStore implements SignalFeed {
         ...(before === this.#signal ? [] : [{ type: "change" as const, at: this.#now(), signal: this.#signal, previous: before, cause: why }]),
       ];
     }
+    const revision = this.settledRevision();
     for (const event of events) {
+      // Only a shared store marks them: the history of one process records everything it sees.
+      const origin = local && this.backend.failClosed && !(event.type === "change" && event.cause.source === "store") ? { local: true } : {};
       if (event.type === "change") {
         this.#seq += 1;
         this.#changedAt = event.at;
-        this.#queue.push({ ...event, seq: this.#seq });
+        this.#queue.push({ ...event, seq: this.#seq, ...origin, ...(revision === null ? {} : { revision }) });
       } else {
-        this.#queue.push(event);
+        this.#queue.push({ ...event, ...origin });
       }
     }
     this.#deliver();
+    // Settled without a change of the signal (a commit made elsewhere that confirms ours).
+    if (revision !== null && !events.some((e) => e.type === "change")) this.#tellSettled();
   }
 
   /** A nested change (a listener that claims) leaves the delivery to the outer one: events stay in order. */

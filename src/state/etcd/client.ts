@@ -82,6 +82,34 @@ export class EtcdClient {
     return { kv: kvs[0] ? decodeKv(kvs[0]) : null, revision: headerRevision(body) };
   }
 
+  /**
+   * The newest `limit` keys under `prefix` (by mod_revision, newest first), and the store's
+   * revision; `countOnly` answers only how many there are.
+   */
+  async rangePrefix(prefix: string, options: { limit?: number; oldestFirst?: boolean; keysOnly?: boolean } = {}): Promise<{ kvs: EtcdKeyValue[]; count: number; revision: string }> {
+    const body = await this.call("/v3/kv/range", {
+      key: b64(prefix),
+      range_end: prefixEnd(prefix),
+      sort_target: "MOD",
+      sort_order: options.oldestFirst ? "ASCEND" : "DESCEND",
+      ...(options.limit === undefined ? {} : { limit: options.limit }),
+      ...(options.keysOnly ? { keys_only: true } : {}),
+    });
+    const kvs = ((body.kvs ?? []) as RawKv[]).map(decodeKv);
+    return { kvs, count: Number(body.count ?? kvs.length), revision: headerRevision(body) };
+  }
+
+  /** Puts `value` at `key`; returns the revision it was written at. */
+  async put(key: string, value: string): Promise<string> {
+    return headerRevision(await this.call("/v3/kv/put", { key: b64(key), value: b64(value) }));
+  }
+
+  /** Deletes `keys` in one transaction. */
+  async deleteKeys(keys: readonly string[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.call("/v3/kv/txn", { success: keys.map((key) => ({ request_delete_range: { key: b64(key) } })) });
+  }
+
   /** Puts `value` if the key's mod_revision is still `expected` ("0": absent); otherwise returns what is there. */
   async putIfRevision(key: string, expected: string, value: string): Promise<TxnResult> {
     const k = b64(key);
@@ -107,6 +135,7 @@ export class EtcdClient {
     onEvent: (kv: EtcdKeyValue) => void,
     abort: AbortSignal,
     onProgress: () => void = () => {},
+    options: { readonly prefix?: boolean } = {},
   ): Promise<void> {
     const endpoint = this.endpoints[this.#preferred]!;
     const headers = await this.#headers(endpoint, abort);
@@ -119,7 +148,7 @@ export class EtcdClient {
       response = await fetch(`${endpoint}/v3/watch`, {
         method: "POST",
         headers,
-        body: JSON.stringify({ create_request: { key: b64(key), start_revision: startRevision, progress_notify: true } }),
+        body: JSON.stringify({ create_request: { key: b64(key), ...(options.prefix ? { range_end: prefixEnd(key) } : {}), start_revision: startRevision, progress_notify: true } }),
         signal: controller.signal,
       });
     } catch (error) {
@@ -212,6 +241,19 @@ export class EtcdClient {
     }
     return JSON.parse(text) as Record<string, unknown>;
   }
+}
+
+/** The end of the key range of every key that starts with `prefix` (its last byte plus one), base64. */
+function prefixEnd(prefix: string): string {
+  const bytes = Buffer.from(prefix, "utf8");
+  for (let i = bytes.length - 1; i >= 0; i--) {
+    if (bytes[i]! < 0xff) {
+      const end = Buffer.from(bytes.subarray(0, i + 1));
+      end[i] = end[i]! + 1;
+      return end.toString("base64");
+    }
+  }
+  return Buffer.from([0]).toString("base64");
 }
 
 function headerRevision(body: Record<string, unknown>): string {
