@@ -8,6 +8,8 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { runtime } from "../src/serve/mod.ts";
+import { runsOnLeader } from "../src/plugin/api.ts";
+import { pluginsFromConfig } from "../src/plugin/registry.ts";
 import { type EtcdCluster, startEtcd } from "./helpers/etcd.ts";
 import { tempDir, tempFile } from "./helpers/files.ts";
 import { type KrknServer, startKrknServer } from "./helpers/krkn_server.ts";
@@ -130,4 +132,19 @@ test("leader: kill -9 the leader → another replica leads within TTL + TTL/3, i
   // The old leader is dead and the followers' relays stand by: only the new leader's can push RUN.
   await waitFor(async () => (await krkn.state()) === "RUN", { what: "the new leader's relay to push RUN", timeoutMs: 5000, diagnose });
   for (const r of next.followers) assert.deepEqual([healthOf(await statusOf(r), "flag"), healthOf(await statusOf(r), "krkn")], ["standby", "standby"]);
+});
+
+test("run_on: leader by default for polling sources and relays, every_replica for receivers; leader refused on a receiver; other values refused", () => {
+  const where = "config.yaml: chaos_signal.sources[0]";
+  const built = pluginsFromConfig({
+    sources: [
+      { where, entry: { type: "file", name: "f", path: "/tmp/x" } },
+      { where, entry: { type: "file", name: "g", path: "/tmp/x", run_on: "every_replica" } },
+      { where, entry: { type: "webhook", name: "w" } },
+    ],
+    relays: [{ where, entry: { type: "relay", name: "r", targets: ["http://127.0.0.1:1"] } }],
+  });
+  assert.deepEqual(built.map((p) => [p.name, runsOnLeader(p)]), [["f", true], ["g", false], ["w", false], ["r", true]]);
+  assert.throws(() => pluginsFromConfig({ sources: [{ where, entry: { type: "webhook", name: "w", run_on: "leader" } }] }), /sources\[0\]\.run_on: got "leader"; allowed: every_replica/);
+  assert.throws(() => pluginsFromConfig({ sources: [{ where, entry: { type: "file", name: "f", path: "/tmp/x", run_on: "all" } }] }), /run_on: got "all"; allowed: leader or every_replica/);
 });
