@@ -16,7 +16,10 @@ import type { StateBackend } from "./state/backend.ts";
 import { FileBackend } from "./state/file_backend.ts";
 import { MemoryBackend } from "./state/memory_backend.ts";
 import { EtcdBackend } from "./state/etcd/etcd_backend.ts";
-import { redact } from "./state/etcd/client.ts";
+import { EtcdClient, type EtcdClientOptions, redact } from "./state/etcd/client.ts";
+import { Election } from "./state/etcd/election.ts";
+import { hostname } from "node:os";
+import process from "node:process";
 import { readFile } from "node:fs/promises";
 import { StateFileError } from "./state/state_file.ts";
 import { SignalStore } from "./state/signal_store.ts";
@@ -24,7 +27,7 @@ import { PauseExpiry } from "./state/expiry.ts";
 import { History } from "./state/history.ts";
 import { EtcdHistory, SHARED_HISTORY_MAX_ENTRIES } from "./state/etcd/etcd_history.ts";
 import { PluginHost, REPEAT_LOG_INTERVAL_MS, RepeatedWarnings } from "./plugin/host.ts";
-import type { Plugin } from "./plugin/api.ts";
+import { type Plugin, runsOnLeader } from "./plugin/api.ts";
 import { Auth } from "./http/auth.ts";
 import { createHandler, type SignalHandler } from "./http/app.ts";
 import type { SubscriberCounts } from "./push/hub.ts";
@@ -80,7 +83,7 @@ export function stateFileOf(settings: Settings): string | undefined {
 }
 
 /** `store: etcd`: the backend on the configured endpoints (a password file is read now). */
-async function etcdBackendOf(settings: Settings): Promise<EtcdBackend> {
+async function etcdClientOptionsOf(settings: Settings): Promise<EtcdClientOptions> {
   if (settings.etcdEndpoints.length === 0) throw new StateWriteError("store etcd: needs endpoints (chaos_signal.store.endpoints, --etcd-endpoints or CHAOS_SIGNAL_ETCD_ENDPOINTS)");
   let password = settings.etcdPassword;
   if (settings.etcdPasswordFile !== undefined) {
@@ -90,18 +93,36 @@ async function etcdBackendOf(settings: Settings): Promise<EtcdBackend> {
       throw new StateWriteError(`store.password_file ${settings.etcdPasswordFile}: cannot read it (${(error as { code?: string }).code ?? error})`);
     }
   }
-  return new EtcdBackend({
+  return {
     endpoints: settings.etcdEndpoints,
-    prefix: settings.etcdPrefix,
-    maxStalenessMs: settings.maxStalenessMs,
     ...(settings.etcdUsername === undefined ? {} : { username: settings.etcdUsername }),
     ...(password === undefined ? {} : { password }),
+  };
+}
+
+/** The lease's time to live: a dead or cut-off leader's work moves to another replica within it (+ TTL/3). */
+export const LEADER_TTL_SECONDS = 3;
+
+/**
+ * `store: etcd`: the leader election among the replicas, on a client of its own whose calls are
+ * bounded by a third of the lease (a member that hangs is left in time to keep the lease).
+ */
+function electionOf(settings: Settings, clientOptions: EtcdClientOptions, onChange: (leading: boolean) => void, log: Logger): Election {
+  const client = new EtcdClient({ ...clientOptions, timeoutMs: (LEADER_TTL_SECONDS * 1000) / 3 });
+  return new Election({
+    client,
+    key: `${settings.etcdPrefix.replace(/\/+$/, "")}/leader`,
+    replicaId: settings.replicaId ?? `${hostname()}:${process.pid}`,
+    ttlSeconds: LEADER_TTL_SECONDS,
+    onChange,
+    log: (line) => log.info(line),
   });
 }
 
 /** `/status`'s `store`: where the signal is shared, and whether this replica is current with it. */
-function storeStatus(backend: EtcdBackend, store: SignalStore): StoreStatus {
+function storeStatus(backend: EtcdBackend, store: SignalStore, election: Election): StoreStatus {
   const health = backend.health();
+  const leadership = election.status();
   return {
     type: "etcd",
     endpoints: backend.client.endpoints.map(redact),
@@ -109,6 +130,9 @@ function storeStatus(backend: EtcdBackend, store: SignalStore): StoreStatus {
     current: store.current,
     last_contact: health.lastContact?.toISOString() ?? null,
     revision: store.revision,
+    replica: leadership.replica,
+    leader: leadership.leader,
+    leading: leadership.leading,
     ...(health.detail === undefined ? {} : { detail: health.detail }),
   };
 }
@@ -121,7 +145,9 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
   const now = options.now ?? (() => new Date());
   const plugins = options.plugins ?? pluginsFromConfig(settings, options.registry ?? BUILTIN_REGISTRY);
   const stateFile = stateFileOf(settings);
-  const etcdBackend = options.backend || settings.store !== "etcd" ? undefined : await etcdBackendOf(settings);
+  const etcdOptions = options.backend || settings.store !== "etcd" ? undefined : await etcdClientOptionsOf(settings);
+  const etcdBackend = etcdOptions &&
+    new EtcdBackend({ ...etcdOptions, prefix: settings.etcdPrefix, maxStalenessMs: settings.maxStalenessMs });
   const fileBackend = options.backend || etcdBackend ? undefined : stateFile === undefined ? undefined : new FileBackend(stateFile);
   const backend: StateBackend = options.backend ?? etcdBackend ?? fileBackend ?? new MemoryBackend();
 
@@ -200,8 +226,20 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
   }
 
   // Sources read their restored claims (a receiver's memo) from here.
-  const host = new PluginHost(store, plugins, { log: (line) => log.info(line), restored: store.snapshot().claims });
+  // With etcd, work done once (polling sources, relays, the timed pause's end) goes on the leader only.
+  const host = new PluginHost(store, plugins, {
+    log: (line) => log.info(line),
+    restored: store.snapshot().claims,
+    ...(etcdBackend ? { leaderOnly: runsOnLeader } : {}),
+  });
   const expiry = new PauseExpiry(store);
+  const election = etcdOptions
+    ? electionOf(settings, etcdOptions, (leading) => {
+      host.lead(leading);
+      if (leading) expiry.start();
+      else expiry.stop();
+    }, log)
+    : undefined;
   const auth = new Auth(settings.auth.tokens, { protectReads: settings.auth.protectReads });
   const fetch = createHandler({
     store,
@@ -215,7 +253,7 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
     maxBodyBytes: settings.maxBodyBytes,
     allowedOrigins: settings.allowedOrigins,
     ...(fileBackend || etcdBackend ? { stateHealth: () => store.health() } : {}),
-    ...(etcdBackend ? { storeHealth: () => storeStatus(etcdBackend, store) } : {}),
+    ...(etcdBackend && election ? { storeHealth: () => storeStatus(etcdBackend, store, election) } : {}),
     ...(options.heartbeatMs === undefined ? {} : { heartbeatMs: options.heartbeatMs }),
     onError: (error, request) => log.error(`${request.method} ${request.url} failed: ${(error as Error)?.stack ?? error}`),
   });
@@ -232,16 +270,20 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
     start() {
       // Sources start before the server listens, so the first GET already sees their claims.
       host.start();
-      expiry.start();
+      if (election) election.start();
+      else expiry.start();
     },
     async close(graceMs = 1000) {
       // End event streams and answer long-polls first: a graceful shutdown waits for open responses.
       fetch.close();
       expiry.stop();
+      // The lead is given up at once (lease revoked): another replica takes over without waiting out the TTL.
+      const resigned = election?.stop();
       // A claim whose save is still under way is written before the end (within the grace).
       await Promise.allSettled([host.stop(graceMs / 2), store.close(graceMs * 0.8)]);
       await Promise.race([Promise.all([history.flushed(), sharedHistory?.flushed()]), new Promise((resolve) => setTimeout(resolve, graceMs / 2).unref?.())]);
       sharedHistory?.close();
+      await resigned;
       etcdBackend?.close();
     },
   };

@@ -227,3 +227,44 @@ test("a warning that repeats is counted every time but logged once a minute, wit
     await host.stop();
   }
 });
+
+test("leaderOnly: such a source runs only while lead(true), stops at once on lead(false) with its claim kept, and restarts on the next lead; others always run", async () => {
+  let runs = 0;
+  let aborts = 0;
+  const polling: Plugin = {
+    name: "polling",
+    kind: "test",
+    async run(context) {
+      runs += 1;
+      context.observe({ run: runs });
+      await context.claim("PAUSE", `run ${runs}`);
+      await new Promise((resolve) => context.abort.addEventListener("abort", resolve, { once: true }));
+      aborts += 1;
+    },
+  };
+  const everywhere: Plugin = {
+    name: "everywhere",
+    kind: "test",
+    async run(context) {
+      context.observe({});
+      await new Promise((resolve) => context.abort.addEventListener("abort", resolve, { once: true }));
+    },
+  };
+  const store = SignalStore.inMemory();
+  const host = new PluginHost(store, [polling, everywhere], { leaderOnly: (plugin) => plugin.name === "polling" });
+  host.start();
+  try {
+    await waitFor(() => host.statuses()[1]!.health === "ok", "the other source to run");
+    assert.deepEqual([runs, host.statuses()[0]!.health, host.ready], [0, "standby", true]);
+    host.lead(true);
+    await waitFor(() => store.signal === "PAUSE" && host.statuses()[0]!.health === "ok", "the leader-only source to run");
+    host.lead(false);
+    await waitFor(() => aborts === 1, "the leader-only source to stop");
+    assert.deepEqual([host.statuses()[0]!.health, store.signal], ["standby", "PAUSE"]);
+    host.lead(true);
+    await waitFor(() => runs === 2 && host.statuses()[0]!.health === "ok", "the leader-only source to run again");
+  } finally {
+    await host.stop();
+  }
+  assert.equal(aborts, 2);
+});

@@ -61,6 +61,8 @@ export interface Settings {
   readonly etcdPassword?: string;
   /** A file holding the etcd password (read at start). */
   readonly etcdPasswordFile?: string;
+  /** This replica's id in the leader election. @default hostname:pid */
+  readonly replicaId?: string;
 }
 
 /** One entry of `chaos_signal.plugins`: a module that exports plugin factories. */
@@ -109,6 +111,7 @@ const KRAKEN_STATE_RULE = `one of ${SIGNALS.join(", ")} in capitals: Krkn reads 
 const STATE_FILE_RULE = "a file path, or none to keep the state in memory only";
 const STORE_RULE = "file (the state file, one process; the default) or etcd (one signal shared by several replicas)";
 const ETCD_ENDPOINTS_RULE = "etcd client URLs such as http://10.0.0.11:2379, comma-separated";
+const REPLICA_ID_RULE = "1 to 128 letters, digits, _ . : @ or -, unique to this replica";
 const ETCD_PREFIX_RULE = "an etcd key prefix starting with /, such as /chaos-signal/default";
 const PLUGIN_MODULE_RULE = "a module to import plugins from: a path relative to the config file (./plugins/tcp.ts) or a package (npm:name)";
 
@@ -129,7 +132,7 @@ export const SETTING_RULES: Record<StringSetting, string> = {
 /** The settings that flags and environment variables can give as strings. */
 export type StringSetting = Exclude<
   keyof Settings,
-  "sources" | "relays" | "auth" | "onUnreadableState" | "idleTimeoutMs" | "pluginModules" | "maxStalenessMs" | "etcdUsername" | "etcdPassword" | "etcdPasswordFile"
+  "sources" | "relays" | "auth" | "onUnreadableState" | "idleTimeoutMs" | "pluginModules" | "maxStalenessMs" | "etcdUsername" | "etcdPassword" | "etcdPasswordFile" | "replicaId"
 >;
 
 const HOST_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
@@ -174,7 +177,8 @@ const StoreSection = strictSection({
   username: v.optional(v.pipe(v.string("an etcd user name"), v.nonEmpty("an etcd user name"))),
   password: v.optional(v.string("the etcd user's password")),
   password_file: v.optional(v.pipe(v.string("a file holding the etcd user's password"), v.nonEmpty("a file holding the etcd user's password"))),
-}, "a mapping with type: file|etcd and, for etcd, endpoints:, prefix:, max_staleness:, username:, password: or password_file:");
+  replica_id: v.optional(v.pipe(v.string(REPLICA_ID_RULE), v.trim(), v.regex(/^[\w.:@-]{1,128}$/, REPLICA_ID_RULE))),
+}, "a mapping with type: file|etcd and, for etcd, endpoints:, prefix:, max_staleness:, username:, password:, password_file: or replica_id:");
 
 export const StateFileSchema = v.pipe(v.string(STATE_FILE_RULE), v.trim(), v.nonEmpty(STATE_FILE_RULE));
 
@@ -249,6 +253,7 @@ export function settingsFromConfig(document: unknown, fileName: string): Setting
     maxStalenessMs: config.chaos_signal?.store?.max_staleness,
     etcdUsername: config.chaos_signal?.store?.username,
     etcdPassword: config.chaos_signal?.store?.password,
+    replicaId: config.chaos_signal?.store?.replica_id,
     etcdPasswordFile: config.chaos_signal?.store?.password_file &&
       resolve(dirname(resolve(fileName)), config.chaos_signal.store.password_file),
     pluginModules: config.chaos_signal?.plugins?.map((specifier, index) => ({

@@ -48,6 +48,12 @@ export interface StoreStatus {
   current: boolean;
   last_contact: string | null;
   revision: string;
+  /** This replica's id in the leader election. */
+  replica: string;
+  /** The leader's id as this replica last read it; null: none known. */
+  leader: string | null;
+  /** Whether this replica leads (runs the leader-only sources and relays). */
+  leading: boolean;
   detail?: string;
 }
 

@@ -95,6 +95,18 @@ export interface Plugin {
   onChange?(event: ChangeEvent): void;
   /** What the plugin shows of itself in `/metrics` and on the dashboard (set by `definePlugin`). */
   readonly description?: PluginDescription;
+  /**
+   * With several replicas (store: etcd), where `run` goes: on the one leader, or on every replica
+   * (config `run_on`). @default leader for a plugin without a route, every_replica for a receiver
+   */
+  readonly runOn?: RunOn;
+}
+
+export type RunOn = "leader" | "every_replica";
+
+/** Whether the plugin's `run` goes only on the leader replica (see `Plugin.runOn`). */
+export function runsOnLeader(plugin: Plugin): boolean {
+  return plugin.runOn === undefined ? plugin.fetch === undefined : plugin.runOn === "leader";
 }
 
 /** A metric family a plugin type adds to `/metrics`; `name` without the `chaos_signal_` prefix. */

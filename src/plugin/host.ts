@@ -12,7 +12,8 @@ import { isSource, type Plugin, type SourceContext } from "./api.ts";
 import { Backoff } from "../util/backoff.ts";
 import { delay } from "../util/timers.ts";
 
-export type SourceHealth = "starting" | "ok" | "warning" | "failed" | "stopped";
+/** `standby`: a leader-only source on a replica that does not lead (another replica runs it). */
+export type SourceHealth = "starting" | "ok" | "warning" | "failed" | "stopped" | "standby";
 
 export interface PluginStatus {
   name: string;
@@ -39,6 +40,11 @@ export interface PluginHostOptions {
    * @default the store's claims when the host is built
    */
   readonly restored?: readonly Claim[];
+  /**
+   * The plugins whose `run` goes only while this replica leads (see `lead`): with several replicas
+   * on one store, work done once. @default none: every plugin runs from `start` to `stop`
+   */
+  readonly leaderOnly?: (plugin: Plugin) => boolean;
 }
 
 /** A memo is kept in the state file, written on every save: a larger one is dropped (with a warning). */
@@ -47,7 +53,11 @@ export const MAX_MEMO_BYTES = 1024 * 1024;
 interface Entry {
   readonly plugin: Plugin;
   readonly status: PluginStatus;
-  readonly context: SourceContext;
+  /** Rebuilt at each start of a leader-only plugin, with that run's abort signal. */
+  context: SourceContext;
+  readonly leaderOnly: boolean;
+  /** Ends this one run (a leader-only plugin on losing the lead); the host's abort ends them all. */
+  controller?: AbortController | undefined;
   running?: Promise<void>;
 }
 
@@ -72,6 +82,8 @@ export class PluginHost {
   #unsubscribe: (() => void) | undefined;
   /** Called after every observation until the sources are ready. */
   readonly #readyWaiters = new Set<() => void>();
+  #started = false;
+  #leading = false;
 
   constructor(store: SignalStore, plugins: readonly Plugin[], options: PluginHostOptions = {}) {
     this.#store = store;
@@ -92,7 +104,9 @@ export class PluginHost {
         restarts: 0,
         ...(plugin.fetch ? { route: `/hooks/${plugin.name}` } : {}),
       };
-      this.#entries.set(plugin.name, { plugin, status, context: this.#contextFor(plugin, status) });
+      const leaderOnly = plugin.run !== undefined && (options.leaderOnly?.(plugin) ?? false);
+      if (leaderOnly) status.health = "standby";
+      this.#entries.set(plugin.name, { plugin, status, leaderOnly, context: this.#contextFor(plugin, status, this.#controller.signal) });
     }
   }
 
@@ -101,9 +115,43 @@ export class PluginHost {
     this.#unsubscribe = this.#store.subscribe((event) => {
       if (event.type === "change") this.#notify(event);
     });
+    this.#started = true;
     for (const entry of this.#entries.values()) {
-      if (entry.plugin.run) entry.running = this.#supervise(entry);
+      if (entry.plugin.run && (!entry.leaderOnly || this.#leading)) this.#run(entry);
     }
+  }
+
+  /**
+   * This replica leads, or no longer does: starts the leader-only plugins, or aborts them at once
+   * (their claims stay in the store, for the next leader's to re-observe).
+   */
+  lead(leading: boolean): void {
+    if (leading === this.#leading) return;
+    this.#leading = leading;
+    if (!this.#started || this.#controller.signal.aborted) return;
+    for (const entry of this.#entries.values()) {
+      if (!entry.leaderOnly) continue;
+      if (leading) this.#run(entry);
+      else {
+        entry.controller?.abort(new Error("this replica no longer leads"));
+        entry.controller = undefined;
+        entry.status.health = "standby";
+        entry.status.last_observation = null;
+      }
+    }
+  }
+
+  #run(entry: Entry): void {
+    if (entry.leaderOnly) {
+      entry.controller = new AbortController();
+      const signal = AbortSignal.any([this.#controller.signal, entry.controller.signal]);
+      entry.context = this.#contextFor(entry.plugin, entry.status, signal);
+      entry.status.health = "starting";
+    }
+    // A run still ending (lost lead, regained at once) finishes before the next begins.
+    const previous = entry.running ?? Promise.resolve();
+    const context = entry.context;
+    entry.running = previous.then(() => this.#supervise(entry, context));
   }
 
   /** Aborts every source and waits (at most `graceMs`) for them to finish. */
@@ -113,6 +161,7 @@ export class PluginHost {
     const running = [...this.#entries.values()].map((entry) => entry.running).filter(Boolean);
     await Promise.race([Promise.allSettled(running), delay(graceMs)]);
     for (const entry of this.#entries.values()) entry.status.health = "stopped";
+    this.#started = false;
   }
 
   plugin(name: string): { plugin: Plugin; context: SourceContext } | undefined {
@@ -135,7 +184,7 @@ export class PluginHost {
    */
   waitingFor(): string[] {
     return [...this.#entries.values()]
-      .filter((e) => isSource(e.plugin) && e.status.last_observation === null)
+      .filter((e) => isSource(e.plugin) && e.status.last_observation === null && e.status.health !== "standby")
       .map((e) => e.plugin.name);
   }
 
@@ -162,7 +211,7 @@ export class PluginHost {
     });
   }
 
-  #contextFor(plugin: Plugin, status: PluginStatus): SourceContext {
+  #contextFor(plugin: Plugin, status: PluginStatus, abort: AbortSignal): SourceContext {
     const store = this.#store;
     const log = (message: string) => this.#log(`${plugin.kind} "${plugin.name}": ${message}`);
     const repeats = new RepeatedWarnings(REPEAT_LOG_INTERVAL_MS);
@@ -186,12 +235,15 @@ export class PluginHost {
       made.catch((error) => context.warn(`claim not made: ${messageOf(error)}`));
       return made;
     };
+    // A leader-only run that was ended (the lead lost) no longer speaks for the plugin's status.
+    const ended = () => abort !== this.#controller.signal && abort.aborted;
     const context: SourceContext = {
       name: plugin.name,
-      abort: this.#controller.signal,
+      abort,
       claim: (state, reason, options) => submitted(store.claim(plugin.name, state, reason, bounded(options))),
       release: (reason, options) => submitted(store.release(plugin.name, reason, bounded(options))),
       warn: (problem) => {
+        if (ended()) return;
         const message = messageOf(problem);
         status.warnings += 1;
         status.last_warning = { at: this.#now().toISOString(), message };
@@ -202,6 +254,7 @@ export class PluginHost {
         if (line !== undefined) log(`warning: ${line}`);
       },
       observe: (observation) => {
+        if (ended()) return;
         status.last_observation = { at: this.#now().toISOString(), ...observation };
         status.health = "ok";
         for (const check of [...this.#readyWaiters]) check();
@@ -216,18 +269,18 @@ export class PluginHost {
   }
 
   /** Runs a source; on failure reports it and restarts after a growing delay. */
-  async #supervise(entry: Entry): Promise<void> {
-    const signal = this.#controller.signal;
+  async #supervise(entry: Entry, context: SourceContext): Promise<void> {
+    const signal = context.abort;
     const backoff = new Backoff({ initialMs: this.#restartDelayMs, maxMs: this.#maxRestartDelayMs });
     while (!signal.aborted) {
       try {
-        await entry.plugin.run!(entry.context);
+        await entry.plugin.run!(context);
         if (signal.aborted) return;
         throw new Error("run() returned before shutdown");
       } catch (error) {
         if (signal.aborted) return;
         const wait = backoff.next();
-        entry.context.warn(new Error(`source failed, restarting in ${wait} ms`, { cause: error }));
+        context.warn(new Error(`source failed, restarting in ${wait} ms`, { cause: error }));
         entry.status.health = "failed";
         entry.status.restarts += 1;
         await delay(wait, signal).catch(() => {});

@@ -34,12 +34,19 @@ export function pluginsFromConfig(
   const { sources, relays } = isRegistry(registry) ? registry : { sources: registry, relays: BUILTIN_RELAYS as Factories };
   const taken = new Map<string, string>();
   const build = (factories: Factories) => ({ where, entry }: SourceSetting) => {
-    const { type, ...options } = entry;
+    const { type, run_on: runOn, ...options } = entry;
     const factory = Object.hasOwn(factories, type) ? factories[type] : undefined;
     if (!factory) {
       throw new ValidationError(`${where}.type: got ${showValue(type)}; allowed: one of ${Object.keys(factories).join(", ")}`);
     }
+    if (runOn !== undefined && runOn !== "leader" && runOn !== "every_replica") {
+      throw new ValidationError(`${where}.run_on: got ${showValue(runOn)}; allowed: leader or every_replica`);
+    }
     const plugin = factory(options, where);
+    if (runOn === "leader" && plugin.fetch) {
+      throw new ValidationError(`${where}.run_on: got "leader"; allowed: every_replica (a receiver answers on every replica)`);
+    }
+    if (runOn !== undefined) Object.assign(plugin, { runOn });
     const first = taken.get(plugin.name);
     if (first) throw new ValidationError(`${where}.name: got "${plugin.name}"; allowed: a name no other plugin has (${first} has it)`);
     taken.set(plugin.name, where);
