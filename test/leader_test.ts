@@ -93,6 +93,15 @@ after(async () => {
 
 test("leader: exactly one replica runs the file source and the relay (the others: standby); run_on: every_replica and the webhook run everywhere", async () => {
   const { leader, followers } = await oneLeader(replicas, 10_000);
+  // /metrics says the same: every replica current with etcd, store_leading 1 on the leader only.
+  for (const r of replicas) {
+    const replica = (await statusOf(r)).store.replica;
+    const text = await (await fetch(`${r.url}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+    const sample = (name: string) => text.match(new RegExp(`^chaos_signal_store_${name}\\{store="etcd",replica="${replica}"\\} (\\S+)$`, "m"))?.[1];
+    assert.equal(sample("current"), "1", text);
+    assert.ok(Number(sample("revision")) > 0, text);
+    assert.equal(sample("leading"), r === leader ? "1" : "0", text);
+  }
   await waitFor(async () => healthOf(await statusOf(leader), "flag") === "ok", { what: "the leader's file source to observe", timeoutMs: 5000, diagnose });
   assert.notEqual(healthOf(await statusOf(leader), "krkn"), "standby");
   for (const r of followers) {

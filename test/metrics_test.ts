@@ -174,9 +174,11 @@ test("/metrics: the exposition byte for byte, the plugins' families included (pr
     version: "1.2.3",
     runtime: "test 1",
     startedAt: new Date("2026-01-02T03:00:00.000Z"),
+    store: { type: "file", current: true, revision: "7" },
     describe: (source) => factories.get(source.name)?.description,
   });
-  // As metrics.ts wrote it when it knew the poller and the relay by name (commit d26b845).
+  // As metrics.ts wrote it when it knew the poller and the relay by name (commit d26b845), with the
+  // store families (current, revision) of issue 11 added after the signal's.
   assert.equal(text, readFileSync(new URL("./fixtures/metrics_exposition.txt", import.meta.url), "utf8"));
 });
 
@@ -232,4 +234,19 @@ test("/status: each source's cards as its plugin describes them; a plugin whose 
   const handler = createHandler({ store: arbiter, version: "t", plugins: host });
   const status = await (await handler(new Request("http://x/status"))).json() as StatusDocument;
   assert.deepEqual(status.sources.map((source) => [source.name, source.cards]), [["q", [card]], ["broken", undefined], ["plain", undefined]]);
+});
+
+test("/metrics: the file store is always current, at its revision; no leading without etcd", async () => {
+  const store = SignalStore.inMemory();
+  const handler = createHandler({ store, version: "1.2.3", runtime: "test 1", stateHealth: () => store.health() });
+  await store.claim("load", "PAUSE", "high");
+  await store.flush({ always: true });
+  const m = samples(await (await handler(new Request("http://x/metrics"))).text());
+  assert.equal(m.get('chaos_signal_store_current{store="file"}'), "1");
+  assert.equal(m.get('chaos_signal_store_revision{store="file"}'), store.revision);
+  assert.ok(Number(store.revision) > 0, `revision ${store.revision}`);
+  assert.ok(![...m.keys()].some((key) => key.startsWith("chaos_signal_store_leading")));
+  // In memory only (no stateHealth): no store families at all.
+  const memory = samples(await (await createHandler({ store, version: "1", runtime: "t" })(new Request("http://x/metrics"))).text());
+  assert.ok(![...memory.keys()].some((key) => key.startsWith("chaos_signal_store_")));
 });

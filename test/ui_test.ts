@@ -127,6 +127,8 @@ describe("web dashboard /ui", { skip }, () => {
       assert.match(await page.getAttribute("#hero", "class") ?? "", /sig-RUN/);
       await waitForText(page, "#claims", /manual/);
       await waitForText(page, "#sources", /switch/);
+      // The store line: where the signal is kept (this server has no state file).
+      await waitForText(page, "#store", /store memory only/);
       // The relay's dead target shows, out of sync, with its error.
       await waitForText(page, "#relays", /127\.0\.0\.1:9/, 15_000);
       assert.match(await page.textContent("#relays") ?? "", /out of sync/);

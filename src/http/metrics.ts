@@ -25,8 +25,20 @@ export interface MetricsInfo {
   readonly startedAt: Date;
   /** The state file's health; absent when the state is kept in memory only. */
   readonly state?: StateHealth;
+  /** Where the signal is stored (file or etcd) and whether this replica is current with it; absent: memory only. */
+  readonly store?: StoreMetrics;
   /** What a source's plugin says about itself (its samples); absent: none. */
   readonly describe?: (source: PluginStatus) => PluginDescription | undefined;
+}
+
+/** The store as `/metrics` shows it: `replica` and `leading` only with etcd (a leader election). */
+export interface StoreMetrics {
+  readonly type: "file" | "etcd";
+  readonly current: boolean;
+  /** The stored revision this replica stands on (a decimal string). */
+  readonly revision: string;
+  readonly replica?: string;
+  readonly leading?: boolean;
 }
 
 /** A plugin type, such as a factory made with `definePlugin`: its families show even with no plugin of it. */
@@ -40,6 +52,7 @@ const CORE_FAMILIES = new Set([
   "build_info", "start_time_seconds", "signal", "stop_latched", "signal_changed_timestamp_seconds", "state_saved",
   "state_save_failures_total", "changes_total", "claims_total", "claim", "source_healthy", "source_warnings_total",
   "source_restarts_total", "source_last_observation_timestamp_seconds", "subscribers", "http_requests_total",
+  "store_current", "store_revision", "store_leading",
 ]);
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
@@ -125,6 +138,16 @@ export class Metrics {
     if (info.state) {
       family("state_saved", "gauge", "1 while the state file holds the current state; 0 while writes fail (they are retried).").add({}, info.state.saved ? 1 : 0);
       family("state_save_failures_total", "counter", "Writes of the state file that failed or did not finish in time.").add({}, info.state.failures);
+    }
+
+    if (info.store) {
+      const { store } = info;
+      const id = { store: store.type, ...(store.replica === undefined ? {} : { replica: store.replica }) };
+      family("store_current", "gauge", "1 while this replica is current with its store (always for the file store); 0: GET / serves PAUSE.").add(id, store.current ? 1 : 0);
+      family("store_revision", "gauge", "The store revision this replica stands on.").add(id, Number(store.revision));
+      if (store.leading !== undefined) {
+        family("store_leading", "gauge", "1 while this replica leads (runs the leader-only sources and relays).").add(id, store.leading ? 1 : 0);
+      }
     }
 
     const changes = family("changes_total", "counter", "Changes of the effective signal, by the source whose claim caused them.");

@@ -28,6 +28,7 @@ h2 { font-size: 1.05rem; margin: 20px 0 8px; }
 #signal { font-size: clamp(3.5rem, 18vw, 7rem); font-weight: 800; letter-spacing: .04em; line-height: 1.05; }
 #decided, #latch { margin-top: 6px; font-size: .95rem; }
 #latch:empty { display: none; }
+#store { margin-top: 6px; font-size: .85rem; } #store.not-current { font-weight: 700; text-decoration: underline; }
 .controls { display: grid; grid-template-columns: repeat(3, 1fr); gap: 10px; margin-top: 14px; }
 button { font: inherit; font-weight: 700; min-height: 56px; border-radius: 12px; border: 2px solid transparent; cursor: pointer; padding: 8px 12px; }
 button:disabled { opacity: .6; cursor: progress; }
@@ -70,6 +71,7 @@ const BODY = `<header>
 <div id="signal">&hellip;</div>
 <div id="decided"></div>
 <div id="latch"></div>
+<div id="store"></div>
 </section>
 <section class="controls" aria-label="Change the signal">
 <button id="btn-run" type="button">RUN</button>

@@ -185,6 +185,7 @@ function renderStatus(s: StatusDocument, staleSignal: boolean): void {
   $("latch").textContent = s.stop_latch
     ? "STOP latch: held since " + when(s.stop_latch.since) + " by " + s.stop_latch.source + " (" + s.stop_latch.reason + "); a RUN releases it"
     : "";
+  renderStore(s);
   const claims = $("claims");
   claims.replaceChildren();
   (s.claims || []).forEach((c) => {
@@ -207,6 +208,24 @@ function renderStatus(s: StatusDocument, staleSignal: boolean): void {
   if (!sources.firstChild) sources.appendChild(el("p", "empty", "no sources configured"));
   renderPluginCards(s.sources || []);
   $("version").textContent = "chaos-signal " + (s.version || "") + " on " + (s.runtime || "");
+}
+/** One line on where the signal is kept: etcd (current or why not, revision, replica, leader), the file, or memory. */
+function renderStore(s: StatusDocument): void {
+  const line = $("store");
+  line.className = "";
+  if (s.store) {
+    const st = s.store;
+    if (!st.current) line.className = "not-current";
+    const leader = st.leader === null ? "none known" : st.leader + (st.leading ? " (this one)" : "");
+    line.textContent = "store etcd \u00b7 " +
+      (st.current ? "current" : "not current" + (st.detail ? " (" + st.detail + ")" : "") + ": GET / serves PAUSE") +
+      " \u00b7 revision " + st.revision + " \u00b7 replica " + st.replica + " \u00b7 leader " + leader;
+  } else if (s.state) {
+    line.textContent = "store file " + s.state.file + " \u00b7 current" +
+      (s.state.saved ? "" : " \u00b7 not saved" + (s.state.error ? " (" + s.state.error + ")" : "") + ", retrying");
+  } else {
+    line.textContent = "store memory only (no state file)";
+  }
 }
 function renderHistory(h: HistoryPage): void {
   const list = $("history");
