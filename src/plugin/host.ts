@@ -148,10 +148,12 @@ export class PluginHost {
       entry.context = this.#contextFor(entry.plugin, entry.status, signal);
       entry.status.health = "starting";
     }
-    // A run still ending (lost lead, regained at once) finishes before the next begins.
-    const previous = entry.running ?? Promise.resolve();
+    // A run still ending (lost lead, regained at once) finishes before the next begins. A first
+    // run starts now, in this turn: a source's first claim (a poller's fail-closed PAUSE) is in
+    // place before the server listens.
     const context = entry.context;
-    entry.running = previous.then(() => this.#supervise(entry, context));
+    const previous = entry.running;
+    entry.running = previous ? previous.then(() => this.#supervise(entry, context)) : this.#supervise(entry, context);
   }
 
   /** Aborts every source and waits (at most `graceMs`) for them to finish. */
