@@ -14,7 +14,9 @@ export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
  * or with CHAOS_SIGNAL_UNDER_TEST=binary the compiled binary (a Bun program),
  * or =single-file the bundled dist/chaos-signal.js (`npm run build` makes both).
  */
-export function runtimeCommand(other?: "deno" | "bun"): { command: string; args: string[]; name: "deno" | "bun" } {
+export function runtimeCommand(other?: "deno" | "bun" | "binary"): { command: string; args: string[]; name: "deno" | "bun" } {
+  // The compiled binary as one replica among others (it exists after `npm run build`).
+  if (other === "binary") return { command: `${ROOT}dist/chaos-signal`, args: [], name: "bun" };
   if (other !== undefined && other !== runtime().name) {
     // The other runtime, from the project's own install: replicas mixing Deno and Bun.
     return { command: `${ROOT}node_modules/.bin/${other}`, args: other === "deno" ? ["run", "-A", "mod.ts"] : ["run", "mod.ts"], name: other };
@@ -52,7 +54,7 @@ function collect(child: ChildProcess) {
 }
 
 /** `launcher` runs the server through another program, such as `["prlimit", "--nofile=256:256", "--"]`. */
-function spawnServer(flags: string[], env: Record<string, string> = {}, launcher: string[] = [], other?: "deno" | "bun"): ChildProcess {
+function spawnServer(flags: string[], env: Record<string, string> = {}, launcher: string[] = [], other?: "deno" | "bun" | "binary"): ChildProcess {
   const { command, args } = runtimeCommand(other);
   const [program, ...programArgs] = [...launcher, command, ...args, ...flags];
   return spawn(program!, programArgs, {
@@ -77,7 +79,7 @@ function etcdStoreFlags(flags: string[]): string[] {
 /** Starts a server on 127.0.0.1 and a free port (unless the flags say otherwise). */
 export async function startServer(
   flags: string[] = [],
-  options: { env?: Record<string, string>; timeoutMs?: number; launcher?: string[]; runtime?: "deno" | "bun" } = {},
+  options: { env?: Record<string, string>; timeoutMs?: number; launcher?: string[]; runtime?: "deno" | "bun" | "binary" } = {},
 ): Promise<ServerProcess> {
   const defaults = [
     ...(flags.some((f) => f.startsWith("--address") || f === "-a") ? [] : ["--address", "127.0.0.1"]),
