@@ -15,6 +15,7 @@ import type { PluginModuleSetting } from "../config/settings.ts";
 import { ValidationError } from "../config/validation.ts";
 import type { PluginFactory } from "./api.ts";
 import { BUILTIN_REGISTRY, type PluginRegistry } from "./registry.ts";
+import { within } from "../util/timers.ts";
 
 /** A module that hangs in its top-level code must not hold the start forever. */
 export const MODULE_IMPORT_TIMEOUT_MS = 30_000;
@@ -56,16 +57,8 @@ function firstLine(error: unknown): string {
   return line.length > 300 ? `${line.slice(0, 300)}...` : line;
 }
 
-async function importWithin(url: string, timeoutMs: number): Promise<Record<string, unknown>> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`not loaded within ${timeoutMs / 1000} s`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([import(url) as Promise<Record<string, unknown>>, late]);
-  } finally {
-    clearTimeout(timer);
-  }
+function importWithin(url: string, timeoutMs: number): Promise<Record<string, unknown>> {
+  return within(import(url) as Promise<Record<string, unknown>>, timeoutMs, () => new Error(`not loaded within ${timeoutMs / 1000} s`));
 }
 
 /**

@@ -4,6 +4,7 @@
  */
 import { HttpError } from "../web/response.ts";
 import { messageOf } from "./host.ts";
+import { within } from "../util/timers.ts";
 import type { SourceContext } from "./api.ts";
 import type { Signal } from "../core/signal.ts";
 
@@ -28,15 +29,9 @@ export const SAVE_WAIT_MS = 5000;
  * either way: a PAUSE or a STOP is never withheld for want of a disk.
  */
 export async function claimSaved(context: SourceContext, waitMs = SAVE_WAIT_MS): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`not written within ${waitMs / 1000} s`)), waitMs);
-  });
   try {
-    await Promise.race([context.saved(), late]);
+    await within(context.saved(), waitMs, () => new Error(`not written within ${waitMs / 1000} s`));
   } catch (error) {
     throw new HttpError(503, `the claim is in effect but was not saved (${messageOf(error)}), so it may not survive a restart: send it again`, {}, { cause: error });
-  } finally {
-    clearTimeout(timer);
   }
 }

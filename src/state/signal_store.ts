@@ -20,6 +20,7 @@ import { initialSnapshot, MANUAL_SOURCE, type Snapshot, type View } from "../cor
 import { checkChange, transition } from "../core/transition.ts";
 import { isNewer, type Revision, type StateBackend } from "./backend.ts";
 import { MemoryBackend } from "./memory_backend.ts";
+import { within } from "../util/timers.ts";
 import { Backoff } from "../util/backoff.ts";
 
 /** How long a change toward RUN may wait for its commit (turn in the queue included) before it is refused. */
@@ -313,15 +314,11 @@ export class SignalStore implements SignalFeed, RevisionFeed {
         this.#rebase(result.latest, result.revision, at);
       }
     });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        gaveUp = true;
-        reject(new NotSavedError(`${this.backend.where} could not be written within ${this.saveTimeoutMs / 1000} s`));
-      }, this.saveTimeoutMs);
-      // Kept referenced: a caller waits on it, and it ends with the job at the latest.
+    // The timer stays referenced: a caller waits on it, and it ends with the job at the latest.
+    return within(job, this.saveTimeoutMs, () => {
+      gaveUp = true;
+      return new NotSavedError(`${this.backend.where} could not be written within ${this.saveTimeoutMs / 1000} s`);
     });
-    return Promise.race([job, late]).finally(() => clearTimeout(timer));
   }
 
   #made(change: Change, order: number): void {
