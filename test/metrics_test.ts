@@ -97,7 +97,7 @@ test("/metrics: source health, the poller's value and thresholds, relay-free hos
   }
 });
 
-test("/healthz always answers; /readyz waits for every source's first observation", async () => {
+test("/healthz always answers; /readyz is 200 while a source has not observed yet: /status and /metrics show it waiting", async () => {
   const { plugin: slow, release } = gatedSource("slow");
   const arbiter = SignalStore.inMemory();
   const host = new PluginHost(arbiter, [slow]);
@@ -106,19 +106,23 @@ test("/healthz always answers; /readyz waits for every source's first observatio
   try {
     assert.equal(await (await handler(new Request("http://x/healthz"))).text(), "ok\n");
     const waiting = await handler(new Request("http://x/readyz"));
-    assert.equal(waiting.status, 503);
-    assert.equal(await waiting.text(), "not ready: waiting for the first observation of slow\n");
+    assert.equal(waiting.status, 200, "ready means: can serve the signal");
+    assert.equal(await waiting.text(), "ready (not observed yet: slow; see /status)\n");
+    assert.deepEqual((await (await handler(new Request("http://x/status"))).json()).sources_waiting, ["slow"]);
+    assert.match(await (await handler(new Request("http://x/metrics"))).text(), /^chaos_signal_source_waiting\{source="slow",kind="[^"]+"\} 1$/m);
     release();
     await waitFor(() => host.ready, "ready");
     const ready = await handler(new Request("http://x/readyz"));
     assert.equal(ready.status, 200);
     assert.equal(await ready.text(), "ready\n");
+    assert.deepEqual((await (await handler(new Request("http://x/status"))).json()).sources_waiting, []);
+    assert.match(await (await handler(new Request("http://x/metrics"))).text(), /^chaos_signal_source_waiting\{source="slow",kind="[^"]+"\} 0$/m);
   } finally {
     await host.stop();
   }
 });
 
-test("/readyz waits for sources only: a relay-only config is ready at once, a hook or a route-only plugin is never waited for", async () => {
+test("sources waiting are sources only: a relay-only config is ready at once, a hook or a route-only plugin is never waited for", async () => {
   const arbiter = SignalStore.inMemory();
   // A relay has run and onChange and never observes before it reaches a target (here: none listens).
   const hooks = [

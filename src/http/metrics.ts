@@ -19,6 +19,8 @@ import type { StateHealth } from "../state/signal_store.ts";
 export interface MetricsInfo {
   readonly snapshot: ArbiterSnapshot;
   readonly sources: readonly PluginStatus[];
+  /** The sources that have not observed once yet. */
+  readonly waiting?: readonly string[];
   readonly subscribers: { readonly events: number; readonly longPolls: number };
   readonly version: string;
   readonly runtime: string;
@@ -51,7 +53,7 @@ export interface DescribedKind {
 const CORE_FAMILIES = new Set([
   "build_info", "start_time_seconds", "signal", "stop_latched", "signal_changed_timestamp_seconds", "state_saved",
   "state_save_failures_total", "changes_total", "claims_total", "claim", "source_healthy", "source_warnings_total",
-  "source_restarts_total", "source_last_observation_timestamp_seconds", "subscribers", "http_requests_total",
+  "source_restarts_total", "source_last_observation_timestamp_seconds", "source_waiting", "subscribers", "http_requests_total",
   "store_current", "store_revision", "store_leading",
 ]);
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
@@ -169,6 +171,9 @@ export class Metrics {
     const warnings = family("source_warnings_total", "counter", "Problems a plugin reported.");
     const restarts = family("source_restarts_total", "counter", "Times a plugin's run failed and was restarted.");
     const observed = family("source_last_observation_timestamp_seconds", "gauge", "When a plugin last observed something.");
+    // Only when told which sources wait (the HTTP route tells it): renderings without it stay as they were.
+    const waiting = info.waiting && family("source_waiting", "gauge", "1 while a source has not observed once yet (its fail-closed claim holds; readiness does not wait for it).");
+    const waitingNames = new Set(info.waiting ?? []);
     // The plugins' own families: first the known types' (always shown), then any other a plugin declares.
     const descriptions = info.sources.map((source) => info.describe?.(source));
     const pluginFamilies = new Map<string, Family>();
@@ -185,6 +190,7 @@ export class Metrics {
       restarts.add(id, source.restarts);
       const observation = source.last_observation;
       if (observation) observed.add(id, Date.parse(observation.at) / 1000);
+      waiting?.add(id, waitingNames.has(source.name) ? 1 : 0);
       for (const sample of samplesOf(descriptions[index], source)) {
         const target = pluginFamilies.get(sample.family);
         if (target && Object.keys(sample.labels).every((key) => LABEL_NAME.test(key))) target.add(sample.labels, sample.value);

@@ -16,6 +16,8 @@ export interface StatusInfo {
   readonly now: Date;
   /** Health and last observation of each plugin. */
   readonly sources?: readonly PluginStatus[];
+  /** The sources that have not observed once yet (readiness does not wait for them). */
+  readonly waiting?: readonly string[];
   /** Open event streams and pending long-polls. */
   readonly subscribers?: { readonly events: number; readonly longPolls: number };
   /** The state file's health; absent when the state is kept in memory only. */
@@ -65,6 +67,8 @@ export interface StatusDocument {
   stop_latch: { since: string; source: string; reason: string } | null;
   claims: ClaimStatus[];
   sources: SourceStatus[];
+  /** The sources that have not observed once yet: their fail-closed claims hold meanwhile. */
+  sources_waiting: string[];
   last_override: { at: string; reason: string; actor?: string; sources: string[] } | null;
   subscribers: { events: number; long_polls: number };
   /** `saved: false` while the file does not hold the current state (writes failing, retried). */
@@ -120,6 +124,7 @@ export function statusDocument(snapshot: ArbiterSnapshot, info: StatusInfo): Sta
     stop_latch: latchStatus(snapshot.latch),
     claims: snapshot.claims.map(claimStatus),
     sources: (info.sources ?? []).map((source) => withCards(source, info.describe?.(source))),
+    sources_waiting: [...(info.waiting ?? [])],
     last_override: overrideStatus(snapshot.override),
     subscribers: { events: info.subscribers?.events ?? 0, long_polls: info.subscribers?.longPolls ?? 0 },
     state: info.state ? { ...info.state, since: info.state.since?.toISOString() ?? null } : null,

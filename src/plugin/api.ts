@@ -150,7 +150,7 @@ export interface PluginDescription {
 
 /**
  * A source claims on its own: it has a `run` loop and is not a hook (no `onChange`; a relay has
- * both). Readiness (`/readyz`, `PluginHost.waitingFor`, `sourcesReady`) waits for sources only:
+ * both). What waits for a first observation (`PluginHost.waitingFor`, `/status` sources_waiting, `sourcesReady`) counts sources only:
  * a hook or a route-only plugin may never observe anything before it is told of a change.
  */
 export function isSource(plugin: Plugin): boolean {

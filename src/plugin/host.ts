@@ -181,8 +181,8 @@ export class PluginHost {
   }
 
   /**
-   * The sources (see `isSource`) that have not observed once yet: the one readiness definition,
-   * behind `/readyz`, `ready` and `SourceContext.sourcesReady()`.
+   * The sources (see `isSource`) that have not observed once yet: the one definition of waiting,
+   * behind `/status` sources_waiting, `ready` and `SourceContext.sourcesReady()` (not readiness: `/readyz`).
    */
   waitingFor(): string[] {
     return [...this.#entries.values()]

@@ -12,6 +12,7 @@ export function metricsRoute(router: AppRouter, ctx: HttpContext, target: Signal
         metrics.render({
           snapshot: target.store.snapshot(),
           sources: ctx.plugins?.statuses() ?? [],
+          waiting: ctx.plugins?.waitingFor() ?? [],
           describe: ctx.describe,
           subscribers: target.events.counts(),
           version: ctx.version,

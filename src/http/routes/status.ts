@@ -12,6 +12,7 @@ export function statusRoute(router: AppRouter, ctx: HttpContext, target: SignalT
         startedAt: ctx.startedAt,
         now: ctx.now(),
         sources: ctx.plugins?.statuses() ?? [],
+        waiting: ctx.plugins?.waitingFor() ?? [],
         describe: ctx.describe,
         subscribers: target.events.counts(),
         ...(ctx.stateHealth ? { state: ctx.stateHealth() } : {}),
