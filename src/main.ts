@@ -2,7 +2,7 @@
  * The command-line program: flags, environment and config file -> createServer -> serve;
  * SIGINT/SIGTERM -> clean shutdown.
  *
- * Exit codes: 0 clean shutdown (or --help, --version); 1 cannot listen
+ * Exit codes: 0 clean shutdown (or --help, --version, a good --check-config); 1 cannot listen
  * (port in use, address not available); 2 invalid flags, environment or
  * config, or a state file that cannot be written, reported on one line that
  * names the key, before anything listens.
@@ -12,9 +12,11 @@ import { type CliFlags, readFlags, settingsFromFlags, USAGE } from "./config/fla
 import { ENV_CONFIG_FILE, mergeSettings, type Settings, settingsFromEnv } from "./config/settings.ts";
 import { loadConfigFile } from "./config/config_file.ts";
 import { loadPluginModules } from "./plugin/modules.ts";
+import type { PluginRegistry } from "./plugin/registry.ts";
+import type { Plugin } from "./plugin/api.ts";
 import { consoleLogger, type Logger } from "./util/log.ts";
 import { AddressInUseError, runtime, serve } from "./serve/mod.ts";
-import { createServer } from "./server.ts";
+import { checkSettings, createServer, stateFileOf } from "./server.ts";
 import { VERSION } from "./version.ts";
 
 /** SIGINT/SIGTERM must end the process within 2 s, open requests or not: 1 s for them, 1 s of slack. */
@@ -30,6 +32,20 @@ async function resolveSettings(flags: CliFlags, env: Record<string, string | und
   const configFile = flags.configFile ?? (env[ENV_CONFIG_FILE] || undefined);
   const fileLayer = configFile === undefined ? {} : await loadConfigFile(configFile);
   return mergeSettings(fileLayer, settingsFromEnv(env), flagLayer);
+}
+
+/** `--check-config`: one line that says what a start with these settings would run. */
+async function configSummary(settings: Settings, registry: PluginRegistry, configFile: string | undefined): Promise<string> {
+  const { plugins } = await checkSettings(settings, registry);
+  const names = (list: Plugin[]) => list.length ? list.map((p) => `${p.name} (${p.kind})`).join(", ") : "none";
+  // pluginsFromConfig builds the sources first, then the relays.
+  const others = plugins.slice(0, settings.sources.length);
+  const relays = plugins.slice(settings.sources.length);
+  const store = settings.store === "etcd"
+    ? `store etcd ${settings.etcdEndpoints.join(",")} ${settings.etcdPrefix}`
+    : `state file ${stateFileOf(settings) ?? "none (memory only)"}`;
+  return `config OK: ${configFile || "no config file"}; listen ${settings.address}:${settings.port}; ${store}; ` +
+    `sources: ${names(others)}; relays: ${names(relays)}; tokens: ${settings.auth.tokens.length}`;
 }
 
 function fail(code: number, message: string): never {
@@ -60,6 +76,7 @@ export async function runCli(
     if (flags.version) return void process.stdout.write(`chaos-signal ${VERSION}\n`);
     const settings = await resolveSettings(flags, env);
     const registry = await loadPluginModules(settings.pluginModules);
+    if (flags.checkConfig) return void process.stdout.write(`${await configSummary(settings, registry, flags.configFile ?? env[ENV_CONFIG_FILE])}\n`);
     app = await createServer({ settings, registry, log, runtime: `${platform.name} ${platform.version}` });
   } catch (error) {
     // By name: a plugin's own copy of the API throws its own class.

@@ -100,6 +100,17 @@ async function etcdClientOptionsOf(settings: Settings): Promise<EtcdClientOption
   };
 }
 
+/**
+ * What a start checks before it touches the state, for `--check-config`: the sources and relays
+ * (their options), and the store's settings (etcd endpoints, a password file that can be read).
+ * Nothing listens, connects or writes.
+ */
+export async function checkSettings(settings: Settings, registry: PluginRegistry = BUILTIN_REGISTRY): Promise<{ plugins: Plugin[] }> {
+  const plugins = pluginsFromConfig(settings, registry);
+  if (settings.store === "etcd") await etcdClientOptionsOf(settings);
+  return { plugins };
+}
+
 /** The lease's time to live: a dead or cut-off leader's work moves to another replica within it (+ TTL/3). */
 export const LEADER_TTL_SECONDS = 3;
 

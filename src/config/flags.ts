@@ -20,6 +20,10 @@ Flags (they override environment variables, which override the config file):
       --store TYPE      file (default) or etcd: one signal shared by replicas [env CHAOS_SIGNAL_STORE]
       --etcd-endpoints LIST  etcd client URLs, comma-separated     [env CHAOS_SIGNAL_ETCD_ENDPOINTS]
       --etcd-prefix KEY the etcd key prefix (default /chaos-signal/default) [env CHAOS_SIGNAL_ETCD_PREFIX]
+      --check-config    load flags, environment and config file, validate them as a start
+                        does (plugins and store included), print one line and exit:
+                        0 "config OK: ...", 2 the error naming the key; nothing listens,
+                        the state is not touched
   -h, --help            print this help
   -V, --version         print the version
 `;
@@ -34,6 +38,7 @@ const OPTIONS = {
   store: { type: "string" },
   "etcd-endpoints": { type: "string" },
   "etcd-prefix": { type: "string" },
+  "check-config": { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
 } as const;
@@ -43,6 +48,8 @@ const FLAG_LIST = Object.keys(OPTIONS).map((name) => `--${name}`).join(", ");
 export interface CliFlags {
   readonly help: boolean;
   readonly version: boolean;
+  /** Validate everything a start would, then exit without listening. */
+  readonly checkConfig: boolean;
   readonly configFile?: string;
   /** Setting flags as typed, not validated yet (so --help works whatever else is wrong). */
   readonly strings: { readonly [K in StringSetting]?: string | undefined };
@@ -61,6 +68,7 @@ export function readFlags(argv: readonly string[]): CliFlags {
   return {
     help: values.help === true,
     version: values.version === true,
+    checkConfig: values["check-config"] === true,
     ...(configFile === undefined ? {} : { configFile }),
     strings: {
       port: values.port as string | undefined,
