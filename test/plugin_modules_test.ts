@@ -13,7 +13,7 @@ import { waitFor } from "./helpers/wait.ts";
 
 const EXAMPLE = join(ROOT, "examples", "tcp_source.ts");
 /** The compiled binary resolves no package (valibot) from disk for a module it imports: it takes one bundled file. */
-const BINARY = process.env.CHAOS_SIGNAL_UNDER_TEST === "binary";
+const BINARY = ["binary", "image"].includes(process.env.CHAOS_SIGNAL_UNDER_TEST ?? "");
 
 /** A config file in a new directory, with modules written beside it; returns its path. */
 function configWith(yaml: string, modules: Record<string, string> = {}): string {

@@ -6,14 +6,16 @@
 // The counts come from each runner's JUnit report, counting leaf test cases:
 // Deno reports a describe() block as a test case of its own besides its steps.
 //
-// Usage: node test/run_all.mjs [typecheck|deno|bun|binary|single-file-deno|single-file-bun|etcd-deno|etcd-bun ...] [-- test files or dirs]
+// Usage: node test/run_all.mjs [typecheck|deno|bun|binary|single-file-deno|single-file-bun|etcd-deno|etcd-bun|image ...] [-- test files or dirs]
 // With no names it runs them all: the type check, the whole suite under Deno and Bun, then (after `npm run build`)
-// the HTTP conformance tests against the compiled binary and the bundled single file, and with the signal in etcd.
+// the HTTP conformance tests against the compiled binary and the bundled single file, with the signal in etcd,
+// and against the container image (built with buildah, its entrypoint run under chroot: test/helpers/image_rig.mjs).
 import { spawn, spawnSync } from "node:child_process";
 import { createServer } from "node:net";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildImage, mountImage, removeImage } from "./helpers/image_rig.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = join(root, "node_modules", ".bin");
@@ -45,8 +47,10 @@ const runners = {
   // The HTTP contract with the signal in etcd (a one-member etcd started here).
   "etcd-deno": deno(ETCD_CONFORMANCE),
   "etcd-bun": bun(ETCD_CONFORMANCE),
+  // The container image: its own checks (user, cmd, env, /data), then the HTTP conformance tests.
+  image: bun(["test/image_test.ts", ...CONFORMANCE]),
 };
-const UNDER_TEST = { binary: "binary", "single-file-deno": "single-file", "single-file-bun": "single-file" };
+const UNDER_TEST = { binary: "binary", "single-file-deno": "single-file", "single-file-bun": "single-file", image: "image" };
 
 function decode(text) {
   return text.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, "&");
@@ -92,10 +96,22 @@ if (chosen.some((name) => name in UNDER_TEST)) {
   }
 }
 const etcd = chosen.some((name) => name.startsWith("etcd-")) ? await startEtcd() : undefined;
+let image;
+try {
+  image = chosen.includes("image") ? prepareImage() : undefined;
+} catch (error) {
+  // Counted below as the image runner's failure: never green by accident.
+  console.error(`image: cannot build or mount the image (${error.message}); it needs buildah and root`);
+}
 for (const name of chosen.filter((name) => name !== "typecheck")) {
+  if (name === "image" && !image) {
+    failed += 1;
+    broken = true;
+    continue;
+  }
   const report = join(reports, `${name}.xml`);
   const [command, args] = runners[name](report);
-  const underTest = UNDER_TEST[name] ? { CHAOS_SIGNAL_UNDER_TEST: UNDER_TEST[name] } : name.startsWith("etcd-") ? { CHAOS_SIGNAL_TEST_ETCD: etcd.endpoint } : {};
+  const underTest = UNDER_TEST[name] ? { CHAOS_SIGNAL_UNDER_TEST: UNDER_TEST[name], ...(name === "image" ? image.env : {}) } : name.startsWith("etcd-") ? { CHAOS_SIGNAL_TEST_ETCD: etcd.endpoint } : {};
   console.log(`\n=== ${name}: ${Object.entries(underTest).map(([k, v]) => `${k}=${v} `).join("")}${[command, ...args].join(" ")}`);
   const result = spawnSync(command, args, {
     cwd: root,
@@ -120,9 +136,32 @@ for (const name of chosen.filter((name) => name !== "typecheck")) {
   failed += f + (result.status !== 0 && f === 0 ? 1 : 0) + (cases.length === 0 && result.status === 0 ? 1 : 0);
   skipped += s;
 }
+image?.cleanup();
 rmSync(scratch, { recursive: true, force: true });
 console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
 process.exit(failed > 0 || broken ? 1 : 0);
+
+/** The image built and mounted for the image runner; its env tells server_process.ts how to run it. */
+function prepareImage() {
+  const tag = "localhost/chaos-signal:test";
+  console.log(`\n=== image: ${buildImage(root, tag)}`);
+  const mounted = mountImage(tag, [root]);
+  const cleanup = () => {
+    mounted.cleanup();
+    removeImage(tag);
+  };
+  process.on("exit", cleanup);
+  const { User, Entrypoint, Cmd, Env, WorkingDir } = mounted.config;
+  return {
+    cleanup,
+    env: {
+      CHAOS_SIGNAL_IMAGE_ROOT: mounted.root,
+      CHAOS_SIGNAL_IMAGE_USER: User,
+      CHAOS_SIGNAL_IMAGE_ENTRYPOINT: JSON.stringify(Entrypoint),
+      CHAOS_SIGNAL_IMAGE_CONFIG: JSON.stringify({ User, Entrypoint, Cmd, Env, WorkingDir, ExposedPorts: mounted.config.ExposedPorts, Volumes: mounted.config.Volumes, Labels: mounted.config.Labels }),
+    },
+  };
+}
 
 /** One etcd member on free loopback ports with a scratch data dir, for the etcd-* runs. */
 async function startEtcd() {

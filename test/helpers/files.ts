@@ -1,5 +1,5 @@
 /** Fixture paths and temporary files that are removed when the process exits. */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -17,6 +17,8 @@ process.on("exit", () => {
 export function tempDir(prefix = "chaos-signal-test-"): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   created.push(dir);
+  // The container image's server runs as its own non-root user (run_all's image runner).
+  if (process.env.CHAOS_SIGNAL_UNDER_TEST === "image") chmodSync(dir, 0o777);
   return dir;
 }
 

@@ -12,7 +12,9 @@ export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 /**
  * The command that runs chaos-signal on the runtime the tests run on: mod.ts,
  * or with CHAOS_SIGNAL_UNDER_TEST=binary the compiled binary (a Bun program),
- * or =single-file the bundled dist/chaos-signal.js (`npm run build` makes both).
+ * or =single-file the bundled dist/chaos-signal.js (`npm run build` makes both),
+ * or =image the container image's binary, run under `chroot` in the image's mounted root as the
+ * image's user (run_all's image runner mounts it and sets CHAOS_SIGNAL_IMAGE_ROOT and _USER).
  */
 export function runtimeCommand(other?: "deno" | "bun" | "binary"): { command: string; args: string[]; name: "deno" | "bun" } {
   // The compiled binary as one replica among others (it exists after `npm run build`).
@@ -24,8 +26,18 @@ export function runtimeCommand(other?: "deno" | "bun" | "binary"): { command: st
   const { name } = runtime();
   const underTest = process.env.CHAOS_SIGNAL_UNDER_TEST;
   if (underTest === "binary") return { command: `${ROOT}dist/chaos-signal`, args: [], name: "bun" };
+  if (underTest === "image") return imageCommand();
   const entry = underTest === "single-file" ? "dist/chaos-signal.js" : "mod.ts";
   return { command: process.execPath, args: name === "deno" ? ["run", "-A", entry] : ["run", entry], name };
+}
+
+/** The image's entrypoint under chroot as the image's user; the test's flags follow. */
+export function imageCommand(): { command: string; args: string[]; name: "bun" } {
+  const root = process.env.CHAOS_SIGNAL_IMAGE_ROOT;
+  const user = process.env.CHAOS_SIGNAL_IMAGE_USER;
+  const entrypoint = process.env.CHAOS_SIGNAL_IMAGE_ENTRYPOINT;
+  if (!root || !user || !entrypoint) throw new Error("CHAOS_SIGNAL_UNDER_TEST=image needs the image mounted: node test/run_all.mjs image");
+  return { command: "chroot", args: [`--userspec=${user}`, root, ...JSON.parse(entrypoint) as string[]], name: "bun" };
 }
 
 export interface Exit {
