@@ -5,10 +5,11 @@
 // conformance tests against it; under the plain deno/bun runs this file is skipped.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { run } from "./helpers/server_process.ts";
+import { tempDir } from "./helpers/files.ts";
 
 interface ImageConfig {
   User: string;
@@ -23,16 +24,16 @@ interface ImageConfig {
 
 const root = process.env.CHAOS_SIGNAL_IMAGE_ROOT;
 const skip = root ? false : "runs against the container image: node test/run_all.mjs image (needs buildah, root)";
-const config = root ? JSON.parse(process.env.CHAOS_SIGNAL_IMAGE_CONFIG!) as ImageConfig : undefined;
+const config = root ? JSON.parse(readFileSync(process.env.CHAOS_SIGNAL_IMAGE_CONFIG!, "utf8")) as ImageConfig : undefined;
 
 /**
  * Runs the image's entrypoint and cmd, as its user, with its env, as a runtime would; `env` adds
  * to the image's (like `-e`): the tests listen on loopback and a free port, not 0.0.0.0:8081.
  */
-async function runImage(env: Record<string, string>, extraArgs: string[] = []) {
+async function runImage(env: Record<string, string>, extraArgs: string[] = [], imageRoot = root!) {
   const { User, Entrypoint, Cmd, Env } = config!;
   const imageEnv = Object.fromEntries(Env.map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]));
-  const child = spawn("chroot", [`--userspec=${User}`, root!, ...Entrypoint, ...Cmd, ...extraArgs], {
+  const child = spawn("chroot", [`--userspec=${User}`, imageRoot, ...Entrypoint, ...Cmd, ...extraArgs], {
     env: { ...imageEnv, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -109,4 +110,44 @@ test("the image's default config passes --check-config; a bad CHAOS_SIGNAL_PORT 
   const bad = await run(env[0]!, [...env.slice(1), "CHAOS_SIGNAL_PORT=80000", "/usr/sbin/chroot", `--userspec=${User}`, root!, ...Entrypoint, ...Cmd, "--check-config"]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /^chaos-signal: CHAOS_SIGNAL_PORT: got "80000"; allowed: /);
+});
+
+/** Runs `command`, throwing with its output when it fails. */
+async function must(command: string, args: string[]): Promise<void> {
+  const result = await run(command, args);
+  assert.equal(result.code, 0, `${command} ${args.join(" ")}: ${result.stderr}`);
+}
+
+test("as the Kubernetes manifests run it: a read-only root, /data and /tmp as volumes", { skip }, async () => {
+  // The image's root bound read-only, with /proc and two fresh writable volumes (the PVC, an emptyDir).
+  const readOnly = tempDir("image-ro-");
+  const data = tempDir("image-data-");
+  const tmp = tempDir("image-tmp-");
+  const [uid, gid] = config!.User.split(":").map(Number) as [number, number];
+  chownSync(data, uid, gid);
+  chmodSync(tmp, 0o1777);
+  const mounted: string[] = [];
+  const mount = async (args: string[], path: string) => {
+    await must("mount", [...args, path]);
+    mounted.push(path);
+  };
+  try {
+    await mount(["--bind", root!], readOnly);
+    await must("mount", ["-o", "remount,bind,ro", readOnly]);
+    await mount(["-t", "proc", "proc"], join(readOnly, "proc"));
+    await mount(["--bind", data], join(readOnly, "data"));
+    await mount(["--bind", tmp], join(readOnly, "tmp"));
+    const server = await runImage({ CHAOS_SIGNAL_ADDRESS: "127.0.0.1", CHAOS_SIGNAL_PORT: "0" }, [], readOnly);
+    try {
+      const url = await listening(server);
+      assert.equal(await (await fetch(`${url}/STOP`, { method: "POST" })).text(), "STOP");
+      assert.equal((await (await fetch(`${url}/status`)).json()).state.saved, true);
+    } finally {
+      server.child.kill("SIGTERM");
+    }
+    assert.equal(await server.exited, 0, server.output());
+    assert.ok(existsSync(join(data, "state.json")), "saved on the volume");
+  } finally {
+    for (const path of mounted.reverse()) await run("umount", ["--lazy", path]);
+  }
 });

@@ -12,7 +12,7 @@
 // and against the container image (built with buildah, its entrypoint run under chroot: test/helpers/image_rig.mjs).
 import { spawn, spawnSync } from "node:child_process";
 import { createServer } from "node:net";
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildImage, mountImage, removeImage } from "./helpers/image_rig.mjs";
@@ -151,14 +151,17 @@ function prepareImage() {
     removeImage(tag);
   };
   process.on("exit", cleanup);
-  const { User, Entrypoint, Cmd, Env, WorkingDir } = mounted.config;
+  const { User, Entrypoint } = mounted.config;
+  const configFile = join(scratch, "image-config.json");
+  writeFileSync(configFile, JSON.stringify(mounted.config));
   return {
     cleanup,
     env: {
       CHAOS_SIGNAL_IMAGE_ROOT: mounted.root,
       CHAOS_SIGNAL_IMAGE_USER: User,
       CHAOS_SIGNAL_IMAGE_ENTRYPOINT: JSON.stringify(Entrypoint),
-      CHAOS_SIGNAL_IMAGE_CONFIG: JSON.stringify({ User, Entrypoint, Cmd, Env, WorkingDir, ExposedPorts: mounted.config.ExposedPorts, Volumes: mounted.config.Volumes, Labels: mounted.config.Labels }),
+      // The image's config (buildah inspect), for test/image_test.ts.
+      CHAOS_SIGNAL_IMAGE_CONFIG: configFile,
     },
   };
 }
