@@ -1,0 +1,95 @@
+// Small frictions a new user meets (issue 12, item 10): misspelt keys and sections, YAML errors,
+// token variables, the endpoint list, log lines that say too little or too much.
+import assert from "node:assert/strict";
+import process from "node:process";
+import { test } from "node:test";
+import { loadConfigFile, prometheusSource, relay, settingsFromConfig, ValidationError } from "../mod.ts";
+import { closestKey } from "../src/config/validation.ts";
+import { tempFile } from "./helpers/files.ts";
+
+/** The one-line message `fn` throws. */
+async function errorOf(fn: () => unknown): Promise<string> {
+  try {
+    await fn();
+  } catch (error) {
+    assert.ok(error instanceof ValidationError, `expected a ValidationError, got ${error}`);
+    assert.ok(!error.message.includes("\n"), "one line");
+    return error.message;
+  }
+  assert.fail("expected an error");
+}
+
+test("a near miss of chaos_signal at the top level stops the start, naming the key; Krkn's other sections stay allowed", async () => {
+  for (const key of ["chaos-signal", "chaosSignal", "chaos_signals", "Chaos_Signal", "chaos_sginal"]) {
+    assert.equal(
+      await errorOf(() => settingsFromConfig({ [key]: { state_file: "none" } }, "c.yaml")),
+      `c.yaml: ${key}: unknown top-level key; did you mean "chaos_signal"? (other top-level keys are Krkn's and ignored)`,
+    );
+  }
+  const krkn = { kraken: { port: 8081 }, cerberus: {}, performance_monitoring: {}, tunings: {}, telemetry: {}, health_checks: {}, elastic: {} };
+  assert.deepEqual(settingsFromConfig(krkn, "c.yaml"), { port: 8081 });
+  // Through the file, as a user meets it.
+  const file = tempFile("kraken:\n  port: 8081\nchaos-signal:\n  state_file: none\n");
+  assert.match(await errorOf(() => loadConfigFile(file)), /: chaos-signal: unknown top-level key; did you mean "chaos_signal"\?/);
+});
+
+test("a misspelt key names the unknown key and the one meant, in every strict section", async () => {
+  const cases: [() => unknown, string][] = [
+    [() => settingsFromConfig({ chaos_signal: { stat_file: "none" } }, "c.yaml"), 'c.yaml: chaos_signal.stat_file: unknown key; did you mean "state_file"? allowed keys: '],
+    [() => settingsFromConfig({ chaos_signal: { store: { endpoint: ["http://a:1"] } } }, "c.yaml"), 'c.yaml: chaos_signal.store.endpoint: unknown key; did you mean "endpoints"? allowed keys: '],
+    [() => settingsFromConfig({ chaos_signal: { auth: { protectReads: true, tokens: [{ name: "ops", token: { value: "0123456789" } }] } } }, "c.yaml"), 'c.yaml: chaos_signal.auth.protectReads: unknown key; did you mean "protect_reads"? allowed keys: '],
+    [() => prometheusSource({ name: "load", url: "http://127.0.0.1:9", query: "up", pause_abve: 4 } as never), 'prometheus "load": pause_abve: unknown key; did you mean "pause_above"? allowed keys: '],
+    [() => relay({ name: "krkn", target: ["http://127.0.0.1:9"] } as never), 'relay "krkn": target: unknown key; did you mean "targets"? allowed keys: '],
+    [() => relay({ name: "krkn", targets: ["http://127.0.0.1:9"], intervall: "5s" } as never), 'relay "krkn": intervall: unknown key; did you mean "interval"? allowed keys: '],
+  ];
+  for (const [fn, start] of cases) {
+    const message = await errorOf(fn);
+    assert.ok(message.startsWith(start), message);
+  }
+  // Nothing close: the list only.
+  assert.match(await errorOf(() => settingsFromConfig({ chaos_signal: { colour: "red" } }, "c.yaml")), /chaos_signal\.colour: unknown key; allowed keys: max_body_bytes/);
+});
+
+test("closestKey: case, dashes and camelCase, a few edits at most; nothing for unrelated words, and bounded for huge ones", () => {
+  const keys = ["pause_above", "resume_below", "interval", "for", "type"];
+  assert.equal(closestKey("pause_abve", keys), "pause_above");
+  assert.equal(closestKey("pauseAbove", keys), "pause_above");
+  assert.equal(closestKey("PAUSE-ABOVE", keys), "pause_above");
+  assert.equal(closestKey("tpye", keys), "type");
+  assert.equal(closestKey("intervals", keys), "interval");
+  assert.equal(closestKey("forever", keys), undefined);
+  assert.equal(closestKey("colour", keys), undefined);
+  assert.equal(closestKey("x".repeat(1_000_000), keys), undefined);
+});
+
+test("a YAML error is one line naming the file and the place, with no dangling colon", async () => {
+  for (const text of ["kraken:\n  port: [8081\n", "a: b: c\n", "kraken:\n  port: 1\n port: 2\n"]) {
+    const file = tempFile(text);
+    const message = await errorOf(() => loadConfigFile(file));
+    assert.ok(message.startsWith(`${file}: not valid YAML: `), message);
+    assert.match(message, /at line \d+, column \d+$/);
+  }
+});
+
+test("an unset or short token variable names the variable and the minimum length", async () => {
+  const name = "CHAOS_SIGNAL_TEST_FRICTION_TOKEN";
+  const config = { chaos_signal: { auth: { tokens: [{ name: "ops", token: { env: name } }] } } };
+  const label = "c.yaml: chaos_signal.auth.tokens[0].token: got (hidden); allowed: a token of 8 or more characters in the environment variable";
+  delete process.env[name];
+  assert.equal(await errorOf(() => settingsFromConfig(config, "c.yaml")), `${label} ${name}, which is unset`);
+  try {
+    process.env[name] = "short";
+    const message = await errorOf(() => settingsFromConfig(config, "c.yaml"));
+    assert.equal(message, `${label} ${name}, which is shorter`);
+    assert.ok(!message.includes("short,") && !message.includes("5"), "neither the token nor its length");
+    process.env[name] = "  ";
+    assert.equal(await errorOf(() => settingsFromConfig(config, "c.yaml")), `${label} ${name}, which is empty`);
+  } finally {
+    delete process.env[name];
+  }
+  const empty = tempFile("\n", "token");
+  assert.equal(
+    await errorOf(() => settingsFromConfig({ chaos_signal: { auth: { tokens: [{ name: "ops", token: { file: empty } }] } } }, "c.yaml")),
+    `c.yaml: chaos_signal.auth.tokens[0].token: got (hidden); allowed: a token of 8 or more characters in the file ${empty}, which is empty`,
+  );
+});
