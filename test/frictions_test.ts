@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import process from "node:process";
 import { test } from "node:test";
-import { loadConfigFile, prometheusSource, relay, settingsFromConfig, ValidationError } from "../mod.ts";
+import { createHandler, loadConfigFile, type Plugin, PluginHost, prometheusSource, relay, settingsFromConfig, SignalStore, ValidationError } from "../mod.ts";
 import { closestKey } from "../src/config/validation.ts";
 import { tempFile } from "./helpers/files.ts";
 
@@ -92,4 +92,28 @@ test("an unset or short token variable names the variable and the minimum length
     await errorOf(() => settingsFromConfig({ chaos_signal: { auth: { tokens: [{ name: "ops", token: { file: empty } }] } } }, "c.yaml")),
     `c.yaml: chaos_signal.auth.tokens[0].token: got (hidden); allowed: a token of 8 or more characters in the file ${empty}, which is empty`,
   );
+});
+
+test("404 and 405 list every endpoint, each of which answers its method", async () => {
+  const echo: Plugin = { name: "echo", kind: "test", fetch: () => new Response("ok") };
+  const store = SignalStore.inMemory();
+  const handler = createHandler({ store, version: "t", plugins: new PluginHost(store, [echo]) });
+  const missing = await handler(new Request("http://x/nope"));
+  assert.equal(missing.status, 404);
+  const listed = (await missing.text()).trim().replace(/^.*; endpoints: /, "").split(", ");
+  for (const path of ["/", "/RUN", "/PAUSE", "/STOP", "/status", "/events", "/metrics", "/history", "/healthz", "/readyz", "/ui", "/hooks/echo"]) {
+    assert.ok(listed.some((entry) => entry.split(" ")[1] === path), `${path} is listed in ${listed.join(", ")}`);
+  }
+  const abort = new AbortController();
+  for (const entry of listed) {
+    const [method, path] = entry.split(" ") as [string, string];
+    const response = await handler(new Request(`http://x${path}`, { method, signal: abort.signal }));
+    assert.ok(![404, 405].includes(response.status), `${entry} answers ${response.status}`);
+    await response.body?.cancel();
+  }
+  abort.abort();
+  const wrongMethod = await handler(new Request("http://x/ui", { method: "DELETE" }));
+  assert.equal(wrongMethod.status, 405);
+  assert.equal((await wrongMethod.text()).trim().replace(/^.*; endpoints: /, ""), listed.join(", "));
+  handler.close();
 });

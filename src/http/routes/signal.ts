@@ -13,7 +13,7 @@
 import * as v from "valibot";
 import { MANUAL_SOURCE } from "../../core/snapshot.ts";
 import { type Change, towardSafety } from "../../core/change.ts";
-import { parseSignal, type Signal } from "../../core/signal.ts";
+import { parseSignal, type Signal, SIGNALS } from "../../core/signal.ts";
 import { durationSchema } from "../../config/duration.ts";
 import { issueLine, strictSection } from "../../config/validation.ts";
 import { longPollFromQuery, waitForChange } from "../../push/long_poll.ts";
@@ -55,7 +55,9 @@ export function readSignalRoute(router: AppRouter, ctx: HttpContext, target: Sig
     info?.holdOpen?.(Math.ceil(poll.waitMs / 1000) + 10);
     return textResponse(await waitForChange(target.events, poll, request.signal));
   };
-  resource(router, "/", { GET: [...readGuard(ctx), readSignal] }, ctx.endpoints);
+  resource(router, "/", { GET: [...readGuard(ctx), readSignal] }, ctx.endpoints, "the signal");
+  // Listed next, though registered last (`/:name` must come after the fixed paths): they are what a client looks for.
+  ctx.endpoints.add(...SIGNALS.map((signal) => `POST /${signal}`));
 }
 
 /** `POST /RUN|/PAUSE|/STOP` at `/:name`; any other name falls through (to 404). */
