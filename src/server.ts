@@ -10,7 +10,7 @@ import { MANUAL_SOURCE } from "./core/snapshot.ts";
 import { initialSnapshot, type Snapshot } from "./core/snapshot.ts";
 import type { ClaimOptions } from "./core/change.ts";
 import type { Signal } from "./core/signal.ts";
-import { describeEvent, type Logger } from "./util/log.ts";
+import { describeDecision, describeEvent, type Logger } from "./util/log.ts";
 import { mergeSettings, type Settings, type SettingsLayer } from "./config/settings.ts";
 import type { StateBackend } from "./state/backend.ts";
 import { FileBackend } from "./state/file_backend.ts";
@@ -208,7 +208,7 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
   if (saved.snapshot) {
     await store.submit({ kind: "restore", saved: saved.snapshot, sources: plugins.map((plugin) => plugin.name) });
     const when = saved.savedAt ? ` (saved ${saved.savedAt.toISOString()})` : "";
-    log.info(`restored ${store.signal} from ${backend.where}${when}`);
+    log.info(`restored ${store.signal} from ${backend.where}${when}: held by ${describeDecision(store.snapshot())}`);
   } else if (unreadable !== undefined) {
     await store.claim(MANUAL_SOURCE, "PAUSE", `state file unreadable (${unreadable}): paused until a person says RUN`);
   }

@@ -3,9 +3,11 @@
 import assert from "node:assert/strict";
 import process from "node:process";
 import { test } from "node:test";
-import { createHandler, loadConfigFile, type Plugin, PluginHost, prometheusSource, relay, settingsFromConfig, SignalStore, ValidationError } from "../mod.ts";
+import { join } from "node:path";
+import { createHandler, createServer, loadConfigFile, type Plugin, PluginHost, prometheusSource, relay, settingsFromConfig, SignalStore, ValidationError } from "../mod.ts";
 import { closestKey } from "../src/config/validation.ts";
-import { tempFile } from "./helpers/files.ts";
+import { describeEvent } from "../src/util/log.ts";
+import { tempDir, tempFile } from "./helpers/files.ts";
 
 /** The one-line message `fn` throws. */
 async function errorOf(fn: () => unknown): Promise<string> {
@@ -116,4 +118,34 @@ test("404 and 405 list every endpoint, each of which answers its method", async 
   assert.equal(wrongMethod.status, 405);
   assert.equal((await wrongMethod.text()).trim().replace(/^.*; endpoints: /, ""), listed.join(", "));
   handler.close();
+});
+
+test("a forced RUN's log lines name who forced it once", async () => {
+  const store = SignalStore.inMemory();
+  await store.claim("kill", "PAUSE", "/tmp/kill says PAUSE");
+  const lines: string[] = [];
+  store.subscribe((event) => lines.push(describeEvent(event)));
+  await store.forceRun("POST /RUN?force=true", { actor: "127.0.0.1" });
+  assert.ok(lines.length >= 2, lines.join("\n"));
+  assert.ok(lines.includes("claim kill RUN (was PAUSE): overridden by POST /RUN?force=true (was PAUSE: /tmp/kill says PAUSE) from 127.0.0.1"), lines.join("\n"));
+  for (const line of lines) assert.equal(line.split("127.0.0.1").length, 2, `the actor once: ${line}`);
+});
+
+test("the restored-signal line at start names the claim that holds it, or the latch and what closed it", async () => {
+  const restart = async (stateFile: string, before: (server: Awaited<ReturnType<typeof createServer>>) => Promise<unknown>) => {
+    const first = await createServer({ settings: { stateFile } });
+    await before(first);
+    await first.close();
+    const lines: string[] = [];
+    const second = await createServer({ settings: { stateFile }, log: { info: (line) => lines.push(line), error: (line) => lines.push(line) } });
+    await second.close();
+    return lines.find((line) => line.startsWith("restored ")) ?? lines.join("\n");
+  };
+  const manual = await restart(join(tempDir(), "state.json"), (server) => server.claim("manual", "STOP", "POST /STOP", { actor: "ops@127.0.0.1" }));
+  assert.match(manual, /^restored STOP from \S+state\.json \(saved [^)]+\): held by manual \(POST \/STOP from ops@127\.0\.0\.1\)$/);
+  const latched = await restart(join(tempDir(), "state.json"), async (server) => {
+    await server.claim("kill", "STOP", "/tmp/kill says STOP");
+    await server.release("kill", "/tmp/kill is empty");
+  });
+  assert.match(latched, /^restored STOP from .*: held by the STOP latch, closed by kill \(\/tmp\/kill says STOP\) at \S+Z, until a POST \/RUN$/);
 });

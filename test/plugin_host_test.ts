@@ -180,7 +180,8 @@ test("POST /RUN?force=true overrides every automatic claim and the latch, and /s
   assert.equal(status.last_override.actor, "192.0.2.9");
   const load = status.claims.find((c: { source: string }) => c.source === "load");
   assert.equal(load.state, "RUN");
-  assert.equal(load.reason, "overridden by POST /RUN?force=true from 192.0.2.9 (was PAUSE: load 5 above 4)");
+  assert.equal(load.reason, "overridden by POST /RUN?force=true (was PAUSE: load 5 above 4)");
+  assert.equal(load.actor, "192.0.2.9");
   // The source re-asserts on its next observation.
   await arbiter.claim("load", "PAUSE", "load 5 above 4");
   assert.equal(arbiter.signal, "PAUSE");
