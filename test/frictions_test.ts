@@ -149,3 +149,26 @@ test("the restored-signal line at start names the claim that holds it, or the la
   });
   assert.match(latched, /^restored STOP from .*: held by the STOP latch, closed by kill \(\/tmp\/kill says STOP\) at \S+Z, until a POST \/RUN$/);
 });
+
+test("a plain POST /RUN that a source outvotes says, in a header, what holds the signal and how to force RUN", async () => {
+  const store = SignalStore.inMemory();
+  const handler = createHandler({ store, version: "t" });
+  const post = (path: string) => handler(new Request(`http://x${path}`, { method: "POST" }), { remoteAddress: "127.0.0.1" });
+  const free = await post("/RUN");
+  assert.equal(await free.text(), "RUN");
+  assert.equal(free.headers.get("chaos-signal-reason"), null, "nothing to explain");
+  await store.claim("kill", "PAUSE", "/tmp/kill says PAUSE \u2014 maintenance");
+  const held = await post("/RUN");
+  assert.equal(await held.text(), "PAUSE", "the body stays the signal alone: scripts and relays read it");
+  assert.equal(
+    held.headers.get("chaos-signal-reason"),
+    "PAUSE held by kill (/tmp/kill says PAUSE ? maintenance); a plain POST /RUN does not outvote a source: POST /RUN?force=true sets every source's claim to RUN once and opens the STOP latch, until each source claims again on its next observation",
+  );
+  await store.claim("alerts", "STOP", "critical alert");
+  const stopped = await post("/PAUSE");
+  assert.equal(await stopped.text(), "STOP");
+  assert.equal(stopped.headers.get("chaos-signal-reason"), "STOP held by alerts (critical alert)", "no force hint but for RUN");
+  const forced = await post("/RUN?force=true");
+  assert.equal(await forced.text(), "RUN");
+  assert.equal(forced.headers.get("chaos-signal-reason"), null);
+});
