@@ -26,7 +26,8 @@ import { SignalStore } from "./state/signal_store.ts";
 import { PauseExpiry } from "./state/expiry.ts";
 import { History } from "./state/history.ts";
 import { EtcdHistory, SHARED_HISTORY_MAX_ENTRIES } from "./state/etcd/etcd_history.ts";
-import { PluginHost, REPEAT_LOG_INTERVAL_MS, RepeatedWarnings } from "./plugin/host.ts";
+import { PluginHost } from "./plugin/host.ts";
+import { RepeatedFailures } from "./util/repeated_failures.ts";
 import { type Plugin, runsOnLeader } from "./plugin/api.ts";
 import { Auth } from "./http/auth.ts";
 import { createHandler, type SignalHandler } from "./http/app.ts";
@@ -172,7 +173,7 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
   }
 
   // A failing disk fails every retry the same way: the log says it once a minute, /status always.
-  const repeated = new RepeatedWarnings(REPEAT_LOG_INTERVAL_MS);
+  const repeated = new RepeatedFailures();
   const store = new SignalStore(backend, { snapshot: initialSnapshot(settings.state, now()), revision: saved.revision }, {
     now,
     onListenerError: (error) => log.error(`listener failed: ${error}`),

@@ -7,7 +7,11 @@ import { join } from "node:path";
 import { createHandler, createServer, loadConfigFile, type Plugin, PluginHost, prometheusSource, relay, settingsFromConfig, SignalStore, ValidationError } from "../mod.ts";
 import { closestKey } from "../src/config/validation.ts";
 import { describeEvent } from "../src/util/log.ts";
+import { RepeatedFailures } from "../src/util/repeated_failures.ts";
 import { tempDir, tempFile } from "./helpers/files.ts";
+import { startKrknServer } from "./helpers/krkn_server.ts";
+import { freePort } from "./helpers/prometheus.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 /** The one-line message `fn` throws. */
 async function errorOf(fn: () => unknown): Promise<string> {
@@ -171,4 +175,46 @@ test("a plain POST /RUN that a source outvotes says, in a header, what holds the
   const forced = await post("/RUN?force=true");
   assert.equal(await forced.text(), "RUN");
   assert.equal(forced.headers.get("chaos-signal-reason"), null);
+});
+
+test("repeated failures: each problem logged at once, then once a minute with a count, several problems apart", () => {
+  const repeats = new RepeatedFailures(60_000);
+  const logged: string[] = [];
+  for (let second = 0; second <= 61; second++) {
+    for (const message of ["a: refused", "b: timed out"]) {
+      const line = repeats.line(message, second * 1000);
+      if (line !== undefined) logged.push(line);
+    }
+  }
+  assert.deepEqual(logged, [
+    "a: refused",
+    "b: timed out",
+    "a: refused (59 more times since it was last logged)",
+    "b: timed out (59 more times since it was last logged)",
+  ]);
+});
+
+test("a relay target that keeps failing is logged once, not on every retry, while another target works", async () => {
+  const krkn = await startKrknServer();
+  const down = `http://127.0.0.1:${await freePort()}`;
+  const lines: string[] = [];
+  const store = SignalStore.inMemory();
+  const host = new PluginHost(store, [
+    relay({ name: "krkn", targets: [krkn.url, down], interval: "100ms", timeout: "500ms", max_backoff: "200ms", refused_retry: "100ms" }),
+  ], { log: (line) => lines.push(line) });
+  host.start();
+  try {
+    const failures = () => (host.statuses()[0]?.last_observation?.targets as { failures: number }[] | undefined)?.[1]?.failures ?? 0;
+    await waitFor(() => failures() >= 8, "eight failed attempts on the target that is down", 10_000);
+    await store.claim("manual", "PAUSE", "a change while it is down");
+    await waitFor(async () => (await krkn.state()) === "PAUSE", "the working target to follow");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const warnings = lines.filter((line) => line.includes("warning"));
+    assert.ok(warnings.length >= 1 && warnings.length <= 2, `one line per problem (GET /, then POST /PAUSE), not one per retry:\n${warnings.join("\n")}`);
+    for (const line of warnings) assert.match(line, new RegExp(`^relay "krkn": warning: ${down.replaceAll(".", "\\.")}: `));
+    assert.ok(host.statuses()[0]!.warnings >= 8, "/status still counts every one");
+  } finally {
+    await host.stop();
+    await krkn.stop();
+  }
 });
