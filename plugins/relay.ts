@@ -16,7 +16,7 @@ import {
   strictSection,
   TokenSourceSchema,
 } from "../plugin.ts";
-import { RelayTarget, type RelayTargetStatus } from "./relay_target.ts";
+import { failureLine, RelayTarget, type RelayTargetStatus } from "./relay_target.ts";
 
 export const RELAY_KIND = "relay";
 
@@ -100,7 +100,8 @@ export const relay = definePlugin(RELAY_KIND, RelaySchema, (options) => {
         const statuses = targets.map((t) => t.status());
         context.observe({ in_sync: statuses.every((s) => s.in_sync), targets: statuses });
         // Health covers every target: one that works must not hide one that is down.
-        const failing = error ?? statuses.find((s) => s.failures > 0)?.last_error?.message;
+        const down = statuses.find((s) => s.failures > 0 && s.last_error);
+        const failing = error?.message ?? (down && failureLine(down.url, down.last_error!.message));
         if (failing) context.warn(failing);
       };
       // At start, the sources' first claims come before the first push: otherwise a restart

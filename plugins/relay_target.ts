@@ -118,7 +118,7 @@ export class RelayTarget {
         // signal_state (RUN by default) and runs chaos until the next attempt reaches it.
         const refused = problem.cause instanceof FetchError && problem.cause.reason === "refused";
         const delay = refused ? Math.min(wait, this.#options.refusedRetryMs) : wait;
-        report(this, new Error(`${this.#options.url}: ${problem.message}; retrying in ${delay} ms`));
+        report(this, new Error(failureLine(this.#options.url, problem.message)));
         await this.#wakeup.sleep(delay, abort);
       }
     }
@@ -163,6 +163,14 @@ export class RelayTarget {
     if (!answer.ok) throw new Error(`${method} ${path} answered ${answer.status}: ${answer.text.trim().slice(0, 80)}`);
     return answer.text;
   }
+}
+
+/**
+ * How a target's failure is told (log and `/status`): the same words for the same problem, not
+ * the retry's growing delay, so that the log says it once a minute with a count, as a source's.
+ */
+export function failureLine(url: string, problem: string): string {
+  return `${url}: ${problem}; retrying`;
 }
 
 /** A signal endpoint answers a few bytes (an error page a few more): anything past this is not one. */

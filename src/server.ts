@@ -10,7 +10,7 @@ import { MANUAL_SOURCE } from "./core/snapshot.ts";
 import { initialSnapshot, type Snapshot } from "./core/snapshot.ts";
 import type { ClaimOptions } from "./core/change.ts";
 import type { Signal } from "./core/signal.ts";
-import { describeEvent, type Logger } from "./util/log.ts";
+import { describeDecision, describeEvent, type Logger } from "./util/log.ts";
 import { mergeSettings, type Settings, type SettingsLayer } from "./config/settings.ts";
 import type { StateBackend } from "./state/backend.ts";
 import { FileBackend } from "./state/file_backend.ts";
@@ -26,7 +26,8 @@ import { SignalStore } from "./state/signal_store.ts";
 import { PauseExpiry } from "./state/expiry.ts";
 import { History } from "./state/history.ts";
 import { EtcdHistory, SHARED_HISTORY_MAX_ENTRIES } from "./state/etcd/etcd_history.ts";
-import { PluginHost, REPEAT_LOG_INTERVAL_MS, RepeatedWarnings } from "./plugin/host.ts";
+import { PluginHost } from "./plugin/host.ts";
+import { RepeatedFailures } from "./util/repeated_failures.ts";
 import { type Plugin, runsOnLeader } from "./plugin/api.ts";
 import { Auth } from "./http/auth.ts";
 import { createHandler, type SignalHandler } from "./http/app.ts";
@@ -183,7 +184,7 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
   }
 
   // A failing disk fails every retry the same way: the log says it once a minute, /status always.
-  const repeated = new RepeatedWarnings(REPEAT_LOG_INTERVAL_MS);
+  const repeated = new RepeatedFailures();
   const store = new SignalStore(backend, { snapshot: initialSnapshot(settings.state, now()), revision: saved.revision }, {
     now,
     onListenerError: (error) => log.error(`listener failed: ${error}`),
@@ -219,7 +220,7 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
   if (saved.snapshot) {
     await store.submit({ kind: "restore", saved: saved.snapshot, sources: plugins.map((plugin) => plugin.name) });
     const when = saved.savedAt ? ` (saved ${saved.savedAt.toISOString()})` : "";
-    log.info(`restored ${store.signal} from ${backend.where}${when}`);
+    log.info(`restored ${store.signal} from ${backend.where}${when}: held by ${describeDecision(store.snapshot())}`);
   } else if (unreadable !== undefined) {
     await store.claim(MANUAL_SOURCE, "PAUSE", `state file unreadable (${unreadable}): paused until a person says RUN`);
   }

@@ -368,7 +368,7 @@ describe("SignalClient without a server", () => {
       message: "SignalClient option timeoutMs: got 0; allowed: a number of milliseconds, 1 or more",
     });
     assert.throws(() => new SignalClient("http://signal.test", { tokn: "x" } as never), {
-      message: "SignalClient option tokn: unknown key; allowed keys: token, fetch, timeoutMs",
+      message: "SignalClient option tokn: unknown key; did you mean \"token\"? allowed keys: token, fetch, timeoutMs",
     });
     const client = new SignalClient("http://signal.test", { fetch });
     await assert.rejects(client.set("GO" as never), { name: "TypeError", message: 'SignalClient.set: got "GO"; allowed: RUN, PAUSE or STOP' });

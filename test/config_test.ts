@@ -198,6 +198,6 @@ test("store: file by default; etcd from the file (store:), env (CHAOS_SIGNAL_STO
   const leaked = errorOf(() => settingsFromConfig({ chaos_signal: { store: { type: "etcd", endpoints: ["http://u:secret@a:1"] } } }, "c.yaml"));
   assert.match(leaked, /^c\.yaml: chaos_signal\.store\.endpoints\[0\]: got "http:\/\/u:\*\*\*@a:1"; allowed: etcd client URLs/);
   assert.doesNotMatch(leaked, /secret/);
-  assert.match(errorOf(() => settingsFromConfig({ chaos_signal: { store: { tpye: "etcd" } } }, "c.yaml")), /^c\.yaml: chaos_signal\.store\.tpye: unknown key; allowed keys: type, endpoints/);
+  assert.match(errorOf(() => settingsFromConfig({ chaos_signal: { store: { tpye: "etcd" } } }, "c.yaml")), /^c\.yaml: chaos_signal\.store\.tpye: unknown key; did you mean "type"\? allowed keys: type, endpoints/);
   assert.match(errorOf(() => settingsFromConfig({ chaos_signal: { store: { max_staleness: "1h" } } }, "c.yaml")), /^c\.yaml: chaos_signal\.store\.max_staleness: got "1h"; allowed: a duration/);
 });

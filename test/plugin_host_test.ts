@@ -159,7 +159,7 @@ test("/hooks/<name> routes to the plugin; unknown hooks get 404 listing the hook
   assert.equal(await hit.text(), "POST echo 192.0.2.1");
   const missing = await handler(new Request("http://x/hooks/nope", { method: "POST" }));
   assert.equal(missing.status, 404);
-  assert.match(await missing.text(), /; endpoints: GET \/ \(the signal\), POST \/RUN, POST \/PAUSE, POST \/STOP, GET \/status, GET \/events, POST \/hooks\/echo\n$/);
+  assert.match(await missing.text(), /; endpoints: GET \/ \(the signal\), POST \/RUN, POST \/PAUSE, POST \/STOP, GET \/status, GET \/events, GET \/metrics, GET \/history, GET \/healthz, GET \/readyz, GET \/ui, POST \/hooks\/echo\n$/);
   const status = await (await handler(new Request("http://x/status"))).json();
   assert.deepEqual(status.sources.map((s: { name: string; route?: string }) => [s.name, s.route]), [["echo", "/hooks/echo"]]);
 });
@@ -180,7 +180,8 @@ test("POST /RUN?force=true overrides every automatic claim and the latch, and /s
   assert.equal(status.last_override.actor, "192.0.2.9");
   const load = status.claims.find((c: { source: string }) => c.source === "load");
   assert.equal(load.state, "RUN");
-  assert.equal(load.reason, "overridden by POST /RUN?force=true from 192.0.2.9 (was PAUSE: load 5 above 4)");
+  assert.equal(load.reason, "overridden by POST /RUN?force=true (was PAUSE: load 5 above 4)");
+  assert.equal(load.actor, "192.0.2.9");
   // The source re-asserts on its next observation.
   await arbiter.claim("load", "PAUSE", "load 5 above 4");
   assert.equal(arbiter.signal, "PAUSE");

@@ -210,7 +210,7 @@ test("options are validated at construction; errors name the plugin, the key and
     [{ on_error: "panic" }, 'prometheus "load": on_error: got "panic"; allowed: pause, hold or ignore'],
     [{ consecutive_errors: 0 }, 'prometheus "load": consecutive_errors: got 0; allowed: an integer from 1 to 1000'],
     [{ bearer_token: "secret-value", basic_auth: { username: "u" } }, 'prometheus "load": basic_auth: got (hidden); allowed: either a bearer token or basic_auth, not both'],
-    [{ querry: "up" }, 'prometheus "load": querry: unknown key; allowed keys: name, url, query, pause_above, stop_above, resume_below, interval, timeout, max_response_bytes, initial_delay, consecutive_breaches, consecutive_recoveries, consecutive_errors, on_error, on_empty, combine, on_nan, bearer_token, bearer_token_file, basic_auth, headers'],
+    [{ querry: "up" }, 'prometheus "load": querry: unknown key; did you mean "query"? allowed keys: name, url, query, pause_above, stop_above, resume_below, interval, timeout, max_response_bytes, initial_delay, consecutive_breaches, consecutive_recoveries, consecutive_errors, on_error, on_empty, combine, on_nan, bearer_token, bearer_token_file, basic_auth, headers'],
   ];
   for (const [change, message] of cases) {
     assert.throws(() => prometheusSource({ ...base, ...change } as never), (error: Error) => {

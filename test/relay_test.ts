@@ -73,7 +73,7 @@ test("a target down for a while is in sync at the latest signal soon after it is
     await waitFor(() => (target()?.failures ?? 0) >= 2, "failures while it is down");
     assert.equal(target()?.in_sync, false);
     assert.equal(status().health, "warning");
-    assert.match(status().last_warning!.message, new RegExp(`^http://127\\.0\\.0\\.1:${port}: POST /PAUSE: .*; retrying in \\d+ ms$`));
+    assert.match(status().last_warning!.message, new RegExp(`^http://127\\.0\\.0\\.1:${port}: POST /PAUSE: .*; retrying$`));
     // More changes while it is down: only the latest matters.
     await arbiter.claim("manual", "STOP", "2");
     await arbiter.claim("manual", "RUN", "3");

@@ -151,7 +151,8 @@ test("a forced RUN overrides every automatic claim, opens the latch and records 
   assert.equal(forced.next.latch, null);
   assert.deepEqual(forced.next.override?.sources, ["load", "alerts"]);
   assert.equal(forced.next.override?.actor, "ops");
-  assert.match(claimOf(forced.next, "load")!.reason, /^overridden by POST \/RUN\?force=true from ops \(was PAUSE: load 5\)$/);
+  assert.match(claimOf(forced.next, "load")!.reason, /^overridden by POST \/RUN\?force=true \(was PAUSE: load 5\)$/);
+  assert.equal(claimOf(forced.next, "load")!.actor, "ops");
   assert.deepEqual(m.events.map(line), ["claim load PAUSE->RUN", "claim alerts STOP->RUN", "claim manual RUN->RUN", "change STOP->RUN"]);
   assert.equal(towardSafety({ kind: "force-run", reason: "x" }), false);
 });

@@ -313,7 +313,7 @@ describe("webhook source", () => {
     }
     // Unset: an error at construction, not an open webhook.
     assert.throws(() => webhookSource({ name: "ci", token: { env: name } }), {
-      message: 'webhook "ci": token: got (hidden); allowed: a token of 8 or more characters (the variable or file is empty or too short)',
+      message: `webhook "ci": token: got (hidden); allowed: a token of 8 or more characters in the environment variable ${name}, which is unset`,
     });
   });
 

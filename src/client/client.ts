@@ -19,7 +19,7 @@ import { formatDuration } from "../config/duration.ts";
 import { type Signal, SIGNALS } from "../core/signal.ts";
 import { EventStreamParser } from "./sse_parser.ts";
 import { delay } from "../util/timers.ts";
-import { parseWith } from "../config/validation.ts";
+import { parseWith, strictSection } from "../config/validation.ts";
 import { Backoff } from "../util/backoff.ts";
 import { fetchText, type FetchFunction } from "../util/fetch.ts";
 
@@ -41,11 +41,11 @@ export class SignalRequestError extends Error {
 
 const positiveMs = (what: string) => v.pipe(v.number(what), v.minValue(1, what), v.finite(what));
 
-const ClientOptionsSchema = v.strictObject({
+const ClientOptionsSchema = strictSection({
   token: v.optional(v.pipe(v.string("a non-empty string"), v.nonEmpty("a non-empty string"))),
   fetch: v.optional(v.function("a fetch function")),
   timeoutMs: v.optional(positiveMs("a number of milliseconds, 1 or more")),
-}, (issue) => (issue.expected === "never" ? "token, fetch, timeoutMs" : "an object"));
+}, "an object");
 
 const WatchOptionsSchema = v.object({
   signal: v.optional(v.instance(AbortSignal, "an AbortSignal")),

@@ -16,7 +16,8 @@ export async function loadConfigFile(path: string): Promise<SettingsLayer> {
   try {
     document = parse(text);
   } catch (error) {
-    const firstLine = String((error as Error).message).split("\n")[0];
+    // The yaml library's first line ends with a colon, before the excerpt it quotes: drop it.
+    const firstLine = String((error as Error).message).split("\n")[0]!.replace(/:\s*$/, "");
     throw new ValidationError(`${path}: not valid YAML: ${firstLine}`);
   }
   return settingsFromConfig(document, path);

@@ -20,7 +20,7 @@ import { DEFAULT_MAX_BODY_BYTES } from "./schemas.ts";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../serve/types.ts";
 import { type Signal, SIGNALS } from "../core/signal.ts";
 import { ALLOWED_ORIGINS_TEXT_RULE, AllowedOriginsSchema, AllowedOriginsTextSchema } from "./origins.ts";
-import { httpUrl, looseSection, parseWith, strictSection } from "./validation.ts";
+import { closestKey, httpUrl, looseSection, parseWith, strictSection, ValidationError } from "./validation.ts";
 import { BODY_RULE, integer, MaxBodyBytesSchema } from "./schemas.ts";
 
 export { MaxBodyBytesSchema };
@@ -222,11 +222,28 @@ export const ConfigFileSchema = looseSection({
   chaos_signal: v.optional(v.nullable(ChaosSignalSection)),
 }, "a YAML mapping with a kraken: and/or chaos_signal: section");
 
+/**
+ * Other top-level keys are Krkn's sections and ignored, but a near miss of `chaos_signal`
+ * (`chaos-signal`, `chaosSignal`, `chaos_signals`) is our section lost to a typo: a server
+ * started without its sources or tokens must not pass for a configured one.
+ */
+function refuseMisspeltSection(document: unknown, fileName: string): void {
+  if (typeof document !== "object" || document === null || Array.isArray(document)) return;
+  for (const key of Object.keys(document)) {
+    if (key === "chaos_signal" || key === "kraken" || closestKey(key, ["chaos_signal"]) === undefined) continue;
+    const shown = /^[\w.-]+$/.test(key) ? key : JSON.stringify(key);
+    throw new ValidationError(
+      `${fileName}: ${shown}: unknown top-level key; did you mean "chaos_signal"? (other top-level keys are Krkn's and ignored)`,
+    );
+  }
+}
+
 /** A partial set of settings from one layer (file, env or flags). */
 export type SettingsLayer = Partial<Settings>;
 
 /** Validates a parsed config file; errors name the key path (`kraken.port`). */
 export function settingsFromConfig(document: unknown, fileName: string): SettingsLayer {
+  refuseMisspeltSection(document, fileName);
   const config = parseWith(ConfigFileSchema, document ?? {}, (path) => `${fileName}: ${path || "(top level)"}`);
   return compact({
     port: config.kraken?.port,

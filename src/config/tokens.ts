@@ -6,13 +6,16 @@ import process from "node:process";
 import { readFileSync } from "node:fs";
 import * as v from "valibot";
 
+/** Shorter tokens are refused: a guessable token guards nothing. */
+export const MIN_TOKEN_LENGTH = 8;
+
 /** Where a token comes from: inline, an environment variable or a file (Kubernetes secrets). */
 export const TokenSourceSchema = v.pipe(
   v.union([
     v.strictObject({ env: v.pipe(v.string("a variable name"), v.nonEmpty("a variable name")) }),
     v.strictObject({ file: v.pipe(v.string("a file path"), v.nonEmpty("a file path")) }),
-    v.strictObject({ value: v.pipe(v.string("a token"), v.minLength(8, "a token of 8 or more characters")) }),
-  ], "{env: VARIABLE} or {file: PATH} or {value: TOKEN of 8 or more characters}"),
+    v.strictObject({ value: v.pipe(v.string("a token"), v.minLength(MIN_TOKEN_LENGTH, `a token of ${MIN_TOKEN_LENGTH} or more characters`)) }),
+  ], `{env: VARIABLE} or {file: PATH} or {value: TOKEN of ${MIN_TOKEN_LENGTH} or more characters}`),
   v.rawTransform(({ dataset, addIssue, NEVER }) => {
     const source = dataset.value;
     let token: string | undefined;
@@ -27,8 +30,14 @@ export const TokenSourceSchema = v.pipe(
         return NEVER;
       }
     } else token = source.value.trim();
-    if (!token || token.length < 8) {
-      addIssue({ message: "a token of 8 or more characters (the variable or file is empty or too short)" });
+    if (!token || token.length < MIN_TOKEN_LENGTH) {
+      // Name where it was looked for, never what it holds (not even its length).
+      const where = "env" in source
+        ? `the environment variable ${source.env}, which is ${token === undefined ? "unset" : token ? "shorter" : "empty"}`
+        : "file" in source
+        ? `the file ${source.file}, which is ${token ? "shorter" : "empty"}`
+        : "the value given, once trimmed";
+      addIssue({ message: `a token of ${MIN_TOKEN_LENGTH} or more characters in ${where}` });
       return NEVER;
     }
     if (/\s/.test(token)) {

@@ -3,7 +3,8 @@
  * keys, flags, environment variables and query parameters alike:
  *
  *   kraken.port: got 70000; allowed: an integer from 0 to 65535
- *   chaos_signal.colour: unknown key; allowed keys: max_body_bytes
+ *   chaos_signal.colour: unknown key; allowed keys: max_body_bytes, ...
+ *   chaos_signal.stat_file: unknown key; did you mean "state_file"? allowed keys: ...
  *
  * Schemas carry "what is allowed" as their message; this file adds the name
  * of the thing and the bad value.
@@ -27,10 +28,60 @@ function mapping(what: string) {
   );
 }
 
-/** A mapping whose unknown keys are errors that list the allowed keys. */
+/**
+ * A mapping whose unknown keys are errors that list the allowed keys, and name the one meant
+ * when the unknown key is a near miss of it (`pause_abve`: did you mean "pause_above"?).
+ */
 export function strictSection<const TEntries extends v.ObjectEntries>(entries: TEntries, what: string) {
-  const keys = Object.keys(entries).join(", ") || "none";
-  return v.pipe(mapping(what), v.strictObject(entries, (issue) => (issue.expected === "never" ? keys : what)));
+  const known = Object.keys(entries);
+  const keys = known.join(", ") || "none";
+  return v.pipe(
+    mapping(what),
+    v.strictObject(entries, (issue) => {
+      if (issue.expected !== "never") return what;
+      const meant = closestKey(String(issue.input), known);
+      return `${meant === undefined ? "" : `did you mean "${meant}"? `}allowed keys: ${keys}`;
+    }),
+  );
+}
+
+/** Letter case, `-` or `_`, and camelCase do not tell keys apart for a suggestion. */
+function keyShape(key: string): string {
+  return key.toLowerCase().replace(/[-_\s]/g, "");
+}
+
+/**
+ * The key of `known` that `key` is most likely a typo of: the same key but for letter case,
+ * `-` for `_` or camelCase, or one within a few edits (a letter missing, added, changed or two
+ * swapped; at most one per three letters). Undefined when none is that close.
+ */
+export function closestKey(key: string, known: readonly string[]): string | undefined {
+  const typed = keyShape(key);
+  let best: { key: string; distance: number } | undefined;
+  for (const candidate of known) {
+    const shape = keyShape(candidate);
+    const allowed = Math.min(3, Math.max(1, Math.floor(shape.length / 3)));
+    // Also keeps the work bounded whatever the length of what was typed.
+    if (Math.abs(shape.length - typed.length) > allowed) continue;
+    const distance = editDistance(typed, shape);
+    if (distance <= allowed && (best === undefined || distance < best.distance)) best = { key: candidate, distance };
+  }
+  return best?.key;
+}
+
+/** Edits (insert, delete, replace, swap two neighbours) that turn `a` into `b`: optimal string alignment. */
+function editDistance(a: string, b: string): number {
+  const rows: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) rows[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(rows[i - 1]![j]! + 1, rows[i]![j - 1]! + 1, rows[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, rows[i - 2]![j - 2]! + 1);
+      rows[i]![j] = best;
+    }
+  }
+  return rows[a.length]![b.length]!;
 }
 
 /** A mapping whose unknown keys are ignored (another program's section). */
@@ -75,10 +126,10 @@ export function issueLine(
   name: (path: string) => string,
   input: unknown,
 ): string {
-  const issue = issues[0]!;
+  const issue = typoBehind(issues);
   const label = name(pathText(issue.path));
   if (issue.type === "strict_object" && issue.expected === "never") {
-    return `${label}: unknown key; allowed keys: ${issue.message}`;
+    return `${label}: unknown key; ${issue.message}`;
   }
   if (/object$/.test(issue.type) && issue.received === "undefined" && issue.path?.length) {
     return `${label}: missing; it is required`;
@@ -88,6 +139,21 @@ export function issueLine(
   const written = issue.path?.length ? writtenValue(input, issue.path) : input;
   const secret = issue.path?.some((item) => SECRET_KEY.test(String(item.key))) || holdsSecret(written);
   return `${label}: got ${secret ? "(hidden)" : showValue(written)}; allowed: ${issue.message}`;
+}
+
+/**
+ * The issue to report: the first, unless it is a missing key that a misspelt one stands for
+ * (`pause_abve` given, `pause_above` missing): then the misspelt key, with the one meant.
+ */
+function typoBehind(issues: readonly v.BaseIssue<unknown>[]): v.BaseIssue<unknown> {
+  const first = issues[0]!;
+  const missing = first.path?.at(-1)?.key;
+  if (!/object$/.test(first.type) || first.received !== "undefined" || missing === undefined) return first;
+  const parent = pathText(first.path!.slice(0, -1));
+  return issues.find((issue) =>
+    issue.type === "strict_object" && issue.expected === "never" && pathText(issue.path?.slice(0, -1)) === parent &&
+    issue.message.startsWith(`did you mean "${String(missing)}"?`)
+  ) ?? first;
 }
 
 /** `chaos_signal.sources[2].name`: dots between keys, brackets around list indexes. */

@@ -106,14 +106,14 @@ function memoText(memo: unknown): string | undefined {
 function forceRun(snapshot: Snapshot, change: Extract<Change, { kind: "force-run" }>, at: Date): Transition {
   const events: EventDraft[] = [];
   const overridden: string[] = [];
-  const by = change.actor ? ` from ${change.actor}` : "";
   const claims = snapshot.claims.map((before): Claim => {
     if (before.source === MANUAL_SOURCE || before.state === "RUN") return before;
     overridden.push(before.source);
     const made: Claim = {
       source: before.source,
       state: "RUN",
-      reason: `overridden by ${change.reason}${by} (was ${before.state}: ${before.reason})`,
+      // Who forced it is the claim's actor: said again in the reason, the log line said it twice.
+      reason: `overridden by ${change.reason} (was ${before.state}: ${before.reason})`,
       since: at,
       updated: at,
       ...actor(change.actor),

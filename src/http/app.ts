@@ -27,7 +27,7 @@ import { errorResponse, HttpError, textResponse } from "../web/response.ts";
 import type { Auth } from "./auth.ts";
 import { type DescribedKind, Metrics } from "./metrics.ts";
 import { OriginGuard } from "./origin_guard.ts";
-import { type AppRouter, type HttpContext, methodOf, notFound, type RoutedRequest, safeDecode, type SignalTarget } from "./route.ts";
+import { type AppRouter, Endpoints, type HttpContext, methodOf, notFound, type RoutedRequest, safeDecode, type SignalTarget } from "./route.ts";
 import { readSignalRoute, setSignalRoute } from "./routes/signal.ts";
 import { statusRoute } from "./routes/status.ts";
 import { eventsRoute } from "./routes/events.ts";
@@ -94,8 +94,6 @@ export interface HandlerOptions {
 /** Longer request targets (path and query) get 414; the runtimes' own limits apply too. */
 export const MAX_URL_BYTES = 8 * 1024;
 
-const CORE_ENDPOINTS = "GET / (the signal), POST /RUN, POST /PAUSE, POST /STOP, GET /status, GET /events";
-
 export function createHandler(options: HandlerOptions): SignalHandler {
   const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
   if (!Number.isFinite(heartbeatMs) || heartbeatMs < 1) throw new RangeError(`heartbeatMs: got ${heartbeatMs}; allowed: a number of milliseconds, 1 or more`);
@@ -103,7 +101,6 @@ export function createHandler(options: HandlerOptions): SignalHandler {
   const now = options.now ?? (() => new Date());
   const onError = options.onError ?? (() => {});
   const auth = options.auth?.enabled ? options.auth : undefined;
-  const hookRoutes = plugins?.routes() ?? [];
   const ctx: HttpContext = {
     version: options.version,
     runtime: options.runtime ?? "unknown",
@@ -117,7 +114,7 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     stateHealth: options.stateHealth,
     storeHealth: options.storeHealth,
     describe: (source) => plugins?.plugin(source.name)?.plugin.description,
-    endpoints: [CORE_ENDPOINTS, ...hookRoutes.map((route) => `POST ${route}`)].join(", "),
+    endpoints: new Endpoints(),
   };
   // The one signal this server holds today: every route that reads or changes it is given it.
   const target: SignalTarget = { store, events: new SubscriberHub(store) };

@@ -48,8 +48,25 @@ export interface HttpContext {
   readonly storeHealth: (() => StoreStatus) | undefined;
   /** A plugin's description (its metrics and dashboard cards), looked up by its status. */
   readonly describe: (source: PluginStatus) => PluginDescription | undefined;
-  /** The endpoint list every 404 and 405 names. */
-  readonly endpoints: string;
+  /** The endpoint list every 404 and 405 names: each route adds its own as it registers. */
+  readonly endpoints: Endpoints;
+}
+
+/**
+ * The endpoints, in the order they were registered: `resource` adds each path it registers, so
+ * the list that 404 and 405 answers name cannot miss one. Read when a request comes, by then
+ * every route is registered.
+ */
+export class Endpoints {
+  readonly #entries: string[] = [];
+
+  add(...entries: string[]): void {
+    for (const entry of entries) if (!this.#entries.includes(entry)) this.#entries.push(entry);
+  }
+
+  toString(): string {
+    return this.#entries.join(", ");
+  }
 }
 
 /** The method the client sent: HEAD for a HEAD dispatched as GET. */
@@ -61,27 +78,37 @@ export function methodOf(request: RoutedRequest): string {
  * Registers a path's methods, then answers every other method with 405, `Allow` and the endpoint
  * list. A GET path answers HEAD too (dispatched as GET), so `Allow` names both.
  */
-export function resource(router: AppRouter, path: string, methods: { GET?: Handler[]; POST?: Handler[] }, endpoints: string): void {
+export function resource(
+  router: AppRouter,
+  path: string,
+  methods: { GET?: Handler[]; POST?: Handler[] },
+  endpoints: Endpoints,
+  /** Shown after the path in the endpoint list: `GET / (the signal)`. */
+  note?: string,
+): void {
   const allow: string[] = [];
+  const listed = note === undefined ? path : `${path} (${note})`;
   if (methods.GET) {
     router.get(path, ...methods.GET);
     allow.push("GET", "HEAD");
+    endpoints.add(`GET ${listed}`);
   }
   if (methods.POST) {
     router.post(path, ...methods.POST);
     allow.push("POST");
+    endpoints.add(`POST ${listed}`);
   }
   router.all(path, notAllowed(allow.join(", "), endpoints));
 }
 
-export function notAllowed(allow: string, endpoints: string): Handler {
+export function notAllowed(allow: string, endpoints: Endpoints): Handler {
   return (request) => {
     const path = showPath(new URL(request.url).pathname);
     throw new HttpError(405, `method ${methodOf(request)} is not allowed on ${path}; allowed: ${allow}; endpoints: ${endpoints}`, { allow });
   };
 }
 
-export function notFound(endpoints: string): Handler {
+export function notFound(endpoints: Endpoints): Handler {
   return (request) => {
     const path = new URL(request.url).pathname;
     throw new HttpError(404, `no endpoint at ${showPath(path)}; endpoints: ${endpoints}`);

@@ -11,6 +11,7 @@ import type { SignalStore } from "../state/signal_store.ts";
 import { isSource, type Plugin, type SourceContext } from "./api.ts";
 import { Backoff } from "../util/backoff.ts";
 import { delay } from "../util/timers.ts";
+import { RepeatedFailures } from "../util/repeated_failures.ts";
 
 /** `standby`: a leader-only source on a replica that does not lead (another replica runs it). */
 export type SourceHealth = "starting" | "ok" | "warning" | "failed" | "stopped" | "standby";
@@ -216,7 +217,7 @@ export class PluginHost {
   #contextFor(plugin: Plugin, status: PluginStatus, abort: AbortSignal): SourceContext {
     const store = this.#store;
     const log = (message: string) => this.#log(`${plugin.kind} "${plugin.name}": ${message}`);
-    const repeats = new RepeatedWarnings(REPEAT_LOG_INTERVAL_MS);
+    const repeats = new RepeatedFailures();
     // The claim goes through whatever happens to its memo: a claim is never held back for it.
     const bounded = (options: ClaimOptions | undefined): ClaimOptions | undefined => {
       if (options?.memo === undefined) return options;
@@ -299,32 +300,5 @@ export class PluginHost {
         entry.context.warn(error);
       }
     }
-  }
-}
-
-/** How often one source's identical warning is logged again while it keeps repeating. */
-export const REPEAT_LOG_INTERVAL_MS = 60_000;
-
-/** Decides which warnings reach the log: a new message at once, the same one at most once per interval. */
-export class RepeatedWarnings {
-  #last: string | undefined;
-  #loggedAt = Number.NEGATIVE_INFINITY;
-  #suppressed = 0;
-
-  constructor(private readonly intervalMs: number) {}
-
-  /** The line to log for this warning, or undefined to keep it out of the log. */
-  line(message: string, nowMs: number): string | undefined {
-    if (message === this.#last && nowMs - this.#loggedAt < this.intervalMs) {
-      this.#suppressed += 1;
-      return undefined;
-    }
-    const repeated = message === this.#last && this.#suppressed > 0
-      ? ` (${this.#suppressed} more time${this.#suppressed === 1 ? "" : "s"} since it was last logged)`
-      : "";
-    this.#last = message;
-    this.#loggedAt = nowMs;
-    this.#suppressed = 0;
-    return message + repeated;
   }
 }

@@ -1,6 +1,7 @@
 /** One line per event, time-stamped, to stdout (errors to stderr). */
 import process from "node:process";
 import type { SignalEvent as ArbiterEvent } from "../core/events.ts";
+import { claimOf, type Snapshot, STOP_LATCH } from "../core/snapshot.ts";
 
 export interface Logger {
   info(message: string): void;
@@ -42,4 +43,19 @@ export function describeEvent(event: ArbiterEvent): string {
   const { claim } = event;
   const by = claim.actor ? ` from ${claim.actor}` : "";
   return `claim ${claim.source} ${claim.state} (was ${event.previous ?? "none"}): ${claim.reason}${by}`;
+}
+
+/**
+ * What holds a snapshot's signal, for a log line: the deciding claim (`kill: /tmp/kill says
+ * STOP`), or the STOP latch and the claim that closed it.
+ */
+export function describeDecision(snapshot: Snapshot): string {
+  if (snapshot.decidedBy === STOP_LATCH && snapshot.latch) {
+    const { source, reason, since } = snapshot.latch;
+    return `the STOP latch, closed by ${source} (${reason}) at ${since.toISOString()}, until a POST /RUN`;
+  }
+  const claim = claimOf(snapshot, snapshot.decidedBy);
+  if (!claim) return snapshot.decidedBy;
+  const by = claim.actor ? ` from ${claim.actor}` : "";
+  return `${claim.source} (${claim.reason}${by})`;
 }

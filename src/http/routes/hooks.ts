@@ -2,6 +2,7 @@
 import { actorOf, type AppRouter, authorize, decodeSegment, type HttpContext } from "../route.ts";
 
 export function hooksRoute(router: AppRouter, ctx: HttpContext): void {
+  ctx.endpoints.add(...(ctx.plugins?.routes() ?? []).map((route) => `POST ${route}`));
   router.all("/hooks/:name", (request, info) => {
     const found = ctx.plugins?.plugin(decodeSegment(request.params.name ?? ""));
     if (!found?.plugin.fetch) return undefined;

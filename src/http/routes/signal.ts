@@ -11,9 +11,10 @@
  * committed first (`store.submit` decides which). The plain `GET /` of Krkn's poll never gets here (http/app.ts).
  */
 import * as v from "valibot";
-import { MANUAL_SOURCE } from "../../core/snapshot.ts";
+import { MANUAL_SOURCE, STOP_LATCH } from "../../core/snapshot.ts";
+import { describeDecision } from "../../util/log.ts";
 import { type Change, towardSafety } from "../../core/change.ts";
-import { parseSignal, type Signal } from "../../core/signal.ts";
+import { parseSignal, type Signal, SIGNALS } from "../../core/signal.ts";
 import { durationSchema } from "../../config/duration.ts";
 import { issueLine, strictSection } from "../../config/validation.ts";
 import { longPollFromQuery, waitForChange } from "../../push/long_poll.ts";
@@ -55,7 +56,9 @@ export function readSignalRoute(router: AppRouter, ctx: HttpContext, target: Sig
     info?.holdOpen?.(Math.ceil(poll.waitMs / 1000) + 10);
     return textResponse(await waitForChange(target.events, poll, request.signal));
   };
-  resource(router, "/", { GET: [...readGuard(ctx), readSignal] }, ctx.endpoints);
+  resource(router, "/", { GET: [...readGuard(ctx), readSignal] }, ctx.endpoints, "the signal");
+  // Listed next, though registered last (`/:name` must come after the fixed paths): they are what a client looks for.
+  ctx.endpoints.add(...SIGNALS.map((signal) => `POST /${signal}`));
 }
 
 /** `POST /RUN|/PAUSE|/STOP` at `/:name`; any other name falls through (to 404). */
@@ -85,15 +88,28 @@ export function setSignalRoute(router: AppRouter, ctx: HttpContext, target: Sign
       // briefly. A save that fails is retried by the store.
       const result = await store.submit(change);
       await settledWithin(store.flush(), SAFE_SAVE_WAIT_MS);
-      return textResponse(result);
+      return answer(signal, result, force);
     }
     try {
       // Toward RUN: committed first, then made. Nobody (GET /, events, relays) ever sees a RUN
       // that fails to save, and a refused change has nothing to undo.
-      return textResponse(await store.submit(change));
+      return answer(signal, await store.submit(change), force);
     } catch (error) {
       throw new HttpError(503, `the change was not saved, so it was not made: ${(error as Error)?.message ?? error}`, {}, { cause: error });
     }
+  };
+
+  /**
+   * The body is the signal alone (Krkn's scripts and other chaos-signals read it); when it is not
+   * the one posted, a header says what holds it and, for a plain RUN, how to force it.
+   */
+  const answer = (posted: Signal, result: Signal, forced: boolean): Response => {
+    if (result === posted) return textResponse(result);
+    const snapshot = store.snapshot();
+    const howToForce = posted === "RUN" && !forced && snapshot.decidedBy !== STOP_LATCH && snapshot.decidedBy !== MANUAL_SOURCE
+      ? `; a plain POST /RUN does not outvote a source: POST /RUN?force=true sets every source's claim to RUN once and opens the STOP latch, until each source claims again on its next observation`
+      : "";
+    return textResponse(result, { headers: { [REASON_HEADER]: headerText(`${result} held by ${describeDecision(snapshot)}${howToForce}`) } });
   };
 
   router.all("/:name", (request, info) => {
@@ -101,6 +117,15 @@ export function setSignalRoute(router: AppRouter, ctx: HttpContext, target: Sign
     if (!signal) return undefined;
     return request.method === "POST" ? setSignal(signal, request, info) : refuse(request, info);
   });
+}
+
+/** The header of a POST answered with another signal than the one posted: what holds it (see `answer`). */
+export const REASON_HEADER = "chaos-signal-reason";
+
+/** Reasons come from outside (alert names, file contents): a header value takes printable ASCII only, and not too much. */
+function headerText(text: string): string {
+  const ascii = text.replace(/[^\x20-\x7e]/g, "?");
+  return ascii.length > 600 ? `${ascii.slice(0, 597)}...` : ascii;
 }
 
 /** Waits for `promise` to settle, at most `ms`; never rejects. */
