@@ -13,7 +13,7 @@ import { ENV_CONFIG_FILE, mergeSettings, type Settings, settingsFromEnv } from "
 import { loadConfigFile } from "./config/config_file.ts";
 import { loadPluginModules } from "./plugin/modules.ts";
 import { consoleLogger, type Logger } from "./util/log.ts";
-import { AddressInUseError, runtime, serve } from "./serve/mod.ts";
+import { AddressInUseError, resolveDns, runtime, serve } from "./serve/mod.ts";
 import { createServer } from "./server.ts";
 import { VERSION } from "./version.ts";
 
@@ -60,7 +60,7 @@ export async function runCli(
     if (flags.version) return void process.stdout.write(`chaos-signal ${VERSION}\n`);
     const settings = await resolveSettings(flags, env);
     const registry = await loadPluginModules(settings.pluginModules);
-    app = await createServer({ settings, registry, log, runtime: `${platform.name} ${platform.version}` });
+    app = await createServer({ settings, registry, log, runtime: `${platform.name} ${platform.version}`, resolveDns });
   } catch (error) {
     // By name: a plugin's own copy of the API throws its own class.
     const name = (error as Error)?.name;
