@@ -26,7 +26,7 @@ export const DISCOVERY_ENTRIES = {
 };
 
 /** A relay needs one kind of target at least (the schema's check). */
-export const NO_TARGET_KIND = "needs targets, targets_dns or targets_file (at least one; they may be combined)";
+export const NO_TARGET_KIND = "at least one of targets, targets_dns and targets_file (they may be combined)";
 export function hasTargetKind(options: { targets?: unknown; targets_dns?: unknown; targets_file?: unknown }): boolean {
   return options.targets !== undefined || options.targets_dns !== undefined || options.targets_file !== undefined;
 }
