@@ -128,6 +128,7 @@ export const relay = definePlugin(RELAY_KIND, RelaySchema, (options) => {
           targets.set(url, entry);
           const loop: Promise<void> = entry.target
             .run({ ...context, abort: AbortSignal.any([context.abort, entry.stop.signal]) }, report)
+            .catch((error) => context.warn(error))
             .finally(() => running.delete(loop));
           running.add(loop);
         }

@@ -67,14 +67,15 @@ export class DnsTargets {
   async resolve(context: SourceContext): Promise<void> {
     const { name, port, scheme, nameserver, timeout } = this.#options;
     const ask = (type: DnsRecordType) => context.resolveDns(name, type, { nameserver, timeoutMs: timeout });
-    let addresses: string[];
-    try {
-      const [a, aaaa] = await Promise.all([ask("A"), ask("AAAA")]);
-      addresses = [...a, ...aaaa];
-    } catch (error) {
-      this.known.fail(`resolving failed (${(error as Error)?.message ?? error})`);
+    // Both asked at once; A's failure is the one reported when both fail, so that the line stays
+    // the same from one attempt to the next (the log repeats it only once a minute).
+    const [a, aaaa] = await Promise.allSettled([ask("A"), ask("AAAA")]);
+    const failed = [a, aaaa].find((result) => result.status === "rejected");
+    if (failed) {
+      this.known.fail(`resolving failed (${(failed.reason as Error)?.message ?? failed.reason})`);
       return;
     }
+    const addresses = [a, aaaa].flatMap((result) => result.status === "fulfilled" ? result.value : []);
     if (addresses.length > MAX_DISCOVERED_TARGETS) {
       this.known.fail(`${addresses.length} records, more than the ${MAX_DISCOVERED_TARGETS} targets allowed`);
       return;
