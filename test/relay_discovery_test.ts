@@ -8,6 +8,7 @@ import { test } from "node:test";
 import { PluginHost, relay, SignalStore } from "../mod.ts";
 import { parseTargetsFile } from "../plugins/relay_targets_file.ts";
 import { startDnsmasq, TEST_DOMAIN } from "./helpers/dnsmasq.ts";
+import { makeReleasableFifo } from "./helpers/fifo.ts";
 import { tempDir, tempFile } from "./helpers/files.ts";
 import { type KrknServer, startKrknServer } from "./helpers/krkn_server.ts";
 import { freePort } from "./helpers/prometheus.ts";
@@ -122,7 +123,7 @@ test("targets_dns with a real dnsmasq: addresses added and removed while running
   }
 });
 
-test("targets_file: targets added by atomic rename and removed by an in-place rewrite; a bad line or a missing file keeps the last set", async () => {
+test("targets_file: targets added by atomic rename and removed by an in-place rewrite; a bad line, a missing file or a FIFO keeps the last set", async () => {
   const { port, krkns } = await fleet([21, 22, 23]);
   const dir = tempDir();
   const list = join(dir, "targets.txt");
@@ -139,6 +140,7 @@ test("targets_file: targets added by atomic rename and removed by an in-place re
   ].join("\n"));
   const server = await startServer(["--config", config]);
   const diagnose = async () => `${JSON.stringify(await relayStatus(server).catch((e) => String(e)))}\n${server.output().split("\n").slice(-12).join("\n")}`;
+  let releaseFifo: (() => void) | undefined;
   try {
     await waitFor(async () => (await targetUrls(server)).join() === url(21), { what: "the listed target", timeoutMs: 10_000, diagnose });
     await post(server, "PAUSE");
@@ -173,7 +175,16 @@ test("targets_file: targets added by atomic rename and removed by an in-place re
     await waitFor(holds([k(22)], "STOP"), { what: "STOP on the last known set", timeoutMs: 10_000, diagnose });
     relayNow = await relayStatus(server);
     assert.match(relayNow.last_warning!.message, /targets_file .*targets\.txt: it does not exist; keeping the last 1 target \(failing since /);
+
+    // A FIFO at the path is refused unopened; GET / and the shutdown do not wait on it.
+    releaseFifo = makeReleasableFifo(list);
+    await waitFor(async () => /is a FIFO/.test((await relayStatus(server)).last_observation?.discovery?.sources[0]?.last_error ?? ""), { what: "the FIFO refused", timeoutMs: 15_000, diagnose });
+    assert.equal(await (await fetch(`${server.url}/`)).text(), "STOP");
+    assert.deepEqual(await targetUrls(server), [url(22)]);
+    const exit = await server.stop();
+    assert.equal(exit.code, 0, server.output());
   } finally {
+    releaseFifo?.();
     await server.stop();
     await Promise.all([...krkns.values()].map((krkn) => krkn.stop()));
   }
