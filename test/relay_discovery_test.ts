@@ -59,7 +59,14 @@ function holds(krkns: Iterable<KrknServer>, signal: string) {
 test("targets_dns with a real dnsmasq: addresses added and removed while running; NXDOMAIN and a dead resolver keep the last set", async () => {
   const name = `krkn.${TEST_DOMAIN}`;
   const dns = await startDnsmasq([`127.0.0.11 ${name}`, `127.0.0.12 ${name}`]);
-  const { port, krkns } = await fleet([11, 12, 13]);
+  const { port, krkns } = await fleet([11, 12, 13]).catch(async (error) => {
+    await dns.stop();
+    throw error;
+  });
+  const helpers = async () => {
+    await dns.stop();
+    await Promise.all([...krkns.values()].map((krkn) => krkn.stop()));
+  };
   const config = tempFile([
     "chaos_signal:",
     "  relays:",
@@ -74,7 +81,10 @@ test("targets_dns with a real dnsmasq: addresses added and removed while running
     "        timeout: 500ms",
     "",
   ].join("\n"));
-  const server = await startServer(["--config", config]);
+  const server = await startServer(["--config", config]).catch(async (error) => {
+    await helpers();
+    throw error;
+  });
   const diagnose = async () => `${JSON.stringify(await relayStatus(server).catch((e) => String(e)))}\n${server.output().split("\n").slice(-12).join("\n")}`;
   const url = (n: number) => `http://127.0.0.${n}:${port}`;
   const k = (n: number) => krkns.get(n)!;
@@ -118,8 +128,7 @@ test("targets_dns with a real dnsmasq: addresses added and removed while running
     assert.equal(server.output().match(/warning: targets_dns .*resolving failed/g)?.length, 1, server.output());
   } finally {
     await server.stop();
-    await dns.stop();
-    await Promise.all([...krkns.values()].map((krkn) => krkn.stop()));
+    await helpers();
   }
 });
 
@@ -138,7 +147,11 @@ test("targets_file: targets added by atomic rename and removed by an in-place re
     `      targets_file: ${list}`,
     "",
   ].join("\n"));
-  const server = await startServer(["--config", config]);
+  const stopKrkns = () => Promise.all([...krkns.values()].map((krkn) => krkn.stop()));
+  const server = await startServer(["--config", config]).catch(async (error) => {
+    await stopKrkns();
+    throw error;
+  });
   const diagnose = async () => `${JSON.stringify(await relayStatus(server).catch((e) => String(e)))}\n${server.output().split("\n").slice(-12).join("\n")}`;
   let releaseFifo: (() => void) | undefined;
   try {
@@ -186,7 +199,7 @@ test("targets_file: targets added by atomic rename and removed by an in-place re
   } finally {
     releaseFifo?.();
     await server.stop();
-    await Promise.all([...krkns.values()].map((krkn) => krkn.stop()));
+    await stopKrkns();
   }
 });
 
