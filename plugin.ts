@@ -21,6 +21,7 @@ export type {
 } from "./src/plugin/api.ts";
 export type { PluginStatus, SourceHealth } from "./src/plugin/host.ts";
 export { messageOf } from "./src/plugin/host.ts";
+export type { DnsQueryOptions, DnsRecordType, ResolveDns } from "./src/serve/types.ts";
 export { claimMade, claimSaved, SAVE_WAIT_MS } from "./src/plugin/receiver.ts";
 
 // The signal and the claims a source makes.

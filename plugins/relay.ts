@@ -6,6 +6,7 @@
  */
 import * as v from "valibot";
 import {
+  aborted,
   type DashboardCard,
   definePlugin,
   durationSchema,
@@ -17,17 +18,20 @@ import {
   TokenSourceSchema,
 } from "../plugin.ts";
 import { failureLine, RelayTarget, type RelayTargetStatus } from "./relay_target.ts";
+import { describeTargetChange, DISCOVERY_ENTRIES, hasTargetKind, NO_TARGET_KIND, TargetDiscovery } from "./relay_discovery.ts";
 
 export const RELAY_KIND = "relay";
 
 const URL_RULE = "an http(s) URL without user:password@ (credentials would show in /status and logs; use token)";
 const UrlSchema = httpUrl(URL_RULE);
 
-export const RelaySchema = strictSection({
+export const RelaySchema = v.pipe(strictSection({
   /** The relay's name, unique among plugins. */
   name: PluginNameSchema,
   /** Base URLs of the signal endpoints to keep in step, such as Krkn's http://10.0.0.7:8081. */
-  targets: v.pipe(v.array(UrlSchema, "a list of URLs"), v.minLength(1, "at least one URL")),
+  targets: v.optional(v.pipe(v.array(UrlSchema, "a list of URLs"), v.minLength(1, "at least one URL"))),
+  /** Targets found by DNS or in a file, beside `targets` (relay_discovery.ts). */
+  ...DISCOVERY_ENTRIES,
   /** How often each target is read back and corrected. @default "10s" */
   interval: v.optional(durationSchema(50, 3_600_000), "10s"),
   /** Per request. @default "2s" */
@@ -38,7 +42,7 @@ export const RelaySchema = strictSection({
   refused_retry: v.optional(durationSchema(10, 600_000), "1s"),
   /** Sent as `Authorization: Bearer` (to another chaos-signal that requires one). */
   token: v.optional(TokenSourceSchema),
-}, "a mapping of the relay's options");
+}, "a mapping of the relay's options"), v.check((options) => hasTargetKind(options), NO_TARGET_KIND));
 
 export type RelayOptions = v.InferInput<typeof RelaySchema>;
 
@@ -78,7 +82,7 @@ export const RELAY_DESCRIPTION: PluginDescription = {
 
 export const relay = definePlugin(RELAY_KIND, RelaySchema, (options) => {
   const headers: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
-  const targets = options.targets.map((url) =>
+  const newTarget = (url: string) =>
     new RelayTarget({
       url,
       intervalMs: options.interval,
@@ -87,27 +91,69 @@ export const relay = definePlugin(RELAY_KIND, RelaySchema, (options) => {
       maxBackoffMs: options.max_backoff,
       refusedRetryMs: options.refused_retry,
       headers,
-    })
-  );
+    });
+  const discovery = new TargetDiscovery(options);
+  /** The targets pushed to now, by URL, each with what ends its loop. */
+  const targets = new Map<string, { target: RelayTarget; stop: AbortController }>();
   return {
     name: options.name,
     kind: RELAY_KIND,
     onChange() {
-      for (const target of targets) target.wake();
+      for (const { target } of targets.values()) target.wake();
     },
     async run(context) {
-      const report = (_target: RelayTarget, error?: Error) => {
-        const statuses = targets.map((t) => t.status());
-        context.observe({ in_sync: statuses.every((s) => s.in_sync), targets: statuses });
+      const report = (_target?: RelayTarget, error?: Error) => {
+        const statuses = [...targets.values()].map(({ target }) => target.status());
+        const found = discovery.status();
+        context.observe({ in_sync: statuses.length > 0 && statuses.every((s) => s.in_sync), targets: statuses, ...(found ? { discovery: found } : {}) });
         // Health covers every target: one that works must not hide one that is down.
         const down = statuses.find((s) => s.failures > 0 && s.last_error);
-        const failing = error?.message ?? (down && failureLine(down.url, down.last_error!.message));
+        const failing = error?.message ?? (down && failureLine(down.url, down.last_error!.message)) ?? discovery.problem();
         if (failing) context.warn(failing);
       };
+      const running = new Set<Promise<void>>();
+      /**
+       * Replaces the target set: a new target gets the current signal at once (its loop starts
+       * with a push), a removed one is pushed no more and leaves `/status`; the log says both.
+       */
+      const setTargets = (urls: readonly string[]) => {
+        const wanted = new Set(urls);
+        const removed = [...targets.keys()].filter((url) => !wanted.has(url));
+        const added = urls.filter((url) => !targets.has(url));
+        for (const url of removed) {
+          targets.get(url)!.stop.abort(new Error(`${url} is no longer a target`));
+          targets.delete(url);
+        }
+        for (const url of added) {
+          const entry = { target: newTarget(url), stop: new AbortController() };
+          targets.set(url, entry);
+          const loop: Promise<void> = entry.target
+            .run({ ...context, abort: AbortSignal.any([context.abort, entry.stop.signal]) }, report)
+            .catch((error) => context.warn(error))
+            .finally(() => running.delete(loop));
+          running.add(loop);
+        }
+        if (discovery.dynamic && (added.length || removed.length)) {
+          discovery.noteChange(added, removed);
+          context.log(describeTargetChange(added, removed));
+        }
+      };
+      // A restarted run starts from the set it finds, not from the loops of the one that failed.
+      for (const { stop } of targets.values()) stop.abort();
+      targets.clear();
+      let ready = false;
+      const discovering = discovery.run(context, () => {
+        if (ready) setTargets(discovery.urls());
+        report();
+      });
       // At start, the sources' first claims come before the first push: otherwise a restart
       // would push the bare signal_state (RUN) into Krkn for a moment.
       await context.sourcesReady(options.interval);
-      await Promise.all(targets.map((target) => target.run(context, report)));
+      ready = true;
+      setTargets(discovery.urls());
+      report();
+      await Promise.all([discovering, aborted(context.abort)]);
+      await Promise.allSettled([...running]);
     },
   };
 }, RELAY_DESCRIPTION);

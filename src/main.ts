@@ -15,7 +15,7 @@ import { loadPluginModules } from "./plugin/modules.ts";
 import type { PluginRegistry } from "./plugin/registry.ts";
 import type { Plugin } from "./plugin/api.ts";
 import { consoleLogger, type Logger } from "./util/log.ts";
-import { AddressInUseError, runtime, serve } from "./serve/mod.ts";
+import { AddressInUseError, resolveDns, runtime, serve } from "./serve/mod.ts";
 import { checkSettings, createServer, stateFileOf } from "./server.ts";
 import { VERSION } from "./version.ts";
 
@@ -77,7 +77,7 @@ export async function runCli(
     const settings = await resolveSettings(flags, env);
     const registry = await loadPluginModules(settings.pluginModules);
     if (flags.checkConfig) return void process.stdout.write(`${await configSummary(settings, registry, flags.configFile ?? env[ENV_CONFIG_FILE])}\n`);
-    app = await createServer({ settings, registry, log, runtime: `${platform.name} ${platform.version}` });
+    app = await createServer({ settings, registry, log, runtime: `${platform.name} ${platform.version}`, resolveDns });
   } catch (error) {
     // By name: a plugin's own copy of the API throws its own class.
     const name = (error as Error)?.name;

@@ -36,6 +36,8 @@ import type { StoreStatus } from "./http/status.ts";
 import { alertmanagerSource, fileSource, prometheusSource, relay, webhookSource } from "../plugins/mod.ts";
 import { BUILTIN_REGISTRY, type PluginRegistry, pluginsFromConfig } from "./plugin/registry.ts";
 import { VERSION } from "./version.ts";
+import { resolveDns } from "./serve/mod.ts";
+import type { ResolveDns } from "./serve/types.ts";
 
 export interface ServerOptions {
   /** Over DEFAULT_SETTINGS; `stateFile: "none"` (or `off`) keeps the state in memory only. */
@@ -54,6 +56,8 @@ export interface ServerOptions {
   readonly heartbeatMs?: number;
   /** Shown in `/status`. @default "unknown" */
   readonly runtime?: string;
+  /** DNS for relays' `targets_dns`. @default the runtime's resolver (src/serve/mod.ts) */
+  readonly resolveDns?: ResolveDns;
 }
 
 export interface ChaosSignalServer {
@@ -242,6 +246,7 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
   const host = new PluginHost(store, plugins, {
     log: (line) => log.info(line),
     restored: store.snapshot().claims,
+    resolveDns: options.resolveDns ?? resolveDns,
     ...(etcdBackend ? { leaderOnly: runsOnLeader } : {}),
   });
   const expiry = new PauseExpiry(store);

@@ -19,7 +19,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   push: ["core", "util", "config", "web"],
   client: ["core", "util", "config"],
   // The registry defaults to the built-in plugins, which are written on the plugin API.
-  plugin: ["core", "util", "config", "web", "state", "push", "plugins/mod.ts"],
+  plugin: ["core", "util", "config", "web", "state", "push", "plugins/mod.ts", "src/serve/types.ts"],
   http: ["core", "util", "config", "web", "state", "push", "plugin", "src/serve/types.ts"],
   serve: [],
   testing: ["core", "util", "config", "web", "state", "push", "plugin", "http"],

@@ -204,7 +204,7 @@ const ChaosSignalSection = strictSection({
   state_file: v.optional(StateFileSchema),
   on_unreadable_state: v.optional(v.picklist(["pause", "run"], "pause (the default: a crash must not turn PAUSE or STOP into RUN) or run")),
   sources: v.optional(v.array(SourceEntrySchema, "a list of sources")),
-  relays: v.optional(v.array(looseSection({}, "a mapping with name:, targets: and the relay's options"), "a list of relays")),
+  relays: v.optional(v.array(looseSection({}, "a mapping with name:, targets: (or targets_dns:, targets_file:) and the relay's options"), "a list of relays")),
   auth: v.optional(AuthSchema),
   allowed_origins: v.optional(AllowedOriginsSchema),
   // Bun takes whole seconds up to 255.

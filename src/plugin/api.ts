@@ -14,6 +14,7 @@ import type { ClaimOptions } from "../core/change.ts";
 import type { Signal } from "../core/signal.ts";
 import { parseWith } from "../config/validation.ts";
 import type { PluginStatus } from "./host.ts";
+import type { DnsQueryOptions, DnsRecordType } from "../serve/types.ts";
 
 // Helpers plugins share (plugins import only this module): one retry delay, one bounded fetch,
 // one "parse or name the rule" pipe step.
@@ -68,6 +69,11 @@ export interface SourceContext {
    * once without a state file); rejects when the write failed. A route answers 2xx only after it.
    */
   saved(): Promise<void>;
+  /**
+   * DNS through the runtime's resolver (a relay's `targets_dns`): the addresses of `name`'s records
+   * of `type`, `[]` when it has none; rejects when the answer is unknown (timeout, refusal).
+   */
+  resolveDns(name: string, type: DnsRecordType, options: DnsQueryOptions): Promise<string[]>;
 }
 
 /** What a plugin's HTTP route gets besides the request. */

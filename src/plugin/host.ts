@@ -12,6 +12,7 @@ import { isSource, type Plugin, type SourceContext } from "./api.ts";
 import { Backoff } from "../util/backoff.ts";
 import { delay } from "../util/timers.ts";
 import { RepeatedFailures } from "../util/repeated_failures.ts";
+import type { ResolveDns } from "../serve/types.ts";
 
 /** `standby`: a leader-only source on a replica that does not lead (another replica runs it). */
 export type SourceHealth = "starting" | "ok" | "warning" | "failed" | "stopped" | "standby";
@@ -46,7 +47,15 @@ export interface PluginHostOptions {
    * on one store, work done once. @default none: every plugin runs from `start` to `stop`
    */
   readonly leaderOnly?: (plugin: Plugin) => boolean;
+  /**
+   * Behind `SourceContext.resolveDns`: the runtime's resolver (runtime-specific, so handed in by
+   * the composition root). @default none: a query fails, naming what is missing
+   */
+  readonly resolveDns?: ResolveDns;
 }
+
+const noResolver: ResolveDns = () =>
+  Promise.reject(new Error("DNS discovery needs the runtime's resolver (PluginHostOptions.resolveDns; createServer passes it)"));
 
 /** A memo is kept in the state file, written on every save: a larger one is dropped (with a warning). */
 export const MAX_MEMO_BYTES = 1024 * 1024;
@@ -78,6 +87,7 @@ export class PluginHost {
   readonly #now: () => Date;
   readonly #restartDelayMs: number;
   readonly #maxRestartDelayMs: number;
+  readonly #resolveDns: ResolveDns;
   /** The claims the store held when the host was built: at start, those restored from the state file. */
   readonly #restored: ReadonlyMap<string, Claim>;
   #unsubscribe: (() => void) | undefined;
@@ -92,6 +102,7 @@ export class PluginHost {
     this.#now = options.now ?? (() => new Date());
     this.#restartDelayMs = options.restartDelayMs ?? 1000;
     this.#maxRestartDelayMs = options.maxRestartDelayMs ?? 30_000;
+    this.#resolveDns = options.resolveDns ?? noResolver;
     this.#restored = new Map((options.restored ?? store.snapshot().claims).map((claim) => [claim.source, claim]));
     for (const plugin of plugins) {
       if (this.#entries.has(plugin.name)) throw new Error(`two plugins are named "${plugin.name}"; names must be unique`);
@@ -267,6 +278,7 @@ export class PluginHost {
       sourcesReady: (timeoutMs) => this.#whenSourcesReady(timeoutMs),
       restored: () => this.#restored.get(plugin.name),
       saved: () => store.flush(),
+      resolveDns: this.#resolveDns,
     };
     return context;
   }

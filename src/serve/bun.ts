@@ -83,3 +83,6 @@ class BunRequestInfo {
     this.server.timeout(this.request, seconds);
   }
 }
+
+/** DNS on Bun: `node:dns`, as on Node. */
+export { resolveDnsWithNode as resolveDns } from "./node_dns.ts";

@@ -14,6 +14,9 @@ import type { RequestInfo } from "./types.ts";
 import {
   AddressInUseError,
   DEFAULT_IDLE_TIMEOUT_MS,
+  type DnsQueryOptions,
+  type DnsRecordType,
+  dnsTimeout,
   type RunningServer,
   type ServeHandler,
   type ServeOptions,
@@ -222,5 +225,23 @@ class DenoRequestInfo implements RequestInfo {
       connection.quietSweeps = 0;
     };
     this.info.completed.then(release, release);
+  }
+}
+
+/**
+ * DNS on Deno: `Deno.resolveDns`, with the nameserver given and a deadline. Deno reports a name
+ * without records (NXDOMAIN, no record of the type) as `NotFound`: an answer, `[]`.
+ */
+export async function resolveDns(name: string, type: DnsRecordType, options: DnsQueryOptions): Promise<string[]> {
+  const { nameserver } = options;
+  try {
+    return await Deno.resolveDns(name, type, {
+      signal: AbortSignal.timeout(options.timeoutMs),
+      ...(nameserver ? { nameServer: { ipAddr: nameserver.address, port: nameserver.port } } : {}),
+    });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    if ((error as Error)?.name === "TimeoutError") throw dnsTimeout(name, type, options.timeoutMs);
+    throw error;
   }
 }

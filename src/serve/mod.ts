@@ -4,10 +4,10 @@
  * so Deno never loads the Bun file and the other way round.
  */
 import process from "node:process";
-import type { RunningServer, ServeHandler, ServeOptions } from "./types.ts";
+import type { DnsQueryOptions, DnsRecordType, RunningServer, ServeHandler, ServeOptions } from "./types.ts";
 
 export { AddressInUseError } from "./types.ts";
-export type { RunningServer, ServeHandler, ServeOptions } from "./types.ts";
+export type { DnsQueryOptions, DnsRecordType, ResolveDns, RunningServer, ServeHandler, ServeOptions } from "./types.ts";
 
 export interface Runtime {
   readonly name: "deno" | "bun";
@@ -25,4 +25,10 @@ export function runtime(): Runtime {
 export async function serve(handler: ServeHandler, options: ServeOptions): Promise<RunningServer> {
   const implementation = runtime().name === "deno" ? await import("./deno.ts") : await import("./bun.ts");
   return implementation.serve(handler, options);
+}
+
+/** DNS resolution through the runtime's own resolver (a relay's `targets_dns`). */
+export async function resolveDns(name: string, type: DnsRecordType, options: DnsQueryOptions): Promise<string[]> {
+  const implementation = runtime().name === "deno" ? await import("./deno.ts") : await import("./bun.ts");
+  return implementation.resolveDns(name, type, options);
 }

@@ -49,3 +49,24 @@ export class AddressInUseError extends Error {
     super(`${hostname}:${port} is already in use`, options);
   }
 }
+
+/** The DNS record types a relay's `targets_dns` asks for. */
+export type DnsRecordType = "A" | "AAAA";
+
+export interface DnsQueryOptions {
+  /** The server to ask; none: the system's resolver (/etc/resolv.conf). */
+  readonly nameserver?: { readonly address: string; readonly port: number } | undefined;
+  /** The whole query, retries included, ends within this. */
+  readonly timeoutMs: number;
+}
+
+/**
+ * The addresses of `name`'s records of `type`; `[]` when the name has none (NXDOMAIN, or no record
+ * of that type). Rejects when the answer is unknown: a timeout, a refusal, a server failure.
+ */
+export type ResolveDns = (name: string, type: DnsRecordType, options: DnsQueryOptions) => Promise<string[]>;
+
+/** Thrown by a `ResolveDns` that does not finish in time: the runtimes' own timeouts vary. */
+export function dnsTimeout(name: string, type: DnsRecordType, ms: number): Error {
+  return new Error(`${type} ${name}: no answer within ${ms} ms`);
+}

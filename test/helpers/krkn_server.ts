@@ -17,8 +17,9 @@ export interface KrknServer {
   stop(): Promise<void>;
 }
 
-export async function startKrknServer(port = 0, initial = "RUN"): Promise<KrknServer> {
-  const child: ChildProcess = spawn("python3", ["-u", fixture("krkn_server.py"), String(port), initial], {
+/** `address`: another loopback address (127.0.0.0/8 is all loopback on Linux), for fleets on one port. */
+export async function startKrknServer(port = 0, initial = "RUN", address = "127.0.0.1"): Promise<KrknServer> {
+  const child: ChildProcess = spawn("python3", ["-u", fixture("krkn_server.py"), String(port), initial, address], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -27,7 +28,7 @@ export async function startKrknServer(port = 0, initial = "RUN"): Promise<KrknSe
   const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
   const bound = await waitFor(() => /listening (\d+)/.exec(output)?.[1], { what: "the Krkn stand-in to listen", timeoutMs: 10_000 });
   const actual = Number(bound);
-  const url = `http://127.0.0.1:${actual}`;
+  const url = `http://${address}:${actual}`;
   return {
     port: actual,
     url,
