@@ -19,6 +19,7 @@ import { issueLine, strictSection } from "../../config/validation.ts";
 import { longPollFromQuery, waitForChange } from "../../push/long_poll.ts";
 import { MAX_PAUSE_MS } from "../../state/expiry.ts";
 import { readBoundedBody } from "../../web/request_body.ts";
+import { within } from "../../util/timers.ts";
 import { HttpError, textResponse } from "../../web/response.ts";
 import { actorOf, type AppRouter, authorize, decodeSegment, type Handler, type HttpContext, notAllowed, readGuard, resource, type SignalTarget } from "../route.ts";
 
@@ -27,6 +28,13 @@ import { actorOf, type AppRouter, authorize, decodeSegment, type Handler, type H
  * already, and a disk that hangs must not hold up the answer either (`/status` shows it unsaved).
  */
 export const SAFE_SAVE_WAIT_MS = 1000;
+
+/**
+ * Set on a `202 Accepted` to a STOP or PAUSE that is in effect here but not saved yet
+ * (`pending; <why>`): a 200 promises the change is saved (on disk, or committed by etcd's
+ * quorum); a 202 only that this replica serves it and retries the save. The body is the same.
+ */
+export const SAVED_HEADER = "chaos-signal-saved";
 
 /**
  * Query parameters of the signal endpoints: every other one is an error, so
@@ -84,8 +92,9 @@ export function setSignalRoute(router: AppRouter, ctx: HttpContext, target: Sign
       // Made at once, whatever the backend does; saved after, and the answer waits for that only
       // briefly. A save that fails is retried by the store.
       const result = await store.submit(change);
-      await settledWithin(store.flush(), SAFE_SAVE_WAIT_MS);
-      return textResponse(result);
+      const unsaved = await unsavedWithin(store.flush(), SAFE_SAVE_WAIT_MS);
+      if (unsaved === null) return textResponse(result);
+      return textResponse(result, { status: 202, headers: { [SAVED_HEADER]: `pending; ${headerText(unsaved)}` } });
     }
     try {
       // Toward RUN: committed first, then made. Nobody (GET /, events, relays) ever sees a RUN
@@ -103,9 +112,15 @@ export function setSignalRoute(router: AppRouter, ctx: HttpContext, target: Sign
   });
 }
 
-/** Waits for `promise` to settle, at most `ms`; never rejects. */
-function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
-  return Promise.race([promise.then(() => {}, () => {}), late]).finally(() => clearTimeout(timer));
+/** Waits for the save `promise`, at most `ms`: null once it is saved, else why not (never rejects). */
+function unsavedWithin(promise: Promise<unknown>, ms: number): Promise<string | null> {
+  return within(promise, ms, () => new Error(`not saved within ${ms / 1000} s`)).then(
+    () => null,
+    (error) => String((error as Error)?.message ?? error),
+  );
+}
+
+/** A header value: one line of printable ASCII, bounded. */
+function headerText(text: string): string {
+  return text.replace(/[^\x20-\x7e]+/g, " ").trim().slice(0, 300);
 }
