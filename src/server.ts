@@ -22,7 +22,7 @@ import { hostname } from "node:os";
 import process from "node:process";
 import { readFile } from "node:fs/promises";
 import { StateFileError } from "./state/state_file.ts";
-import { SignalStore } from "./state/signal_store.ts";
+import { NotSavedError, SignalStore } from "./state/signal_store.ts";
 import { PauseExpiry } from "./state/expiry.ts";
 import { History } from "./state/history.ts";
 import { EtcdHistory, SHARED_HISTORY_MAX_ENTRIES } from "./state/etcd/etcd_history.ts";
@@ -191,7 +191,7 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
     ...(stateFile === undefined || etcdBackend ? {} : { logFile: join(dirname(stateFile), "history.jsonl") }),
     onError: (error) => log.error(`writing the history failed: ${error}`),
     onSetAside: (message) => log.error(message),
-    ...(etcdBackend ? { share: (entry) => sharedHistory?.share(entry), maxEntries: SHARED_HISTORY_MAX_ENTRIES } : {}),
+    ...(etcdBackend ? { share: (entry) => sharedHistory?.share(entry), shared: () => sharedHistory?.flushed() ?? Promise.resolve(), maxEntries: SHARED_HISTORY_MAX_ENTRIES } : {}),
   });
   if (etcdBackend) {
     sharedHistory = new EtcdHistory({ client: etcdBackend.client, prefix: settings.etcdPrefix, history, onError: (message) => log.error(message) });
@@ -221,8 +221,14 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
   try {
     await store.flush({ always: true });
   } catch (error) {
-    if (etcdBackend) throw new StateWriteError(`store etcd: cannot write ${etcdBackend.key} (${(error as Error).message ?? error})`, { cause: error });
-    throw new StateWriteError(`--state-file ${backend.where}: cannot write it (${(error as { code?: string }).code ?? error}); give a writable place, or none`, { cause: error });
+    // Other replicas committing all the time: etcd answers, so this one starts; the write is retried.
+    if (etcdBackend && error instanceof NotSavedError && error.contended) {
+      log.info(`${(error as Error).message}: the start's write is retried`);
+    } else if (etcdBackend) {
+      throw new StateWriteError(`store etcd: cannot write ${etcdBackend.key} (${(error as Error).message ?? error})`, { cause: error });
+    } else {
+      throw new StateWriteError(`--state-file ${backend.where}: cannot write it (${(error as { code?: string }).code ?? error}); give a writable place, or none`, { cause: error });
+    }
   }
 
   // Sources read their restored claims (a receiver's memo) from here.

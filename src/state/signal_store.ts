@@ -35,6 +35,12 @@ export const HEALTH_CHECK_MS = 100;
 /** A change toward RUN that was not committed (in time): refused, never made. */
 export class NotSavedError extends Error {
   override readonly name = "NotSavedError";
+  /** Lost to other writers MAX_CONFLICTS times in a row: the backend answers, it is busy. */
+  readonly contended: boolean;
+  constructor(message: string, options?: { cause?: unknown; contended?: boolean }) {
+    super(message, options);
+    this.contended = options?.contended ?? false;
+  }
 }
 
 export interface SignalStoreOptions {
@@ -380,7 +386,12 @@ export class SignalStore implements SignalFeed, RevisionFeed {
           // What came during the write has its own save queued.
           return;
         }
-        if (++conflicts >= MAX_CONFLICTS) throw new NotSavedError(`${this.backend.where} changed elsewhere ${conflicts} times in a row`);
+        if (++conflicts >= MAX_CONFLICTS) {
+          // What is made here is still not saved: retried after a pause, as a failed write is.
+          const error = new NotSavedError(`${this.backend.where} changed elsewhere ${conflicts} times in a row`, { contended: true });
+          this.#failed(error, true);
+          throw error;
+        }
         this.#rebase(result.latest, result.revision, this.#now());
       }
     });

@@ -30,9 +30,11 @@ import { actorOf, type AppRouter, authorize, decodeSegment, type Handler, type H
 export const SAFE_SAVE_WAIT_MS = 1000;
 
 /**
- * Set on a `202 Accepted` to a STOP or PAUSE that is in effect here but not saved yet
- * (`pending; <why>`): a 200 promises the change is saved (on disk, or committed by etcd's
- * quorum); a 202 only that this replica serves it and retries the save. The body is the same.
+ * Set on a `202 Accepted` to a change that is in effect here but not saved yet (`pending; <why>`):
+ * a 200 promises the change is saved (on disk, or committed by etcd's quorum) with its history
+ * entry; a 202 only that this replica serves it and retries the save. The body is the same.
+ * A STOP or PAUSE is answered 202 when its save takes over SAFE_SAVE_WAIT_MS; a RUN, saved before
+ * it is made, when its history entry does.
  */
 export const SAVED_HEADER = "chaos-signal-saved";
 
@@ -92,18 +94,20 @@ export function setSignalRoute(router: AppRouter, ctx: HttpContext, target: Sign
       // Made at once, whatever the backend does; saved after, and the answer waits for that only
       // briefly. A save that fails is retried by the store.
       const result = await store.submit(change);
-      const unsaved = await unsavedWithin(store.flush(), SAFE_SAVE_WAIT_MS);
-      if (unsaved === null) return textResponse(result);
-      return textResponse(result, { status: 202, headers: { [SAVED_HEADER]: `pending; ${headerText(unsaved)}` } });
+      return savedAnswer(result, await unsavedWithin(Promise.all([store.flush(), historySaved()]), SAFE_SAVE_WAIT_MS));
     }
+    let result: Signal;
     try {
       // Toward RUN: committed first, then made. Nobody (GET /, events, relays) ever sees a RUN
       // that fails to save, and a refused change has nothing to undo.
-      return textResponse(await store.submit(change));
+      result = await store.submit(change);
     } catch (error) {
       throw new HttpError(503, `the change was not saved, so it was not made: ${(error as Error)?.message ?? error}`, {}, { cause: error });
     }
+    return savedAnswer(result, await unsavedWithin(historySaved(), SAFE_SAVE_WAIT_MS, "its history entry"));
   };
+  /** The history entries of the change just made (handed over synchronously as it was made) are written. */
+  const historySaved = () => ctx.history?.flushed() ?? Promise.resolve();
 
   router.all("/:name", (request, info) => {
     const signal = parseSignal(decodeSegment(request.params.name ?? ""));
@@ -112,9 +116,15 @@ export function setSignalRoute(router: AppRouter, ctx: HttpContext, target: Sign
   });
 }
 
+/** 200 when saved (`unsaved` null), else 202 with the same body and why it is not saved yet. */
+function savedAnswer(signal: Signal, unsaved: string | null): Response {
+  if (unsaved === null) return textResponse(signal);
+  return textResponse(signal, { status: 202, headers: { [SAVED_HEADER]: `pending; ${headerText(unsaved)}` } });
+}
+
 /** Waits for the save `promise`, at most `ms`: null once it is saved, else why not (never rejects). */
-function unsavedWithin(promise: Promise<unknown>, ms: number): Promise<string | null> {
-  return within(promise, ms, () => new Error(`not saved within ${ms / 1000} s`)).then(
+function unsavedWithin(promise: Promise<unknown>, ms: number, what = ""): Promise<string | null> {
+  return within(promise, ms, () => new Error(`${what ? `${what} ` : ""}not saved within ${ms / 1000} s`)).then(
     () => null,
     (error) => String((error as Error)?.message ?? error),
   );

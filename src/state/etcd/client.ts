@@ -104,6 +104,22 @@ export class EtcdClient {
     return headerRevision(await this.call("/v3/kv/put", { key: b64(key), value: b64(value) }));
   }
 
+  /**
+   * Creates `key` with `value` unless it exists; returns the key's mod_revision either way. A
+   * retry after a write that timed out but was applied finds it there and writes nothing again.
+   */
+  async createOnce(key: string, value: string): Promise<string> {
+    const k = b64(key);
+    const body = await this.call("/v3/kv/txn", {
+      compare: [{ key: k, target: "CREATE", result: "EQUAL", create_revision: "0" }],
+      success: [{ request_put: { key: k, value: b64(value) } }],
+      failure: [{ request_range: { key: k } }],
+    });
+    if (body.succeeded === true) return headerRevision(body);
+    const responses = (body.responses ?? []) as { response_range?: { kvs?: RawKv[] } }[];
+    return responses[0]?.response_range?.kvs?.[0]?.mod_revision ?? headerRevision(body);
+  }
+
   /** Deletes `keys` in one transaction. */
   async deleteKeys(keys: readonly string[]): Promise<void> {
     if (keys.length === 0) return;
