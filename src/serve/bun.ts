@@ -5,6 +5,8 @@ import {
   type RunningServer,
   type ServeHandler,
   type ServeOptions,
+  type TlsFetch,
+  type TlsFiles,
 } from "./types.ts";
 
 /**
@@ -82,4 +84,14 @@ class BunRequestInfo {
   holdOpen(seconds: number): void {
     this.server.timeout(this.request, seconds);
   }
+}
+
+/** `fetch` with Bun's `tls` option: trusts `files.ca` and presents `files.cert`/`files.key`. */
+export function tlsFetch(files: TlsFiles): TlsFetch {
+  const tls = {
+    ...(files.ca === undefined ? {} : { ca: files.ca }),
+    ...(files.cert === undefined ? {} : { cert: files.cert }),
+    ...(files.key === undefined ? {} : { key: files.key }),
+  };
+  return (url, init) => fetch(url, { ...init, tls } as RequestInit);
 }
