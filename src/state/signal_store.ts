@@ -285,10 +285,11 @@ export class SignalStore implements SignalFeed, RevisionFeed {
     let gaveUp = false;
     const job = this.#enqueue(async () => {
       if (gaveUp) throw new NotSavedError("abandoned before its turn");
-      // The same source said something later while this waited for its turn (a file source's
-      // "empty" then "PAUSE"; a person's RUN then PAUSE): that later word stands.
-      if ((this.#madeAt.get(sourceOf(change)) ?? 0) > order) return this.#signal;
       for (let conflicts = 0;;) {
+        // The same source said something later while this waited for its turn (a file source's
+        // "empty" then "PAUSE"; a person's RUN then PAUSE), or during a commit that lost to
+        // another writer's: that later word stands.
+        if ((this.#madeAt.get(sourceOf(change)) ?? 0) > order) return this.#signal;
         // Worked out as of its turn, on the state as it is then (safety changes made meanwhile included).
         const at = this.#now();
         const made = transition(this.#local, change, at);
