@@ -22,7 +22,7 @@ import { hostname } from "node:os";
 import process from "node:process";
 import { readFile } from "node:fs/promises";
 import { StateFileError } from "./state/state_file.ts";
-import { SignalStore } from "./state/signal_store.ts";
+import { NotSavedError, SignalStore } from "./state/signal_store.ts";
 import { PauseExpiry } from "./state/expiry.ts";
 import { History } from "./state/history.ts";
 import { EtcdHistory, SHARED_HISTORY_MAX_ENTRIES } from "./state/etcd/etcd_history.ts";
@@ -38,6 +38,8 @@ import { BUILTIN_REGISTRY, type PluginRegistry, pluginsFromConfig } from "./plug
 import { VERSION } from "./version.ts";
 import { resolveDns } from "./serve/mod.ts";
 import type { ResolveDns } from "./serve/types.ts";
+import { type TlsFetch, tlsFetch, type TlsFiles } from "./serve/mod.ts";
+import { FileRefusedError, readRegularFile } from "./util/bounded_file.ts";
 
 export interface ServerOptions {
   /** Over DEFAULT_SETTINGS; `stateFile: "none"` (or `off`) keeps the state in memory only. */
@@ -58,6 +60,8 @@ export interface ServerOptions {
   readonly runtime?: string;
   /** DNS for relays' `targets_dns`. @default the runtime's resolver (src/serve/mod.ts) */
   readonly resolveDns?: ResolveDns;
+  /** Makes the etcd client's fetch for `ca_file`/`cert_file`/`key_file`. @default the runtime's (serve/mod.ts) */
+  readonly tlsFetch?: (files: TlsFiles) => Promise<TlsFetch>;
 }
 
 export interface ChaosSignalServer {
@@ -87,8 +91,34 @@ export function stateFileOf(settings: Settings): string | undefined {
   return /^(none|off)$/i.test(settings.stateFile) ? undefined : settings.stateFile;
 }
 
-/** `store: etcd`: the backend on the configured endpoints (a password file is read now). */
-async function etcdClientOptionsOf(settings: Settings): Promise<EtcdClientOptions> {
+/** A PEM file of the etcd TLS settings is at most this large (a certificate chain is a few KiB). */
+const MAX_TLS_FILE_BYTES = 1024 * 1024;
+
+/** Reads the etcd TLS files named in `settings` (none: undefined); a file that cannot be read names its key. */
+async function etcdTlsFilesOf(settings: Settings): Promise<TlsFiles | undefined> {
+  const keys = [["ca", "ca_file", settings.etcdCaFile], ["cert", "cert_file", settings.etcdCertFile], ["key", "key_file", settings.etcdKeyFile]] as const;
+  if (keys.every(([, , file]) => file === undefined)) return undefined;
+  if ((settings.etcdCertFile === undefined) !== (settings.etcdKeyFile === undefined)) {
+    throw new StateWriteError("store.cert_file and store.key_file: give both (a client certificate and its key) or neither");
+  }
+  const files: Record<string, string> = {};
+  for (const [name, key, file] of keys) {
+    if (file === undefined) continue;
+    let text: string;
+    try {
+      text = await readRegularFile(file, MAX_TLS_FILE_BYTES);
+    } catch (error) {
+      const why = error instanceof FileRefusedError ? error.detail : (error as { code?: string }).code ?? String(error);
+      throw new StateWriteError(`store.${key} ${file}: cannot read it (${why})`);
+    }
+    if (!text.includes("-----BEGIN ")) throw new StateWriteError(`store.${key} ${file}: not a PEM file (no -----BEGIN line)`);
+    files[name] = text;
+  }
+  return files;
+}
+
+/** `store: etcd`: the backend on the configured endpoints (a password file and TLS files are read now). */
+async function etcdClientOptionsOf(settings: Settings, makeTlsFetch: (files: TlsFiles) => Promise<TlsFetch>): Promise<EtcdClientOptions> {
   if (settings.etcdEndpoints.length === 0) throw new StateWriteError("store etcd: needs endpoints (chaos_signal.store.endpoints, --etcd-endpoints or CHAOS_SIGNAL_ETCD_ENDPOINTS)");
   let password = settings.etcdPassword;
   if (settings.etcdPasswordFile !== undefined) {
@@ -98,10 +128,19 @@ async function etcdClientOptionsOf(settings: Settings): Promise<EtcdClientOption
       throw new StateWriteError(`store.password_file ${settings.etcdPasswordFile}: cannot read it (${(error as { code?: string }).code ?? error})`);
     }
   }
+  const tls = await etcdTlsFilesOf(settings);
+  let fetch: TlsFetch | undefined;
+  try {
+    fetch = tls && await makeTlsFetch(tls);
+  } catch (error) {
+    // A key that does not match its certificate, a PEM the runtime cannot parse.
+    throw new StateWriteError(`store ca_file/cert_file/key_file: ${(error as Error).message ?? error}`);
+  }
   return {
     endpoints: settings.etcdEndpoints,
     ...(settings.etcdUsername === undefined ? {} : { username: settings.etcdUsername }),
     ...(password === undefined ? {} : { password }),
+    ...(fetch === undefined ? {} : { fetch }),
   };
 }
 
@@ -112,7 +151,7 @@ async function etcdClientOptionsOf(settings: Settings): Promise<EtcdClientOption
  */
 export async function checkSettings(settings: Settings, registry: PluginRegistry = BUILTIN_REGISTRY): Promise<{ plugins: Plugin[] }> {
   const plugins = pluginsFromConfig(settings, registry);
-  if (settings.store === "etcd") await etcdClientOptionsOf(settings);
+  if (settings.store === "etcd") await etcdClientOptionsOf(settings, tlsFetch);
   return { plugins };
 }
 
@@ -161,7 +200,7 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
   const now = options.now ?? (() => new Date());
   const plugins = options.plugins ?? pluginsFromConfig(settings, options.registry ?? BUILTIN_REGISTRY);
   const stateFile = stateFileOf(settings);
-  const etcdOptions = options.backend || settings.store !== "etcd" ? undefined : await etcdClientOptionsOf(settings);
+  const etcdOptions = options.backend || settings.store !== "etcd" ? undefined : await etcdClientOptionsOf(settings, options.tlsFetch ?? tlsFetch);
   const etcdBackend = etcdOptions &&
     new EtcdBackend({ ...etcdOptions, prefix: settings.etcdPrefix, maxStalenessMs: settings.maxStalenessMs });
   const fileBackend = options.backend || etcdBackend ? undefined : stateFile === undefined ? undefined : new FileBackend(stateFile);
@@ -207,7 +246,7 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
     ...(stateFile === undefined || etcdBackend ? {} : { logFile: join(dirname(stateFile), "history.jsonl") }),
     onError: (error) => log.error(`writing the history failed: ${error}`),
     onSetAside: (message) => log.error(message),
-    ...(etcdBackend ? { share: (entry) => sharedHistory?.share(entry), maxEntries: SHARED_HISTORY_MAX_ENTRIES } : {}),
+    ...(etcdBackend ? { share: (entry) => sharedHistory?.share(entry), shared: () => sharedHistory?.flushed() ?? Promise.resolve(), maxEntries: SHARED_HISTORY_MAX_ENTRIES } : {}),
   });
   if (etcdBackend) {
     sharedHistory = new EtcdHistory({ client: etcdBackend.client, prefix: settings.etcdPrefix, history, onError: (message) => log.error(message) });
@@ -237,8 +276,14 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
   try {
     await store.flush({ always: true });
   } catch (error) {
-    if (etcdBackend) throw new StateWriteError(`store etcd: cannot write ${etcdBackend.key} (${(error as Error).message ?? error})`, { cause: error });
-    throw new StateWriteError(`--state-file ${backend.where}: cannot write it (${(error as { code?: string }).code ?? error}); give a writable place, or none`, { cause: error });
+    // Other replicas committing all the time: etcd answers, so this one starts; the write is retried.
+    if (etcdBackend && error instanceof NotSavedError && error.contended) {
+      log.info(`${(error as Error).message}: the start's write is retried`);
+    } else if (etcdBackend) {
+      throw new StateWriteError(`store etcd: cannot write ${etcdBackend.key} (${(error as Error).message ?? error})`, { cause: error });
+    } else {
+      throw new StateWriteError(`--state-file ${backend.where}: cannot write it (${(error as { code?: string }).code ?? error}); give a writable place, or none`, { cause: error });
+    }
   }
 
   // Sources read their restored claims (a receiver's memo) from here.

@@ -35,7 +35,7 @@ test("an invalid flag, env var or config value exits 2 with one line naming the 
     [["--port", "70000"], {}, 'chaos-signal: --port: got "70000"; allowed: an integer from 0 to 65535 (0 picks a free port)'],
     [["--state", "go"], {}, 'chaos-signal: --state: got "go"; allowed: one of RUN, PAUSE, STOP (any letter case)'],
     [["--port"], {}, "chaos-signal: --port: needs a value; allowed: an integer from 0 to 65535 (0 picks a free port)"],
-    [["--bogus"], {}, "chaos-signal: --bogus: unknown flag; allowed flags: --config, --port, --address, --state, --state-file, --allowed-origins, --store, --etcd-endpoints, --etcd-prefix, --check-config, --help, --version (see --help)"],
+    [["--bogus"], {}, "chaos-signal: --bogus: unknown flag; allowed flags: --config, --port, --address, --state, --state-file, --allowed-origins, --store, --etcd-endpoints, --etcd-prefix, --etcd-ca-file, --etcd-cert-file, --etcd-key-file, --check-config, --help, --version (see --help)"],
     [[], { CHAOS_SIGNAL_ADDRESS: "not an address" }, 'chaos-signal: CHAOS_SIGNAL_ADDRESS: got "not an address"; allowed: an IPv4 or IPv6 address or a host name, such as 0.0.0.0, 127.0.0.1, :: or localhost'],
     [["--config", badFile], {}, `chaos-signal: ${badFile}: kraken.signal_state: got "HALT"; allowed: one of RUN, PAUSE, STOP in capitals: Krkn reads the same key and compares the exact words`],
     [[], { CHAOS_SIGNAL_ALLOWED_ORIGINS: "https://ops.example/" }, 'chaos-signal: CHAOS_SIGNAL_ALLOWED_ORIGINS: got "https://ops.example/"; allowed: an origin: http:// or https://, a host and an optional :port, no path (not even /), such as https://ops.example or http://localhost:3000'],

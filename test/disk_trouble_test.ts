@@ -12,8 +12,15 @@ import { type ServerProcess, startServer } from "./helpers/server_process.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const post = async (url: string, path: string) => {
-  const response = await fetch(`${url}${path}`, { method: "POST" });
+  const response = await fetch(`${url}${path}`, { method: "POST", signal: AbortSignal.timeout(20_000) });
   return { status: response.status, text: await response.text() };
+};
+/** A POST with its answer's time and its `Chaos-Signal-Saved` header. */
+const timedPost = async (url: string, path: string) => {
+  const started = Date.now();
+  const response = await fetch(`${url}${path}`, { method: "POST", signal: AbortSignal.timeout(20_000) });
+  const text = await response.text();
+  return { status: response.status, text, saved: response.headers.get("chaos-signal-saved"), ms: Date.now() - started };
 };
 const get = async (url: string) => await (await fetch(`${url}/`)).text();
 const status = async (url: string) => (await (await fetch(`${url}/status`)).json()) as StatusDocument;
@@ -56,7 +63,11 @@ test("a full disk: STOP and PAUSE are made and shown unsaved, RUN is refused; sp
     assert.throws(() => writeFileSync(filler, Buffer.alloc(128 * 1024)), /ENOSPC/);
     assert.throws(() => writeFileSync(join(mountPoint, "probe"), "x".repeat(8192)), /ENOSPC/, "the disk is full");
 
-    assert.deepEqual(await post(url, "/PAUSE"), { status: 200, text: "PAUSE" });
+    // Made and served at once, but not saved: 202 (not 200), the same body, and a header saying why.
+    const pause = await timedPost(url, "/PAUSE");
+    assert.deepEqual([pause.status, pause.text], [202, "PAUSE"]);
+    assert.match(pause.saved ?? "", /^pending; .*(ENOSPC|no space)/i);
+    assert.ok(pause.ms < 3000, `PAUSE answered after ${pause.ms} ms`);
     assert.equal(await get(url), "PAUSE");
     const unsaved = await waitFor(async () => {
       const doc = await status(url);
@@ -68,7 +79,10 @@ test("a full disk: STOP and PAUSE are made and shown unsaved, RUN is refused; sp
     assert.equal(await metric(url, "chaos_signal_state_saved"), 0);
     assert.ok((await metric(url, "chaos_signal_state_save_failures_total"))! >= 1);
 
-    assert.deepEqual(await post(url, "/STOP"), { status: 200, text: "STOP" }, "a STOP is never refused");
+    const stop = await timedPost(url, "/STOP");
+    assert.deepEqual([stop.status, stop.text], [202, "STOP"], "a STOP is never refused");
+    assert.match(stop.saved ?? "", /^pending; /);
+    assert.ok(stop.ms < 3000, `STOP answered after ${stop.ms} ms`);
     assert.equal(await get(url), "STOP");
     assert.equal((await status(url)).stop_latch?.source, "manual");
 
@@ -95,6 +109,9 @@ test("a full disk: STOP and PAUSE are made and shown unsaved, RUN is refused; sp
     assert.equal(await metric(url, "chaos_signal_state_saved"), 1);
     assert.match(server.output(), /saved .*state\.json again, after \d+ failed writes? since /);
     assert.equal(await get(url), "STOP");
+    // Saved: a STOP or PAUSE is answered 200 again, without the header.
+    const healthy = await timedPost(url, "/PAUSE");
+    assert.deepEqual([healthy.status, healthy.text, healthy.saved], [200, "STOP", null]);
 
     // What was made while the disk was full is on disk now: it survives kill -9.
     await server.stop("SIGKILL");
@@ -117,16 +134,13 @@ test("a write that hangs (a FIFO where the temporary file goes): STOP and PAUSE 
   execFileSync("mkfifo", [fifo]);
   try {
     const url = server.url;
-    const timed = async (path: string) => {
-      const started = Date.now();
-      return { ...(await post(url, path)), ms: Date.now() - started };
-    };
+    const timed = (path: string) => timedPost(url, path);
     const stop = await timed("/STOP");
-    assert.equal(stop.text, "STOP");
+    assert.deepEqual([stop.status, stop.text, stop.saved], [202, "STOP", "pending; not saved within 1 s"]);
     assert.ok(stop.ms < 4000, `STOP answered after ${stop.ms} ms`);
     assert.equal(await get(url), "STOP");
     const pause = await timed("/PAUSE");
-    assert.equal(pause.text, "STOP", "latched");
+    assert.deepEqual([pause.status, pause.text], [202, "STOP"], "latched, and the STOP is still not saved");
     assert.ok(pause.ms < 4000, `PAUSE answered after ${pause.ms} ms`);
 
     const run = await timed("/RUN");

@@ -353,10 +353,10 @@ test("the state directory made unwritable mid-run: RUN gets 503 and changes noth
     assert.ok(during.length > 0, "the background load was answered while the directory was broken");
     assert.deepEqual(flickers.map((sample) => sample.answer?.body), [], "a GET / saw a change that was refused");
 
-    // Toward safety: made all the same, shown unsaved.
-    assert.equal(await post(server.url, "/PAUSE?for=1m"), "PAUSE");
+    // Toward safety: made all the same, shown unsaved, answered 202 (not saved) with the same body.
+    assert.deepEqual(await postRaw(server.url, "/PAUSE?for=1m"), { status: 202, text: "PAUSE" });
     assert.match(claimOf(await status(server.url), "manual")?.reason ?? "", /PAUSE\?for=1m/);
-    assert.equal(await post(server.url, "/STOP"), "STOP");
+    assert.deepEqual(await postRaw(server.url, "/STOP"), { status: 202, text: "STOP" });
     assert.equal(await getText(server.url), "STOP");
     const unsaved = await status(server.url);
     assert.equal(unsaved.state?.saved, false, JSON.stringify(unsaved.state));

@@ -58,7 +58,7 @@ test("replicas: POST /STOP on one replica → every replica serves STOP; kill -9
   for (const r of replicas) await waitFor(async () => (await signalOf(r)) === "RUN", { what: "RUN on every replica", timeoutMs: 5000, diagnose });
 });
 
-test("replicas: two of three etcd members frozen → every replica serves PAUSE within max_staleness + 1 s, /readyz 503, POST /RUN refused; thawed → RUN again", async () => {
+test("replicas: two of three etcd members frozen → every replica serves PAUSE within max_staleness + 1 s, /readyz 503, POST /RUN refused, POST /STOP made at once and answered 202; thawed → the STOP is stored", async () => {
   for (const r of replicas) await waitFor(async () => (await signalOf(r)) === "RUN", { what: "RUN everywhere first", timeoutMs: 5000, diagnose });
   const [m0, m1] = etcd.members;
   etcd.freeze(m0!);
@@ -70,27 +70,37 @@ test("replicas: two of three etcd members frozen → every replica serves PAUSE 
     }
     console.log(`replicas: every replica served PAUSE ${Date.now() - frozenAt} ms after two of three members froze (max_staleness ${MAX_STALENESS_MS} ms)`);
     for (const r of replicas) {
-      const ready = await fetch(`${r.url}/readyz`);
+      const ready = await fetch(`${r.url}/readyz`, { signal: AbortSignal.timeout(2000) });
       assert.equal(ready.status, 503);
       assert.match(await ready.text(), /not current with the store/);
-      const status = await (await fetch(`${r.url}/status`)).json() as { signal: string; store: { current: boolean; type: string } };
+      const status = await (await fetch(`${r.url}/status`, { signal: AbortSignal.timeout(2000) })).json() as { signal: string; store: { current: boolean; type: string } };
       assert.equal(status.signal, "PAUSE");
       assert.deepEqual([status.store.type, status.store.current], ["etcd", false]);
     }
     const refused = await post(replicas[1]!, "RUN");
     assert.equal(refused.status, 503);
     assert.match(await refused.text(), /not saved/);
-    // A STOP is never refused: made at once, saved once etcd is back.
-    assert.equal((await post(replicas[2]!, "PAUSE")).status, 200);
+    // A STOP is never refused: made and served at once, saved once etcd is back. Not committed
+    // by a quorum within 1 s, it is answered 202 (not 200), the same body, with a header saying so.
+    const started = Date.now();
+    const stop = await post(replicas[2]!, "STOP");
+    const ms = Date.now() - started;
+    assert.deepEqual([stop.status, await stop.text()], [202, "STOP"]);
+    assert.match(stop.headers.get("chaos-signal-saved") ?? "", /^pending; /);
+    assert.ok(ms < 2500, `STOP answered after ${ms} ms`);
+    assert.equal(await signalOf(replicas[2]!), "STOP");
   } finally {
     etcd.thaw(m0!);
     etcd.thaw(m1!);
   }
-  // Contact back: the stored signal (the PAUSE saved after the thaw) is served by all.
+  // Contact back: the stored signal (the STOP saved after the thaw) is served by all.
   for (const r of replicas) {
-    await waitFor(async () => (await fetch(`${r.url}/readyz`)).status === 200, { what: "ready again", timeoutMs: 15_000, diagnose });
-    await waitFor(async () => (await signalOf(r)) === "PAUSE", { what: "the stored PAUSE", timeoutMs: 5000, diagnose });
+    await waitFor(async () => (await fetch(`${r.url}/readyz`, { signal: AbortSignal.timeout(2000) })).status === 200, { what: "ready again", timeoutMs: 15_000, diagnose });
+    await waitFor(async () => (await signalOf(r)) === "STOP", { what: "the stored STOP", timeoutMs: 5000, diagnose });
   }
-  assert.equal((await post(replicas[0]!, "RUN")).status, 200);
+  // Healthy: a STOP is committed by the quorum before its answer, 200 without the header.
+  const saved = await post(replicas[1]!, "STOP");
+  assert.deepEqual([saved.status, await saved.text(), saved.headers.get("chaos-signal-saved")], [200, "STOP", null]);
+  assert.equal((await post(replicas[0]!, "RUN?force=true")).status, 200);
   for (const r of replicas) await waitFor(async () => (await signalOf(r)) === "RUN", { what: "RUN again", timeoutMs: 5000, diagnose });
 });

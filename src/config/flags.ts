@@ -20,6 +20,9 @@ Flags (they override environment variables, which override the config file):
       --store TYPE      file (default) or etcd: one signal shared by replicas [env CHAOS_SIGNAL_STORE]
       --etcd-endpoints LIST  etcd client URLs, comma-separated     [env CHAOS_SIGNAL_ETCD_ENDPOINTS]
       --etcd-prefix KEY the etcd key prefix (default /chaos-signal/default) [env CHAOS_SIGNAL_ETCD_PREFIX]
+      --etcd-ca-file FILE    TLS: the CA of etcd's certificate      [env CHAOS_SIGNAL_ETCD_CA_FILE]
+      --etcd-cert-file FILE  TLS: this replica's client certificate [env CHAOS_SIGNAL_ETCD_CERT_FILE]
+      --etcd-key-file FILE   TLS: the client certificate's key      [env CHAOS_SIGNAL_ETCD_KEY_FILE]
       --check-config    load flags, environment and config file, validate them as a start
                         does (plugins and store included), print one line and exit:
                         0 "config OK: ...", 2 the error naming the key; nothing listens,
@@ -38,6 +41,9 @@ const OPTIONS = {
   store: { type: "string" },
   "etcd-endpoints": { type: "string" },
   "etcd-prefix": { type: "string" },
+  "etcd-ca-file": { type: "string" },
+  "etcd-cert-file": { type: "string" },
+  "etcd-key-file": { type: "string" },
   "check-config": { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
@@ -79,6 +85,9 @@ export function readFlags(argv: readonly string[]): CliFlags {
       store: values.store as string | undefined,
       etcdEndpoints: values["etcd-endpoints"] as string | undefined,
       etcdPrefix: values["etcd-prefix"] as string | undefined,
+      etcdCaFile: values["etcd-ca-file"] as string | undefined,
+      etcdCertFile: values["etcd-cert-file"] as string | undefined,
+      etcdKeyFile: values["etcd-key-file"] as string | undefined,
     },
   };
 }

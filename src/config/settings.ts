@@ -63,6 +63,11 @@ export interface Settings {
   readonly etcdPasswordFile?: string;
   /** This replica's id in the leader election. @default hostname:pid */
   readonly replicaId?: string;
+  /** TLS to etcd (read at start): the CA that signed etcd's certificate, besides the system ones. */
+  readonly etcdCaFile?: string;
+  /** TLS to etcd: this replica's client certificate and its key (etcd's --client-cert-auth). */
+  readonly etcdCertFile?: string;
+  readonly etcdKeyFile?: string;
 }
 
 /** One entry of `chaos_signal.plugins`: a module that exports plugin factories. */
@@ -113,6 +118,9 @@ const STORE_RULE = "file (the state file, one process; the default) or etcd (one
 const ETCD_ENDPOINTS_RULE = "etcd client URLs such as http://10.0.0.11:2379, comma-separated";
 const REPLICA_ID_RULE = "1 to 128 letters, digits, _ . : @ or -, unique to this replica";
 const ETCD_PREFIX_RULE = "an etcd key prefix starting with /, such as /chaos-signal/default";
+const ETCD_CA_FILE_RULE = "a PEM file with the certificate authority that signed etcd's certificate";
+const ETCD_CERT_FILE_RULE = "a PEM file with this replica's client certificate for etcd";
+const ETCD_KEY_FILE_RULE = "a PEM file with the key of this replica's client certificate for etcd";
 const PLUGIN_MODULE_RULE = "a module to import plugins from: a path relative to the config file (./plugins/tcp.ts) or a package (npm:name)";
 
 
@@ -127,6 +135,9 @@ export const SETTING_RULES: Record<StringSetting, string> = {
   store: STORE_RULE,
   etcdEndpoints: ETCD_ENDPOINTS_RULE,
   etcdPrefix: ETCD_PREFIX_RULE,
+  etcdCaFile: ETCD_CA_FILE_RULE,
+  etcdCertFile: ETCD_CERT_FILE_RULE,
+  etcdKeyFile: ETCD_KEY_FILE_RULE,
 };
 
 /** The settings that flags and environment variables can give as strings. */
@@ -168,6 +179,8 @@ export const EtcdEndpointsTextSchema = v.pipe(
 
 export const EtcdPrefixSchema = v.pipe(v.string(ETCD_PREFIX_RULE), v.trim(), v.regex(/^\/\S*$/, ETCD_PREFIX_RULE));
 
+const filePath = (rule: string) => v.pipe(v.string(rule), v.trim(), v.nonEmpty(rule));
+
 /** `chaos_signal.store`. */
 const StoreSection = strictSection({
   type: v.optional(StoreSchema),
@@ -178,7 +191,10 @@ const StoreSection = strictSection({
   password: v.optional(v.string("the etcd user's password")),
   password_file: v.optional(v.pipe(v.string("a file holding the etcd user's password"), v.nonEmpty("a file holding the etcd user's password"))),
   replica_id: v.optional(v.pipe(v.string(REPLICA_ID_RULE), v.trim(), v.regex(/^[\w.:@-]{1,128}$/, REPLICA_ID_RULE))),
-}, "a mapping with type: file|etcd and, for etcd, endpoints:, prefix:, max_staleness:, username:, password:, password_file: or replica_id:");
+  ca_file: v.optional(filePath(ETCD_CA_FILE_RULE)),
+  cert_file: v.optional(filePath(ETCD_CERT_FILE_RULE)),
+  key_file: v.optional(filePath(ETCD_KEY_FILE_RULE)),
+}, "a mapping with type: file|etcd and, for etcd, endpoints:, prefix:, max_staleness:, username:, password:, password_file:, replica_id:, ca_file:, cert_file: or key_file:");
 
 export const StateFileSchema = v.pipe(v.string(STATE_FILE_RULE), v.trim(), v.nonEmpty(STATE_FILE_RULE));
 
@@ -273,6 +289,10 @@ export function settingsFromConfig(document: unknown, fileName: string): Setting
     replicaId: config.chaos_signal?.store?.replica_id,
     etcdPasswordFile: config.chaos_signal?.store?.password_file &&
       resolve(dirname(resolve(fileName)), config.chaos_signal.store.password_file),
+    // Relative to the config file, as password_file.
+    etcdCaFile: config.chaos_signal?.store?.ca_file && resolve(dirname(resolve(fileName)), config.chaos_signal.store.ca_file),
+    etcdCertFile: config.chaos_signal?.store?.cert_file && resolve(dirname(resolve(fileName)), config.chaos_signal.store.cert_file),
+    etcdKeyFile: config.chaos_signal?.store?.key_file && resolve(dirname(resolve(fileName)), config.chaos_signal.store.key_file),
     pluginModules: config.chaos_signal?.plugins?.map((specifier, index) => ({
       specifier,
       where: `${fileName}: chaos_signal.plugins[${index}]`,
@@ -291,6 +311,9 @@ export const ENV_VARS = {
   CHAOS_SIGNAL_STORE: "store",
   CHAOS_SIGNAL_ETCD_ENDPOINTS: "etcdEndpoints",
   CHAOS_SIGNAL_ETCD_PREFIX: "etcdPrefix",
+  CHAOS_SIGNAL_ETCD_CA_FILE: "etcdCaFile",
+  CHAOS_SIGNAL_ETCD_CERT_FILE: "etcdCertFile",
+  CHAOS_SIGNAL_ETCD_KEY_FILE: "etcdKeyFile",
 } as const satisfies Record<string, StringSetting>;
 
 /** Names the config file; read before the file itself, so not a setting. */
@@ -306,6 +329,9 @@ const LayerSchemas = {
   store: StoreSchema,
   etcdEndpoints: EtcdEndpointsTextSchema,
   etcdPrefix: EtcdPrefixSchema,
+  etcdCaFile: filePath(ETCD_CA_FILE_RULE),
+  etcdCertFile: filePath(ETCD_CERT_FILE_RULE),
+  etcdKeyFile: filePath(ETCD_KEY_FILE_RULE),
 } satisfies Record<StringSetting, v.GenericSchema>;
 
 /** Validates string values from env or flags; `label` names each key as the user typed it. */

@@ -38,7 +38,7 @@ import { uiRoute } from "./routes/ui.ts";
 import { hooksRoute } from "./routes/hooks.ts";
 
 export type { RequestInfo } from "../serve/types.ts";
-export { SAFE_SAVE_WAIT_MS } from "./routes/signal.ts";
+export { SAFE_SAVE_WAIT_MS, SAVED_HEADER } from "./routes/signal.ts";
 
 export type FetchHandler = (request: Request, info?: RequestInfo) => Response | Promise<Response>;
 

@@ -5,6 +5,8 @@ import {
   type RunningServer,
   type ServeHandler,
   type ServeOptions,
+  type TlsFetch,
+  type TlsFiles,
 } from "./types.ts";
 
 /**
@@ -86,3 +88,13 @@ class BunRequestInfo {
 
 /** DNS on Bun: `node:dns`, as on Node. */
 export { resolveDnsWithNode as resolveDns } from "./node_dns.ts";
+
+/** `fetch` with Bun's `tls` option: trusts `files.ca` and presents `files.cert`/`files.key`. */
+export function tlsFetch(files: TlsFiles): TlsFetch {
+  const tls = {
+    ...(files.ca === undefined ? {} : { ca: files.ca }),
+    ...(files.cert === undefined ? {} : { cert: files.cert }),
+    ...(files.key === undefined ? {} : { key: files.key }),
+  };
+  return (url, init) => fetch(url, { ...init, tls } as RequestInit);
+}

@@ -10,7 +10,7 @@
  * connections are accepted one at a time (README, "Runtime differences").
  * Should a Deno release drop that internal, `Deno.serve` is used, restarted when it ends.
  */
-import type { RequestInfo } from "./types.ts";
+import type { RequestInfo, TlsFetch, TlsFiles } from "./types.ts";
 import {
   AddressInUseError,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -244,4 +244,13 @@ export async function resolveDns(name: string, type: DnsRecordType, options: Dns
     if ((error as Error)?.name === "TimeoutError") throw dnsTimeout(name, type, options.timeoutMs);
     throw error;
   }
+}
+
+/** `fetch` through a Deno HTTP client that trusts `files.ca` and presents `files.cert`/`files.key`. */
+export function tlsFetch(files: TlsFiles): TlsFetch {
+  const client = Deno.createHttpClient({
+    ...(files.ca === undefined ? {} : { caCerts: [files.ca] }),
+    ...(files.cert === undefined || files.key === undefined ? {} : { cert: files.cert, key: files.key }),
+  });
+  return (url, init) => fetch(url, { ...init, client });
 }

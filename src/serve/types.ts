@@ -42,6 +42,20 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/**
+ * What a TLS client (the etcd client) trusts and presents, as PEM text read from the files at
+ * start: `ca` the certificate authority that signed the server's certificate (besides the system
+ * ones), `cert` and `key` this client's certificate and key (client-certificate auth).
+ */
+export interface TlsFiles {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+/** The `fetch` a TLS client uses: the global one with the runtime's own TLS options. */
+export type TlsFetch = (url: string, init: RequestInit) => Promise<Response>;
+
 /** Thrown by `serve` when the port is taken, on every runtime alike. */
 export class AddressInUseError extends Error {
   override readonly name = "AddressInUseError";

@@ -55,6 +55,8 @@ export interface HistoryOptions {
    * entries come back through `adopt`, numbered by the store.
    */
   readonly share?: (entry: Omit<HistoryEntry, "id">) => void;
+  /** Resolves when every entry handed to `share` so far is written. */
+  readonly shared?: () => Promise<void>;
 }
 
 /**
@@ -121,6 +123,7 @@ export class History {
   #nextId = 1;
   #writes: Promise<void> = Promise.resolve();
   readonly #share: ((entry: Omit<HistoryEntry, "id">) => void) | undefined;
+  readonly #shared: (() => Promise<void>) | undefined;
 
   constructor(options: HistoryOptions = {}) {
     this.#maxEntries = options.maxEntries ?? 10_000;
@@ -130,6 +133,7 @@ export class History {
     this.#onError = options.onError ?? (() => {});
     this.#onSetAside = options.onSetAside ?? (() => {});
     this.#share = options.share;
+    this.#shared = options.shared;
   }
 
   /**
@@ -218,9 +222,9 @@ export class History {
     return { entries, next_before: more ? entries.at(-1)!.id : null };
   }
 
-  /** Resolves when every entry so far is in the log. */
+  /** Resolves when every entry so far is in the log (or, with `share`, in the shared store). */
   flushed(): Promise<void> {
-    return this.#writes;
+    return this.#shared ? Promise.all([this.#writes, this.#shared()]).then(() => {}) : this.#writes;
   }
 
   #keep(entry: HistoryEntry): void {

@@ -35,6 +35,12 @@ export const HEALTH_CHECK_MS = 100;
 /** A change toward RUN that was not committed (in time): refused, never made. */
 export class NotSavedError extends Error {
   override readonly name = "NotSavedError";
+  /** Lost to other writers MAX_CONFLICTS times in a row: the backend answers, it is busy. */
+  readonly contended: boolean;
+  constructor(message: string, options?: { cause?: unknown; contended?: boolean }) {
+    super(message, options);
+    this.contended = options?.contended ?? false;
+  }
 }
 
 export interface SignalStoreOptions {
@@ -279,10 +285,11 @@ export class SignalStore implements SignalFeed, RevisionFeed {
     let gaveUp = false;
     const job = this.#enqueue(async () => {
       if (gaveUp) throw new NotSavedError("abandoned before its turn");
-      // The same source said something later while this waited for its turn (a file source's
-      // "empty" then "PAUSE"; a person's RUN then PAUSE): that later word stands.
-      if ((this.#madeAt.get(sourceOf(change)) ?? 0) > order) return this.#signal;
       for (let conflicts = 0;;) {
+        // The same source said something later while this waited for its turn (a file source's
+        // "empty" then "PAUSE"; a person's RUN then PAUSE), or during a commit that lost to
+        // another writer's: that later word stands.
+        if ((this.#madeAt.get(sourceOf(change)) ?? 0) > order) return this.#signal;
         // Worked out as of its turn, on the state as it is then (safety changes made meanwhile included).
         const at = this.#now();
         const made = transition(this.#local, change, at);
@@ -380,7 +387,12 @@ export class SignalStore implements SignalFeed, RevisionFeed {
           // What came during the write has its own save queued.
           return;
         }
-        if (++conflicts >= MAX_CONFLICTS) throw new NotSavedError(`${this.backend.where} changed elsewhere ${conflicts} times in a row`);
+        if (++conflicts >= MAX_CONFLICTS) {
+          // What is made here is still not saved: retried after a pause, as a failed write is.
+          const error = new NotSavedError(`${this.backend.where} changed elsewhere ${conflicts} times in a row`, { contended: true });
+          this.#failed(error, true);
+          throw error;
+        }
         this.#rebase(result.latest, result.revision, this.#now());
       }
     });

@@ -16,6 +16,8 @@ export interface EtcdMember {
   readonly clientUrl: string;
   readonly child: ChildProcess;
   output(): string;
+  /** Starts a member again after it exited (killed), on its data dir, ports and name. */
+  restart(): void;
 }
 
 export interface EtcdCluster {
@@ -48,7 +50,9 @@ export async function startEtcd(size = 3, options: { timeoutMs?: number } = {}):
   for (let i = 0; i < size; i++) ports.push({ client: await freePort(), peer: await freePort() });
   const names = ports.map((_, i) => `m${i}`);
   const initialCluster = ports.map((p, i) => `${names[i]}=http://127.0.0.1:${p.peer}`).join(",");
-  const members: EtcdMember[] = ports.map((p, i) => {
+  // One spawn per life of a member: a restart reuses its data dir, so it rejoins as itself.
+  const spawnMember = (i: number, text: { value: string }) => {
+    const p = ports[i]!;
     const clientUrl = `http://127.0.0.1:${p.client}`;
     const child = spawn("etcd", [
       "--name", names[i]!,
@@ -66,10 +70,25 @@ export async function startEtcd(size = 3, options: { timeoutMs?: number } = {}):
     ], { stdio: ["ignore", "pipe", "pipe"] });
     live.add(child);
     child.on("exit", () => live.delete(child));
-    let text = "";
-    child.stdout?.setEncoding("utf8").on("data", (c: string) => (text = (text + c).slice(-20_000)));
-    child.stderr?.setEncoding("utf8").on("data", (c: string) => (text = (text + c).slice(-20_000)));
-    return { name: names[i]!, clientUrl, child, output: () => text };
+    child.stdout?.setEncoding("utf8").on("data", (c: string) => (text.value = (text.value + c).slice(-20_000)));
+    child.stderr?.setEncoding("utf8").on("data", (c: string) => (text.value = (text.value + c).slice(-20_000)));
+    return child;
+  };
+  const children: ChildProcess[] = [];
+  const members: EtcdMember[] = ports.map((p, i) => {
+    const text = { value: "" };
+    children[i] = spawnMember(i, text);
+    return {
+      name: names[i]!,
+      clientUrl: `http://127.0.0.1:${p.client}`,
+      get child() {
+        return children[i]!;
+      },
+      output: () => text.value,
+      restart: () => {
+        children[i] = spawnMember(i, text);
+      },
+    };
   });
   const cluster: EtcdCluster = {
     members,

@@ -20,6 +20,7 @@ import { issueLine, strictSection } from "../../config/validation.ts";
 import { longPollFromQuery, waitForChange } from "../../push/long_poll.ts";
 import { MAX_PAUSE_MS } from "../../state/expiry.ts";
 import { readBoundedBody } from "../../web/request_body.ts";
+import { within } from "../../util/timers.ts";
 import { HttpError, textResponse } from "../../web/response.ts";
 import { actorOf, type AppRouter, authorize, decodeSegment, type Handler, type HttpContext, notAllowed, readGuard, resource, type SignalTarget } from "../route.ts";
 
@@ -28,6 +29,15 @@ import { actorOf, type AppRouter, authorize, decodeSegment, type Handler, type H
  * already, and a disk that hangs must not hold up the answer either (`/status` shows it unsaved).
  */
 export const SAFE_SAVE_WAIT_MS = 1000;
+
+/**
+ * Set on a `202 Accepted` to a change that is in effect here but not saved yet (`pending; <why>`):
+ * a 200 promises the change is saved (on disk, or committed by etcd's quorum) with its history
+ * entry; a 202 only that this replica serves it and retries the save. The body is the same.
+ * A STOP or PAUSE is answered 202 when its save takes over SAFE_SAVE_WAIT_MS; a RUN, saved before
+ * it is made, when its history entry does.
+ */
+export const SAVED_HEADER = "chaos-signal-saved";
 
 /**
  * Query parameters of the signal endpoints: every other one is an error, so
@@ -87,29 +97,37 @@ export function setSignalRoute(router: AppRouter, ctx: HttpContext, target: Sign
       // Made at once, whatever the backend does; saved after, and the answer waits for that only
       // briefly. A save that fails is retried by the store.
       const result = await store.submit(change);
-      await settledWithin(store.flush(), SAFE_SAVE_WAIT_MS);
-      return answer(signal, result, force);
+      return answer(signal, result, force, await unsavedWithin(Promise.all([store.flush(), historySaved()]), SAFE_SAVE_WAIT_MS));
     }
+    let result: Signal;
     try {
       // Toward RUN: committed first, then made. Nobody (GET /, events, relays) ever sees a RUN
       // that fails to save, and a refused change has nothing to undo.
-      return answer(signal, await store.submit(change), force);
+      result = await store.submit(change);
     } catch (error) {
       throw new HttpError(503, `the change was not saved, so it was not made: ${(error as Error)?.message ?? error}`, {}, { cause: error });
     }
+    return answer(signal, result, force, await unsavedWithin(historySaved(), SAFE_SAVE_WAIT_MS, "its history entry"));
   };
+  /** The history entries of the change just made (handed over synchronously as it was made) are written. */
+  const historySaved = () => ctx.history?.flushed() ?? Promise.resolve();
 
   /**
-   * The body is the signal alone (Krkn's scripts and other chaos-signals read it); when it is not
+   * The body is the signal alone (Krkn's scripts and other chaos-signals read it). 200 when the
+   * change is saved, else 202 and a header saying why not yet (`unsaved`); when the signal is not
    * the one posted, a header says what holds it and, for a plain RUN, how to force it.
    */
-  const answer = (posted: Signal, result: Signal, forced: boolean): Response => {
-    if (result === posted) return textResponse(result);
-    const snapshot = store.snapshot();
-    const howToForce = posted === "RUN" && !forced && snapshot.decidedBy !== STOP_LATCH && snapshot.decidedBy !== MANUAL_SOURCE
-      ? `; a plain POST /RUN does not outvote a source: POST /RUN?force=true sets every source's claim to RUN once and opens the STOP latch, until each source claims again on its next observation`
-      : "";
-    return textResponse(result, { headers: { [REASON_HEADER]: headerText(`${result} held by ${describeDecision(snapshot)}${howToForce}`) } });
+  const answer = (posted: Signal, result: Signal, forced: boolean, unsaved: string | null): Response => {
+    const headers: Record<string, string> = {};
+    if (unsaved !== null) headers[SAVED_HEADER] = `pending; ${headerText(unsaved)}`;
+    if (result !== posted) {
+      const snapshot = store.snapshot();
+      const howToForce = posted === "RUN" && !forced && snapshot.decidedBy !== STOP_LATCH && snapshot.decidedBy !== MANUAL_SOURCE
+        ? `; a plain POST /RUN does not outvote a source: POST /RUN?force=true sets every source's claim to RUN once and opens the STOP latch, until each source claims again on its next observation`
+        : "";
+      headers[REASON_HEADER] = headerText(`${result} held by ${describeDecision(snapshot)}${howToForce}`);
+    }
+    return textResponse(result, { status: unsaved === null ? 200 : 202, headers });
   };
 
   router.all("/:name", (request, info) => {
@@ -122,15 +140,16 @@ export function setSignalRoute(router: AppRouter, ctx: HttpContext, target: Sign
 /** The header of a POST answered with another signal than the one posted: what holds it (see `answer`). */
 export const REASON_HEADER = "chaos-signal-reason";
 
-/** Reasons come from outside (alert names, file contents): a header value takes printable ASCII only, and not too much. */
+/** Waits for the save `promise`, at most `ms`: null once it is saved, else why not (never rejects). */
+function unsavedWithin(promise: Promise<unknown>, ms: number, what = ""): Promise<string | null> {
+  return within(promise, ms, () => new Error(`${what ? `${what} ` : ""}not saved within ${ms / 1000} s`)).then(
+    () => null,
+    (error) => String((error as Error)?.message ?? error),
+  );
+}
+
+/** Reasons come from outside (alert names, file contents): a header value takes one line of printable ASCII, bounded. */
 function headerText(text: string): string {
   const ascii = text.replace(/[^\x20-\x7e]/g, "?");
   return ascii.length > 600 ? `${ascii.slice(0, 597)}...` : ascii;
-}
-
-/** Waits for `promise` to settle, at most `ms`; never rejects. */
-function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<void>((resolve) => timer = setTimeout(resolve, ms));
-  return Promise.race([promise.then(() => {}, () => {}), late]).finally(() => clearTimeout(timer));
 }

@@ -4,7 +4,7 @@
  * Every call is bounded in time and tries the endpoints in turn, starting with the last that answered.
  */
 import { Buffer } from "node:buffer";
-import { fetchText } from "../../util/fetch.ts";
+import { fetchText, type FetchFunction } from "../../util/fetch.ts";
 
 /** One key as etcd returns it, decoded. */
 export interface EtcdKeyValue {
@@ -22,6 +22,8 @@ export interface EtcdClientOptions {
   readonly password?: string;
   /** Bounds a response body (a value is one snapshot of a few KiB). @default 4 MiB */
   readonly maxBytes?: number;
+  /** How to fetch: a runtime's TLS fetch for `https://` endpoints with their own CA or a client certificate. @default the global fetch */
+  readonly fetch?: FetchFunction;
 }
 
 export class EtcdError extends Error {
@@ -63,6 +65,7 @@ export class EtcdClient {
   readonly #maxBytes: number;
   readonly #username: string | undefined;
   readonly #password: string | undefined;
+  readonly #fetch: FetchFunction;
   #preferred = 0;
   #token: string | undefined;
 
@@ -73,6 +76,7 @@ export class EtcdClient {
     this.#maxBytes = options.maxBytes ?? 4 * 1024 * 1024;
     this.#username = options.username;
     this.#password = options.password;
+    this.#fetch = options.fetch ?? ((url, init) => fetch(url, init));
   }
 
   /** The key (linearizable read unless `serializable`), null when absent; and the store's revision. */
@@ -102,6 +106,22 @@ export class EtcdClient {
   /** Puts `value` at `key`; returns the revision it was written at. */
   async put(key: string, value: string): Promise<string> {
     return headerRevision(await this.call("/v3/kv/put", { key: b64(key), value: b64(value) }));
+  }
+
+  /**
+   * Creates `key` with `value` unless it exists; returns the key's mod_revision either way. A
+   * retry after a write that timed out but was applied finds it there and writes nothing again.
+   */
+  async createOnce(key: string, value: string): Promise<string> {
+    const k = b64(key);
+    const body = await this.call("/v3/kv/txn", {
+      compare: [{ key: k, target: "CREATE", result: "EQUAL", create_revision: "0" }],
+      success: [{ request_put: { key: k, value: b64(value) } }],
+      failure: [{ request_range: { key: k } }],
+    });
+    if (body.succeeded === true) return headerRevision(body);
+    const responses = (body.responses ?? []) as { response_range?: { kvs?: RawKv[] } }[];
+    return responses[0]?.response_range?.kvs?.[0]?.mod_revision ?? headerRevision(body);
   }
 
   /** Deletes `keys` in one transaction. */
@@ -145,7 +165,7 @@ export class EtcdClient {
     connect.addEventListener("abort", onAbort, { once: true });
     let response: Response;
     try {
-      response = await fetch(`${endpoint}/v3/watch`, {
+      response = await this.#fetch(`${endpoint}/v3/watch`, {
         method: "POST",
         headers,
         body: JSON.stringify({ create_request: { key: b64(key), ...(options.prefix ? { range_end: prefixEnd(key) } : {}), start_revision: startRevision, progress_notify: true } }),
@@ -231,6 +251,7 @@ export class EtcdClient {
       body: JSON.stringify(request),
       timeoutMs: this.#timeoutMs,
       maxBytes: this.#maxBytes,
+      fetch: this.#fetch,
       ...(abort ? { abort } : {}),
     });
     const text = response.text;

@@ -38,8 +38,17 @@ export class EtcdHistory {
   readonly #abort = new AbortController();
   readonly #instance = crypto.randomUUID().slice(0, 8);
   #written = 0;
+  /** Entries handed to `share` so far, and those written (or dropped) so far: `flushed` waits for the first count. */
+  #shared = 0;
+  #settled = 0;
+  #waiters: { readonly until: number; readonly resolve: () => void }[] = [];
   #unwritten: Omit<HistoryEntry, "id">[] = [];
   #writing: Promise<void> | undefined;
+  /**
+   * Where the watch resumes: the revision up to which every entry has been read (from the range or
+   * the watch). Never moved by this replica's own writes: an entry another replica wrote before
+   * one of ours would be skipped.
+   */
   #revision = "0";
 
   constructor(options: EtcdHistoryOptions) {
@@ -58,20 +67,37 @@ export class EtcdHistory {
   /** Writes an entry made here (in order, retried until etcd has it). */
   share(entry: Omit<HistoryEntry, "id">): void {
     this.#unwritten.push(entry);
+    this.#shared += 1;
     if (this.#unwritten.length > MAX_UNWRITTEN) {
+      this.#settle(this.#unwritten.length - MAX_UNWRITTEN);
       this.#unwritten.splice(0, this.#unwritten.length - MAX_UNWRITTEN);
       this.#onError(`history: etcd unreachable, more than ${MAX_UNWRITTEN} entries waiting; the oldest were dropped`);
     }
     this.#writing ??= this.#drain().finally(() => this.#writing = undefined);
   }
 
-  /** Resolves when every entry made so far is written (or the history is closed). */
+  /**
+   * Resolves when every entry shared so far is written (or the history is closed): not later
+   * ones, so that a steady stream of changes does not hold it up.
+   */
   flushed(): Promise<void> {
-    return this.#writing ?? Promise.resolve();
+    if (this.#settled >= this.#shared || this.#abort.signal.aborted) return Promise.resolve();
+    const until = this.#shared;
+    return new Promise((resolve) => this.#waiters.push({ until, resolve }));
   }
 
   close(): void {
     this.#abort.abort();
+    for (const waiter of this.#waiters.splice(0)) waiter.resolve();
+  }
+
+  #settle(count: number): void {
+    this.#settled += count;
+    this.#waiters = this.#waiters.filter((waiter) => {
+      if (waiter.until > this.#settled) return true;
+      waiter.resolve();
+      return false;
+    });
   }
 
   async #drain(): Promise<void> {
@@ -80,11 +106,15 @@ export class EtcdHistory {
       const entry = this.#unwritten[0]!;
       const key = `${this.keyPrefix}${String(Date.parse(entry.at)).padStart(15, "0")}-${this.#instance}-${this.#written}`;
       try {
-        const revision = await this.#client.put(key, JSON.stringify(entry));
+        // Created once: a put that timed out may still have been applied, and a second one would
+        // give the entry a second revision (the others' watches would show it twice).
+        const revision = await this.#client.createOnce(key, JSON.stringify(entry));
         this.#unwritten.shift();
         this.#written += 1;
+        this.#settle(1);
         backoff.reset();
-        this.#adopt({ key, value: JSON.stringify(entry), modRevision: revision });
+        // Shown at once; the watch delivers it again (adopt keeps an id once).
+        this.#adopt({ key, value: JSON.stringify(entry), modRevision: revision }, false);
         if (this.#written % TRIM_EVERY === 0) await this.#trim().catch((error) => this.#onError(`history: trimming etcd failed: ${(error as Error).message}`));
       } catch (error) {
         this.#onError(`history: writing to etcd failed (${(error as Error).message}); retried`);
@@ -102,15 +132,19 @@ export class EtcdHistory {
     await this.#client.deleteKeys(kvs.map((kv) => kv.key));
   }
 
-  #adopt(kv: EtcdKeyValue): void {
-    if (Number(kv.modRevision) > Number(this.#revision)) this.#revision = kv.modRevision;
+  /** `read`: it came from the range or the watch, which have read everything up to its revision. */
+  #adopt(kv: EtcdKeyValue, read = true): void {
+    if (read && Number(kv.modRevision) > Number(this.#revision)) this.#revision = kv.modRevision;
     const entry = parseHistoryLine(JSON.stringify({ ...JSON.parse(kv.value || "null"), id: Number(kv.modRevision) }));
     if (entry) this.#history.adopt(entry);
   }
 
+  /**
+   * Adds the newest entries to the copy. Merged, not replacing it: entries adopted while the range
+   * was under way (this replica's own writes) are not in its answer, and must stay.
+   */
   async #reload(): Promise<void> {
     const { kvs, revision } = await this.#client.rangePrefix(this.keyPrefix, { limit: this.#history.maxEntries });
-    this.#history.clear();
     for (const kv of kvs.reverse()) {
       try {
         this.#adopt(kv);
