@@ -10,19 +10,25 @@ export { AddressInUseError } from "./types.ts";
 export type { RunningServer, ServeHandler, ServeOptions } from "./types.ts";
 
 export interface Runtime {
-  readonly name: "deno" | "bun";
+  readonly name: "deno" | "bun" | "node";
   readonly version: string;
 }
 
-/** Which runtime this is, from `process.versions` (both set it; Node does not). */
+/** The oldest Node.js that chaos-signal runs on (its `fetch`, `Request` and `AbortSignal.any`). */
+export const MIN_NODE_MAJOR = 20;
+
+/** Which runtime this is, from `process.versions` (Deno and Bun set their own; Node.js only `node`). */
 export function runtime(): Runtime {
   const versions = process.versions as Record<string, string | undefined>;
   if (versions.bun) return { name: "bun", version: versions.bun };
   if (versions.deno) return { name: "deno", version: versions.deno };
-  throw new Error(`chaos-signal runs on Deno or Bun, not on Node.js ${process.version}: use "deno run -A mod.ts" or "bun run mod.ts"`);
+  const node = versions.node ?? "";
+  if (Number(node.split(".")[0]) >= MIN_NODE_MAJOR) return { name: "node", version: node };
+  throw new Error(`chaos-signal runs on Deno, Bun or Node.js ${MIN_NODE_MAJOR} and later, not on Node.js ${process.version}`);
 }
 
 export async function serve(handler: ServeHandler, options: ServeOptions): Promise<RunningServer> {
-  const implementation = runtime().name === "deno" ? await import("./deno.ts") : await import("./bun.ts");
+  const name = runtime().name;
+  const implementation = name === "deno" ? await import("./deno.ts") : name === "bun" ? await import("./bun.ts") : await import("./node.ts");
   return implementation.serve(handler, options);
 }

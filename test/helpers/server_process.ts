@@ -9,14 +9,21 @@ import { runtime } from "../../src/serve/mod.ts";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
+/** What runs a server: a runtime on the sources (Node.js: on the bundled file), or the compiled binary. */
+export type ServerRuntime = "deno" | "bun" | "node" | "binary";
+
 /**
  * The command that runs chaos-signal on the runtime the tests run on: mod.ts,
  * or with CHAOS_SIGNAL_UNDER_TEST=binary the compiled binary (a Bun program),
- * or =single-file the bundled dist/chaos-signal.js (`npm run build` makes both).
+ * or =single-file the bundled dist/chaos-signal.js (`npm run build` makes both),
+ * or =node that file under Node.js, or =package:<dir> the `chaos-signal` command of the npm
+ * package installed in <dir> (Node.js runs it: its shebang; run_all.mjs packs and installs it).
  */
-export function runtimeCommand(other?: "deno" | "bun" | "binary"): { command: string; args: string[]; name: "deno" | "bun" } {
+export function runtimeCommand(other?: ServerRuntime): { command: string; args: string[]; name: "deno" | "bun" | "node" } {
   // The compiled binary as one replica among others (it exists after `npm run build`).
   if (other === "binary") return { command: `${ROOT}dist/chaos-signal`, args: [], name: "bun" };
+  // The single file on Node.js (`npm run build` makes it).
+  if (other === "node") return { command: "node", args: [`${ROOT}dist/chaos-signal.js`], name: "node" };
   if (other !== undefined && other !== runtime().name) {
     // The other runtime, from the project's own install: replicas mixing Deno and Bun.
     return { command: `${ROOT}node_modules/.bin/${other}`, args: other === "deno" ? ["run", "-A", "mod.ts"] : ["run", "mod.ts"], name: other };
@@ -24,6 +31,10 @@ export function runtimeCommand(other?: "deno" | "bun" | "binary"): { command: st
   const { name } = runtime();
   const underTest = process.env.CHAOS_SIGNAL_UNDER_TEST;
   if (underTest === "binary") return { command: `${ROOT}dist/chaos-signal`, args: [], name: "bun" };
+  if (underTest === "node") return { command: "node", args: [`${ROOT}dist/chaos-signal.js`], name: "node" };
+  if (underTest?.startsWith("package:")) {
+    return { command: `${underTest.slice("package:".length)}/node_modules/.bin/chaos-signal`, args: [], name: "node" };
+  }
   const entry = underTest === "single-file" ? "dist/chaos-signal.js" : "mod.ts";
   return { command: process.execPath, args: name === "deno" ? ["run", "-A", entry] : ["run", entry], name };
 }
@@ -54,7 +65,7 @@ function collect(child: ChildProcess) {
 }
 
 /** `launcher` runs the server through another program, such as `["prlimit", "--nofile=256:256", "--"]`. */
-function spawnServer(flags: string[], env: Record<string, string> = {}, launcher: string[] = [], other?: "deno" | "bun" | "binary"): ChildProcess {
+function spawnServer(flags: string[], env: Record<string, string> = {}, launcher: string[] = [], other?: ServerRuntime): ChildProcess {
   const { command, args } = runtimeCommand(other);
   const [program, ...programArgs] = [...launcher, command, ...args, ...flags];
   return spawn(program!, programArgs, {
@@ -79,7 +90,7 @@ function etcdStoreFlags(flags: string[]): string[] {
 /** Starts a server on 127.0.0.1 and a free port (unless the flags say otherwise). */
 export async function startServer(
   flags: string[] = [],
-  options: { env?: Record<string, string>; timeoutMs?: number; launcher?: string[]; runtime?: "deno" | "bun" | "binary" } = {},
+  options: { env?: Record<string, string>; timeoutMs?: number; launcher?: string[]; runtime?: ServerRuntime } = {},
 ): Promise<ServerProcess> {
   const defaults = [
     ...(flags.some((f) => f.startsWith("--address") || f === "-a") ? [] : ["--address", "127.0.0.1"]),
