@@ -65,9 +65,10 @@ function collect(child: ChildProcess) {
 }
 
 /** `launcher` runs the server through another program, such as `["prlimit", "--nofile=256:256", "--"]`. */
-function spawnServer(flags: string[], env: Record<string, string> = {}, launcher: string[] = [], other?: ServerRuntime): ChildProcess {
-  const { command, args } = runtimeCommand(other);
-  const [program, ...programArgs] = [...launcher, command, ...args, ...flags];
+function spawnServer(flags: string[], env: Record<string, string> = {}, launcher: string[] = [], other?: ServerRuntime | readonly string[]): ChildProcess {
+  const named = Array.isArray(other) ? undefined : runtimeCommand(other as ServerRuntime | undefined);
+  const commandLine = named ? [named.command, ...named.args] : other as readonly string[];
+  const [program, ...programArgs] = [...launcher, ...commandLine, ...flags];
   return spawn(program!, programArgs, {
     cwd: ROOT,
     env: { ...process.env, NO_COLOR: "1", ...env },
@@ -87,10 +88,13 @@ function etcdStoreFlags(flags: string[]): string[] {
   return ["--store", "etcd", "--etcd-endpoints", endpoints, "--etcd-prefix", `/conformance/${process.pid}-${Date.now()}-${++etcdPrefixes}`];
 }
 
-/** Starts a server on 127.0.0.1 and a free port (unless the flags say otherwise). */
+/**
+ * Starts a server on 127.0.0.1 and a free port (unless the flags say otherwise). `runtime` picks
+ * what runs it, or names the whole command (a task runner, a package's bin) that the flags follow.
+ */
 export async function startServer(
   flags: string[] = [],
-  options: { env?: Record<string, string>; timeoutMs?: number; launcher?: string[]; runtime?: ServerRuntime } = {},
+  options: { env?: Record<string, string>; timeoutMs?: number; launcher?: string[]; runtime?: ServerRuntime | readonly string[] } = {},
 ): Promise<ServerProcess> {
   const defaults = [
     ...(flags.some((f) => f.startsWith("--address") || f === "-a") ? [] : ["--address", "127.0.0.1"]),
