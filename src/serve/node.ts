@@ -14,6 +14,7 @@ import { Readable } from "node:stream";
 import {
   AddressInUseError,
   DEFAULT_IDLE_TIMEOUT_MS,
+  KNOWN_BODIES,
   type RequestInfo,
   type RunningServer,
   type ServeHandler,
@@ -110,40 +111,78 @@ function headersOf(incoming: IncomingMessage): Headers {
 }
 
 async function answer(handler: ServeHandler, incoming: IncomingMessage, outgoing: ServerResponse): Promise<void> {
-  // Aborted when the client goes away before the response is written in full: ends event
-  // streams and long-polls at once.
-  const abort = new AbortController();
-  outgoing.once("close", () => {
-    if (!outgoing.writableFinished) abort.abort();
-  });
   const method = incoming.method ?? "GET";
   if (FORBIDDEN_METHODS.has(method)) {
     // Node's Request refuses to carry these: no endpoint serves them anyway.
     return plain(outgoing, 405, `method ${method} is not allowed; chaos-signal serves GET, HEAD and POST`, { allow: "GET, HEAD, POST" });
   }
-  const hasBody = method !== "GET" && method !== "HEAD";
-  let request: Request;
-  try {
-    request = new Request(urlOf(incoming), {
-      method,
-      headers: headersOf(incoming),
-      signal: abort.signal,
-      ...(hasBody ? { body: Readable.toWeb(incoming) as ReadableStream<Uint8Array>, duplex: "half" } : {}),
-    } as RequestInit);
-  } catch (error) {
+  const url = urlOf(incoming);
+  if (!URL.canParse(url)) {
     // A Host header or path that makes no URL: the handler never sees it.
-    return plain(outgoing, 400, `bad request: ${(error as Error).message.replace(/[\r\n]+/g, " ")}`);
+    return plain(outgoing, 400, `bad request: the Host header and path make no URL`);
   }
+  const request = new NodeRequest(method, url, incoming);
+  // The client went away before the response was written in full: event streams and long-polls end at once.
+  outgoing.once("close", () => {
+    if (!outgoing.writableFinished) request.clientGone();
+  });
   let response: Response;
   try {
-    response = await handler(request, new NodeRequestInfo(incoming.socket));
+    response = await handler(request as unknown as Request, new NodeRequestInfo(incoming.socket));
   } catch (error) {
     response = internalError(error);
   }
-  await write(response, outgoing, method === "HEAD", abort.signal);
+  await write(response, outgoing, method === "HEAD", request);
 }
 
-async function write(response: Response, outgoing: ServerResponse, headOnly: boolean, aborted: AbortSignal): Promise<void> {
+/**
+ * The request the handler gets: `method` and `url` at once, everything else (headers, body,
+ * signal) from a real `Request` made on first use. A poll of GET / reads only the method and
+ * the URL, and a `Request` with its Headers and AbortController cost as much again as the rest of
+ * the poll (the @hono/node-server adapter does the same). It is a `Request` to `instanceof`.
+ */
+class NodeRequest {
+  #real: Request | undefined;
+  #abort: AbortController | undefined;
+  #gone = false;
+  constructor(readonly method: string, readonly url: string, private readonly incoming: IncomingMessage) {}
+
+  get gone(): boolean {
+    return this.#gone;
+  }
+
+  clientGone(): void {
+    this.#gone = true;
+    this.#abort?.abort();
+  }
+
+  real(): Request {
+    if (this.#real) return this.#real;
+    this.#abort = new AbortController();
+    if (this.#gone) this.#abort.abort();
+    const hasBody = this.method !== "GET" && this.method !== "HEAD";
+    this.#real = new Request(this.url, {
+      method: this.method,
+      headers: headersOf(this.incoming),
+      signal: this.#abort.signal,
+      ...(hasBody ? { body: Readable.toWeb(this.incoming) as ReadableStream<Uint8Array>, duplex: "half" } : {}),
+    } as RequestInit);
+    return this.#real;
+  }
+}
+Object.setPrototypeOf(NodeRequest.prototype, Request.prototype);
+for (const key of Object.getOwnPropertyNames(Request.prototype)) {
+  if (key === "constructor" || key === "method" || key === "url") continue;
+  Object.defineProperty(NodeRequest.prototype, key, {
+    get(this: NodeRequest) {
+      const real = this.real();
+      const value = (real as unknown as Record<string, unknown>)[key];
+      return typeof value === "function" ? value.bind(real) : value;
+    },
+  });
+}
+
+async function write(response: Response, outgoing: ServerResponse, headOnly: boolean, request: NodeRequest): Promise<void> {
   const headers: Record<string, string | string[]> = {};
   response.headers.forEach((value, name) => {
     if (name !== "set-cookie") headers[name] = value;
@@ -157,42 +196,34 @@ async function write(response: Response, outgoing: ServerResponse, headOnly: boo
     await body?.cancel().catch(() => {});
     return;
   }
-  const reader = body.getReader();
-  try {
-    let chunk = await reader.read();
-    if (chunk.done) {
-      writeHead(outgoing, response, headers);
-      outgoing.end();
-      return;
-    }
-    // A body made from a string or bytes (every answer but a stream) ends within this turn:
-    // then one write, with its length. A stream's next chunk may take minutes: its first goes now.
-    const second = reader.read();
-    const next = await Promise.race([second, nextTurn()]);
-    if (next !== undefined && next.done) {
-      headers["content-length"] ??= String(chunk.value.byteLength);
-      writeHead(outgoing, response, headers);
-      outgoing.end(chunk.value);
-      return;
-    }
+  if (headers["content-length"] !== undefined) {
+    // A body of known length (every answer but an event stream): written at once, its stream
+    // read only when the bytes are not known already.
+    const bytes = KNOWN_BODIES.get(response) ?? new Uint8Array(await response.arrayBuffer());
     writeHead(outgoing, response, headers);
-    // Every chunk goes out as it comes (node:http sets no Nagle delay: noDelay).
-    outgoing.write(chunk.value);
-    chunk = next ?? await second;
-    while (!chunk.done && !aborted.aborted) {
-      if (!outgoing.write(chunk.value)) await drained(outgoing, aborted);
-      chunk = await reader.read();
+    outgoing.end(bytes);
+    return;
+  }
+  // A stream: every chunk goes out as it comes (node:http sets no Nagle delay: noDelay), until
+  // it ends or the client goes away.
+  writeHead(outgoing, response, headers);
+  outgoing.flushHeaders();
+  const reader = body.getReader();
+  const stop = () => reader.cancel().catch(() => {});
+  outgoing.once("close", stop);
+  try {
+    for (let chunk = await reader.read(); !chunk.done && !request.gone; chunk = await reader.read()) {
+      if (!outgoing.write(chunk.value)) await drained(outgoing);
     }
     outgoing.end();
   } catch {
-    // The stream failed or the client went away: the connection cannot carry a clean end.
+    // The stream failed: the connection cannot carry a clean end.
     outgoing.destroy();
   } finally {
-    reader.cancel().catch(() => {});
+    outgoing.off("close", stop);
+    stop();
   }
 }
-
-const nextTurn = (): Promise<undefined> => new Promise((resolve) => setImmediate(() => resolve(undefined)));
 
 /** The status line: the runtime's own reason phrase unless the handler gave one. */
 function writeHead(outgoing: ServerResponse, response: Response, headers: Record<string, string | string[]>): void {
@@ -200,15 +231,16 @@ function writeHead(outgoing: ServerResponse, response: Response, headers: Record
   else outgoing.writeHead(response.status, headers);
 }
 
-function drained(outgoing: ServerResponse, aborted: AbortSignal): Promise<void> {
+/** Resolves when the socket takes more, or when it closes (the client went away). */
+function drained(outgoing: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       outgoing.off("drain", done);
-      aborted.removeEventListener("abort", done);
+      outgoing.off("close", done);
       resolve();
     };
     outgoing.once("drain", done);
-    aborted.addEventListener("abort", done, { once: true });
+    outgoing.once("close", done);
   });
 }
 
