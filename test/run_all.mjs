@@ -45,7 +45,8 @@ const runners = {
   "single-file-deno": deno(CONFORMANCE),
   "single-file-bun": bun(CONFORMANCE),
   // The servers run on Node.js (node dist/chaos-signal.js; the package's command); the tests on Bun.
-  node: bun(CONFORMANCE),
+  // Node's own serve file also runs the event stream and long-poll tests (flushing, clients gone).
+  node: bun([...CONFORMANCE, "test/events_test.ts", "test/long_poll_test.ts"]),
   package: bun(CONFORMANCE),
   // The HTTP contract with the signal in etcd (a one-member etcd started here).
   "etcd-deno": deno(ETCD_CONFORMANCE),

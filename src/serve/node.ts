@@ -1,9 +1,10 @@
 /**
  * `serve` on Node.js (20 and later): the only file that touches `node:http`.
  *
- * Hand-written on node:http rather than an adapter library: it is measured as fast as
- * `@hono/node-server` on GET / (README, "Performance"), adds no dependency, and its few
+ * Hand-written on node:http rather than an adapter library: no new dependency, and its few
  * conversions (IncomingMessage -> Request, Response -> ServerResponse) are all here to read.
+ * `@hono/node-server` measured faster on GET / (README, "On Node.js"), mostly by replacing the
+ * global Request and Response; that is the next step should Node's polls per second matter.
  * A response body is written chunk by chunk as the handler's stream yields it, so an event
  * stream or a long-poll flushes at once; a client that goes away aborts `request.signal`.
  */
