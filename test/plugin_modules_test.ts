@@ -7,13 +7,15 @@ import { join, relative } from "node:path";
 import { test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { loadPluginModules, pluginsFromConfig, settingsFromConfig } from "../mod.ts";
-import { ROOT, run, runCli, startServer } from "./helpers/server_process.ts";
+import { ROOT, run, runCli, runtimeCommand, startServer } from "./helpers/server_process.ts";
 import { tempDir } from "./helpers/files.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const EXAMPLE = join(ROOT, "examples", "tcp_source.ts");
 /** The compiled binary resolves no package (valibot) from disk for a module it imports: it takes one bundled file. */
 const BINARY = ["binary", "image"].includes(process.env.CHAOS_SIGNAL_UNDER_TEST ?? "");
+/** Node.js 20 imports no TypeScript: a plugin for it is JavaScript (here, the example bundled). */
+const NODE = runtimeCommand().name === "node";
 
 /** A config file in a new directory, with modules written beside it; returns its path. */
 function configWith(yaml: string, modules: Record<string, string> = {}): string {
@@ -49,8 +51,8 @@ test("a plugin module named in the config file gives a type that sources use: th
   const config = join(dir, "config.yaml");
   // Relative to the config file, not to the working directory.
   let specifier = `./${relative(dir, EXAMPLE)}`;
-  if (BINARY) {
-    const bundled = await run(process.execPath, ["build", EXAMPLE, "--target", "bun", "--format", "esm", "--outfile", join(dir, "tcp_source.js")]);
+  if (BINARY || NODE) {
+    const bundled = await run(process.execPath, ["build", EXAMPLE, "--target", NODE ? "node" : "bun", "--format", "esm", "--outfile", join(dir, "tcp_source.js")]);
     assert.equal(bundled.code, 0, bundled.stderr);
     specifier = "./tcp_source.js";
   }
@@ -94,7 +96,12 @@ test("a bad module, a missing export or a type name clash stops the start: exit 
     ["[./relay.ts]", { "relay.ts": factoryModule("relay") }, /^chaos-signal: .*config\.yaml: chaos_signal\.plugins\[0\] \(\.\/relay\.ts\): type "relay" is taken by the built-in relay$/],
     ["[./a.ts, ./b.ts]", { "a.ts": factoryModule("tcp"), "b.ts": factoryModule("tcp") }, /^chaos-signal: .*config\.yaml: chaos_signal\.plugins\[1\] \(\.\/b\.ts\): type "tcp" is also exported by chaos_signal\.plugins\[0\] \(\.\/a\.ts\)$/],
   ];
-  for (const [list, modules, expected] of cases) {
+  for (const [tsList, tsModules, tsExpected] of cases) {
+    // The same modules as .mjs for Node.js, which imports no .ts file (they hold plain JavaScript).
+    const rename = (text: string) => (NODE ? text.replaceAll(".ts", ".mjs") : text);
+    const list = rename(tsList);
+    const modules = Object.fromEntries(Object.entries(tsModules).map(([name, text]) => [rename(name), text]));
+    const expected = new RegExp(NODE ? tsExpected.source.replaceAll("\\.ts", "\\.mjs") : tsExpected.source);
     const config = configWith(`chaos_signal:\n  plugins: ${list}\n`, modules);
     const result = await runCli(["--config", config]);
     assert.equal(result.code, 2, `${list}: ${result.output}`);

@@ -7,7 +7,7 @@ import { after, before, test } from "node:test";
 import { runtime } from "../src/serve/mod.ts";
 import { type EtcdCluster, startEtcd } from "./helpers/etcd.ts";
 import { tempFile } from "./helpers/files.ts";
-import { type ServerProcess, startServer } from "./helpers/server_process.ts";
+import { type ServerProcess, type ServerRuntime, startServer } from "./helpers/server_process.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const MAX_STALENESS_MS = 1500;
@@ -18,7 +18,7 @@ let etcd: EtcdCluster;
 let config: string;
 const replicas: ServerProcess[] = [];
 
-function replica(runtimeName: "deno" | "bun" = here): Promise<ServerProcess> {
+function replica(runtimeName: ServerRuntime = here): Promise<ServerProcess> {
   return startServer(["--config", config], { runtime: runtimeName });
 }
 

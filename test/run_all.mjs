@@ -6,13 +6,15 @@
 // The counts come from each runner's JUnit report, counting leaf test cases:
 // Deno reports a describe() block as a test case of its own besides its steps.
 //
-// Usage: node test/run_all.mjs [typecheck|deno|bun|binary|single-file-deno|single-file-bun|etcd-deno|etcd-bun|image ...] [-- test files or dirs]
+// Usage: node test/run_all.mjs [typecheck|deno|bun|binary|single-file-deno|single-file-bun|node|package|etcd-deno|etcd-bun|image ...] [-- test files or dirs]
 // With no names it runs them all: the type check, the whole suite under Deno and Bun, then (after `npm run build`)
-// the HTTP conformance tests against the compiled binary and the bundled single file, with the signal in etcd,
-// and against the container image (built with buildah, its entrypoint run under chroot: test/helpers/image_rig.mjs).
+// the HTTP conformance tests against the compiled binary, the bundled single file (on Deno, Bun and Node.js), the
+// npm package's command (packed and installed into an empty directory), with the signal in etcd, and against the
+// container image (built with buildah, its entrypoint run under chroot: test/helpers/image_rig.mjs).
 import { spawn, spawnSync } from "node:child_process";
 import { createServer } from "node:net";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildImage, mountImage, removeImage } from "./helpers/image_rig.mjs";
@@ -47,13 +49,18 @@ const runners = {
   binary: bun(CONFORMANCE),
   "single-file-deno": deno(CONFORMANCE),
   "single-file-bun": bun(CONFORMANCE),
+  // The servers run on Node.js (node dist/chaos-signal.js; the package's command); the tests on Bun.
+  // Node's own serve file also runs the event stream and long-poll tests (flushing, clients gone).
+  // Node also resolves DNS (a relay's targets_dns) and talks TLS to etcd through its own serve file.
+  node: bun([...CONFORMANCE, "test/events_test.ts", "test/long_poll_test.ts", "test/etcd_tls_test.ts", "test/relay_discovery_test.ts"]),
+  package: bun(CONFORMANCE),
   // The HTTP contract with the signal in etcd (a one-member etcd started here).
   "etcd-deno": deno(ETCD_CONFORMANCE),
   "etcd-bun": bun(ETCD_CONFORMANCE),
   // The container image: its own checks (user, cmd, env, /data), then the HTTP conformance tests.
   image: bun(["test/image_test.ts", ...CONFORMANCE]),
 };
-const UNDER_TEST = { binary: "binary", "single-file-deno": "single-file", "single-file-bun": "single-file", image: "image" };
+const UNDER_TEST = { binary: "binary", "single-file-deno": "single-file", "single-file-bun": "single-file", node: "node", package: "package", image: "image" };
 
 function decode(text) {
   return text.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, "&");
@@ -98,6 +105,7 @@ if (chosen.some((name) => name in UNDER_TEST)) {
     process.exit(1);
   }
 }
+const installed = chosen.includes("package") ? installPackage() : undefined;
 const etcd = chosen.some((name) => name.startsWith("etcd-")) ? await startEtcd() : undefined;
 let image;
 try {
@@ -114,7 +122,7 @@ for (const name of chosen.filter((name) => name !== "typecheck")) {
   }
   const report = join(reports, `${name}.xml`);
   const [command, args] = runners[name](report);
-  const underTest = UNDER_TEST[name] ? { CHAOS_SIGNAL_UNDER_TEST: UNDER_TEST[name], ...(name === "image" ? image.env : {}) } : name.startsWith("etcd-") ? { CHAOS_SIGNAL_TEST_ETCD: etcd.endpoint } : {};
+  const underTest = name === "package" ? { CHAOS_SIGNAL_UNDER_TEST: `package:${installed}` } : UNDER_TEST[name] ? { CHAOS_SIGNAL_UNDER_TEST: UNDER_TEST[name], ...(name === "image" ? image.env : {}) } : name.startsWith("etcd-") ? { CHAOS_SIGNAL_TEST_ETCD: etcd.endpoint } : {};
   console.log(`\n=== ${name}: ${Object.entries(underTest).map(([k, v]) => `${k}=${v} `).join("")}${[command, ...args].join(" ")}`);
   const result = spawnSync(command, args, {
     cwd: root,
@@ -141,6 +149,7 @@ for (const name of chosen.filter((name) => name !== "typecheck")) {
 }
 image?.cleanup();
 rmSync(scratch, { recursive: true, force: true });
+if (installed) rmSync(installed, { recursive: true, force: true });
 console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
 process.exit(failed > 0 || broken ? 1 : 0);
 
@@ -167,6 +176,29 @@ function prepareImage() {
       CHAOS_SIGNAL_IMAGE_CONFIG: configFile,
     },
   };
+}
+
+/**
+ * `npm pack` (its prepack builds dist/), then the tarball installed into an empty directory, as a
+ * user would: returns that directory, whose node_modules/.bin/chaos-signal the "package" run
+ * starts. The dependencies come from npm's cache when `npm ci` filled it (--prefer-offline).
+ */
+function installPackage() {
+  const dir = mkdtempSync(join(tmpdir(), "chaos-signal-package-"));
+  const npm = (args, cwd) => {
+    console.log(`\n=== package: npm ${args.join(" ")}`);
+    const result = spawnSync("npm", args, { cwd, stdio: ["ignore", "pipe", "inherit"], encoding: "utf8" });
+    if (result.status !== 0) {
+      console.log(`\n0 passed, 1 failed (npm ${args[0]} failed)`);
+      process.exit(1);
+    }
+    return result.stdout;
+  };
+  npm(["pack", "--silent", "--pack-destination", dir], root);
+  const tarball = readdirSync(dir).find((name) => name.endsWith(".tgz"));
+  writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "chaos-signal-user", private: true }));
+  npm(["install", "--prefer-offline", "--no-audit", "--no-fund", "--silent", `./${tarball}`], dir);
+  return dir;
 }
 
 /** One etcd member on free loopback ports with a scratch data dir, for the etcd-* runs. */

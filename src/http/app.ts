@@ -22,6 +22,7 @@ import { DEFAULT_HEARTBEAT_MS } from "../push/event_stream.ts";
 import type { History } from "../state/history.ts";
 import type { SignalStore, StateHealth } from "../state/signal_store.ts";
 import type { RequestInfo } from "../serve/types.ts";
+import { runtime } from "../serve/mod.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../web/request_body.ts";
 import { errorResponse, HttpError, textResponse } from "../web/response.ts";
 import type { Auth } from "./auth.ts";
@@ -182,11 +183,14 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     }
   };
 
+  // Node.js (undici) tees the body of a clone: cloning one template poll after poll chains tees
+  // without end, and time and memory per poll grow. There each poll gets a new Response.
+  const cloneTemplates = runtime().name !== "node";
   const handler: FetchHandler = (request, info) => {
     // Krkn's runner polls a plain GET / all run long: answer it at once, without routing or parsing the URL.
     if (request.method === "GET" && !auth?.protectReads && isPlainRoot(request.url)) {
       metrics.countPoll();
-      return SIGNAL_RESPONSES[store.signal].clone();
+      return cloneTemplates ? SIGNAL_RESPONSES[store.signal].clone() : textResponse(store.signal);
     }
     return routed(request, info);
   };

@@ -10,16 +10,21 @@ export { AddressInUseError } from "./types.ts";
 export type { DnsQueryOptions, DnsRecordType, ResolveDns, RunningServer, ServeHandler, ServeOptions, TlsFetch, TlsFiles } from "./types.ts";
 
 export interface Runtime {
-  readonly name: "deno" | "bun";
+  readonly name: "deno" | "bun" | "node";
   readonly version: string;
 }
 
-/** Which runtime this is, from `process.versions` (both set it; Node does not). */
+/** The oldest Node.js that chaos-signal runs on (its `fetch`, `Request` and `AbortSignal.any`). */
+export const MIN_NODE_MAJOR = 20;
+
+/** Which runtime this is, from `process.versions` (Deno and Bun set their own; Node.js only `node`). */
 export function runtime(): Runtime {
   const versions = process.versions as Record<string, string | undefined>;
   if (versions.bun) return { name: "bun", version: versions.bun };
   if (versions.deno) return { name: "deno", version: versions.deno };
-  throw new Error(`chaos-signal runs on Deno or Bun, not on Node.js ${process.version}: use "deno run -A mod.ts" or "bun run mod.ts"`);
+  const node = versions.node ?? "";
+  if (Number(node.split(".")[0]) >= MIN_NODE_MAJOR) return { name: "node", version: node };
+  throw new Error(`chaos-signal runs on Deno, Bun or Node.js ${MIN_NODE_MAJOR} and later, not on Node.js ${process.version}`);
 }
 
 /**
@@ -27,20 +32,21 @@ export function runtime(): Runtime {
  * `key_file`): each runtime has its own option for it, so each serve file has its own.
  */
 export async function tlsFetch(files: TlsFiles): Promise<TlsFetch> {
-  const name: string = runtime().name;
+  const name = runtime().name;
   if (name === "deno") return (await import("./deno.ts")).tlsFetch(files);
   if (name === "bun") return (await import("./bun.ts")).tlsFetch(files);
-  // NODE: return (await import("./node.ts")).tlsFetch(files) once src/serve/node.ts has one.
-  throw new Error(`store TLS options (ca_file, cert_file, key_file) need Deno or Bun, not ${name}`);
+  return (await import("./node.ts")).tlsFetch(files);
 }
 
 export async function serve(handler: ServeHandler, options: ServeOptions): Promise<RunningServer> {
-  const implementation = runtime().name === "deno" ? await import("./deno.ts") : await import("./bun.ts");
+  const name = runtime().name;
+  const implementation = name === "deno" ? await import("./deno.ts") : name === "bun" ? await import("./bun.ts") : await import("./node.ts");
   return implementation.serve(handler, options);
 }
 
 /** DNS resolution through the runtime's own resolver (a relay's `targets_dns`). */
 export async function resolveDns(name: string, type: DnsRecordType, options: DnsQueryOptions): Promise<string[]> {
-  const implementation = runtime().name === "deno" ? await import("./deno.ts") : await import("./bun.ts");
+  const runtimeName = runtime().name;
+  const implementation = runtimeName === "deno" ? await import("./deno.ts") : runtimeName === "bun" ? await import("./bun.ts") : await import("./node.ts");
   return implementation.resolveDns(name, type, options);
 }

@@ -7,6 +7,7 @@
  * (http/app.ts), and the length must survive that (RFC 9110 section 9.3.2).
  */
 import { StatusError } from "itty-router";
+import { KNOWN_BODIES } from "../serve/types.ts";
 
 const TEXT_HEADERS = {
   "content-type": "text/plain; charset=utf-8",
@@ -15,26 +16,32 @@ const TEXT_HEADERS = {
 
 const encoder = new TextEncoder();
 
+/** Tells the serve files the body's bytes, so that they need not read its stream (serve/types.ts). */
+function known(bytes: Uint8Array, response: Response): Response {
+  KNOWN_BODIES.set(response, bytes);
+  return response;
+}
+
 /** A plain-text body, byte for byte (no trailing newline: Krkn compares with `==`). */
 export function textResponse(body: string, init: { status?: number; headers?: Record<string, string> } = {}): Response {
   const bytes = encoder.encode(body);
-  return new Response(bytes, {
+  return known(bytes, new Response(bytes, {
     status: init.status ?? 200,
     headers: { ...TEXT_HEADERS, "content-length": String(bytes.byteLength), ...init.headers },
-  });
+  }));
 }
 
 /** A JSON body; `cache-control: no-store` because every answer is live state. */
 export function jsonResponse(value: unknown, init: { status?: number } = {}): Response {
   const bytes = encoder.encode(JSON.stringify(value, null, 2) + "\n");
-  return new Response(bytes, {
+  return known(bytes, new Response(bytes, {
     status: init.status ?? 200,
     headers: {
       "content-type": "application/json; charset=utf-8",
       "cache-control": "no-store",
       "content-length": String(bytes.byteLength),
     },
-  });
+  }));
 }
 
 /**

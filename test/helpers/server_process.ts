@@ -9,16 +9,23 @@ import { runtime } from "../../src/serve/mod.ts";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
+/** What runs a server: a runtime on the sources (Node.js: on the bundled file), or the compiled binary. */
+export type ServerRuntime = "deno" | "bun" | "node" | "binary";
+
 /**
  * The command that runs chaos-signal on the runtime the tests run on: mod.ts,
  * or with CHAOS_SIGNAL_UNDER_TEST=binary the compiled binary (a Bun program),
  * or =single-file the bundled dist/chaos-signal.js (`npm run build` makes both),
+ * or =node that file under Node.js, or =package:<dir> the `chaos-signal` command of the npm
+ * package installed in <dir> (Node.js runs it: its shebang; run_all.mjs packs and installs it),
  * or =image the container image's binary, run under `chroot` in the image's mounted root as the
  * image's user (run_all's image runner mounts it and sets CHAOS_SIGNAL_IMAGE_ROOT and _USER).
  */
-export function runtimeCommand(other?: "deno" | "bun" | "binary"): { command: string; args: string[]; name: "deno" | "bun" } {
+export function runtimeCommand(other?: ServerRuntime): { command: string; args: string[]; name: "deno" | "bun" | "node" } {
   // The compiled binary as one replica among others (it exists after `npm run build`).
   if (other === "binary") return { command: `${ROOT}dist/chaos-signal`, args: [], name: "bun" };
+  // The single file on Node.js (`npm run build` makes it).
+  if (other === "node") return { command: "node", args: [`${ROOT}dist/chaos-signal.js`], name: "node" };
   if (other !== undefined && other !== runtime().name) {
     // The other runtime, from the project's own install: replicas mixing Deno and Bun.
     return { command: `${ROOT}node_modules/.bin/${other}`, args: other === "deno" ? ["run", "-A", "mod.ts"] : ["run", "mod.ts"], name: other };
@@ -27,6 +34,10 @@ export function runtimeCommand(other?: "deno" | "bun" | "binary"): { command: st
   const underTest = process.env.CHAOS_SIGNAL_UNDER_TEST;
   if (underTest === "binary") return { command: `${ROOT}dist/chaos-signal`, args: [], name: "bun" };
   if (underTest === "image") return imageCommand();
+  if (underTest === "node") return { command: "node", args: [`${ROOT}dist/chaos-signal.js`], name: "node" };
+  if (underTest?.startsWith("package:")) {
+    return { command: `${underTest.slice("package:".length)}/node_modules/.bin/chaos-signal`, args: [], name: "node" };
+  }
   const entry = underTest === "single-file" ? "dist/chaos-signal.js" : "mod.ts";
   return { command: process.execPath, args: name === "deno" ? ["run", "-A", entry] : ["run", entry], name };
 }
@@ -66,9 +77,10 @@ function collect(child: ChildProcess) {
 }
 
 /** `launcher` runs the server through another program, such as `["prlimit", "--nofile=256:256", "--"]`. */
-function spawnServer(flags: string[], env: Record<string, string> = {}, launcher: string[] = [], other?: "deno" | "bun" | "binary"): ChildProcess {
-  const { command, args } = runtimeCommand(other);
-  const [program, ...programArgs] = [...launcher, command, ...args, ...flags];
+function spawnServer(flags: string[], env: Record<string, string> = {}, launcher: string[] = [], other?: ServerRuntime | readonly string[]): ChildProcess {
+  const named = Array.isArray(other) ? undefined : runtimeCommand(other as ServerRuntime | undefined);
+  const commandLine = named ? [named.command, ...named.args] : other as readonly string[];
+  const [program, ...programArgs] = [...launcher, ...commandLine, ...flags];
   return spawn(program!, programArgs, {
     cwd: ROOT,
     env: { ...process.env, NO_COLOR: "1", ...env },
@@ -88,10 +100,13 @@ function etcdStoreFlags(flags: string[]): string[] {
   return ["--store", "etcd", "--etcd-endpoints", endpoints, "--etcd-prefix", `/conformance/${process.pid}-${Date.now()}-${++etcdPrefixes}`];
 }
 
-/** Starts a server on 127.0.0.1 and a free port (unless the flags say otherwise). */
+/**
+ * Starts a server on 127.0.0.1 and a free port (unless the flags say otherwise). `runtime` picks
+ * what runs it, or names the whole command (a task runner, a package's bin) that the flags follow.
+ */
 export async function startServer(
   flags: string[] = [],
-  options: { env?: Record<string, string>; timeoutMs?: number; launcher?: string[]; runtime?: "deno" | "bun" | "binary" } = {},
+  options: { env?: Record<string, string>; timeoutMs?: number; launcher?: string[]; runtime?: ServerRuntime | readonly string[] } = {},
 ): Promise<ServerProcess> {
   const defaults = [
     ...(flags.some((f) => f.startsWith("--address") || f === "-a") ? [] : ["--address", "127.0.0.1"]),
