@@ -36,7 +36,7 @@ import type { StoreStatus } from "./http/status.ts";
 import { alertmanagerSource, fileSource, prometheusSource, relay, webhookSource } from "../plugins/mod.ts";
 import { BUILTIN_REGISTRY, type PluginRegistry, pluginsFromConfig } from "./plugin/registry.ts";
 import { VERSION } from "./version.ts";
-import { resolveDns } from "./serve/mod.ts";
+import { resolveDns, runtime } from "./serve/mod.ts";
 import type { ResolveDns } from "./serve/types.ts";
 import { type TlsFetch, tlsFetch, type TlsFiles } from "./serve/mod.ts";
 import { FileRefusedError, readRegularFile } from "./util/bounded_file.ts";
@@ -311,6 +311,7 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
     pluginTypes: [fileSource, webhookSource, alertmanagerSource, prometheusSource, relay],
     version: VERSION,
     runtime: options.runtime ?? "unknown",
+    freshResponses: runtime().name === "node",
     now,
     maxBodyBytes: settings.maxBodyBytes,
     allowedOrigins: settings.allowedOrigins,

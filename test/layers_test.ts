@@ -14,7 +14,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   core: [],
   util: ["core"],
   config: ["core", "util", "src/serve/types.ts"],
-  web: ["core", "util", "config"],
+  web: ["core", "util", "config", "src/serve/types.ts"],
   state: ["core", "util", "config"],
   push: ["core", "util", "config", "web"],
   client: ["core", "util", "config"],

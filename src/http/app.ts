@@ -22,7 +22,6 @@ import { DEFAULT_HEARTBEAT_MS } from "../push/event_stream.ts";
 import type { History } from "../state/history.ts";
 import type { SignalStore, StateHealth } from "../state/signal_store.ts";
 import type { RequestInfo } from "../serve/types.ts";
-import { runtime } from "../serve/mod.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../web/request_body.ts";
 import { errorResponse, HttpError, textResponse } from "../web/response.ts";
 import type { Auth } from "./auth.ts";
@@ -90,6 +89,12 @@ export interface HandlerOptions {
   readonly heartbeatMs?: number;
   /** The plugin types this server knows (a registry's factories): their metric families always show. */
   readonly pluginTypes?: readonly DescribedKind[];
+  /**
+   * Answer each plain `GET /` with a new Response instead of a clone of a prepared one. Node.js
+   * (undici) tees the body of a clone: cloning one template poll after poll chains tees without
+   * end, and time and memory per poll grow. @default false (Deno and Bun clone fastest)
+   */
+  readonly freshResponses?: boolean;
 }
 
 /** Longer request targets (path and query) get 414; the runtimes' own limits apply too. */
@@ -183,9 +188,7 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     }
   };
 
-  // Node.js (undici) tees the body of a clone: cloning one template poll after poll chains tees
-  // without end, and time and memory per poll grow. There each poll gets a new Response.
-  const cloneTemplates = runtime().name !== "node";
+  const cloneTemplates = !options.freshResponses;
   const handler: FetchHandler = (request, info) => {
     // Krkn's runner polls a plain GET / all run long: answer it at once, without routing or parsing the URL.
     if (request.method === "GET" && !auth?.protectReads && isPlainRoot(request.url)) {
