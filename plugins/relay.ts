@@ -28,6 +28,8 @@ export const RELAY_KIND = "relay";
 export const DEFAULT_CONCURRENCY = 128;
 /** Targets not in sync listed in `/status`; the rest are counted, and paged at `/status/relays/<name>`. */
 export const MAX_LISTED_TARGETS = 50;
+/** Of those, the ones with a dashboard card of their own (the counts card says how many more). */
+export const MAX_TARGET_CARDS = 20;
 
 const URL_RULE = "an http(s) URL without user:password@ (credentials would show in /status and logs; use token)";
 const UrlSchema = httpUrl(URL_RULE);
@@ -94,8 +96,10 @@ function aggregateSamples(status: PluginStatus): MetricSample[] {
 
 /** On the dashboard: one card with the relay's counts, then one per target not in sync. */
 function relayCards(status: PluginStatus): DashboardCard[] {
-  const { counts, last_change: change, unsynced = [] } = observationOf(status);
+  const { counts, last_change: change, unsynced = [], targets_page: page } = observationOf(status);
   if (!counts) return [];
+  const shown = unsynced.slice(0, MAX_TARGET_CARDS);
+  const more = counts.targets - counts.in_sync - shown.length;
   const section = { id: "relays", title: "Relays" };
   const badge = counts.failing > 0
     ? { text: `${counts.failing} failing`, tone: "bad" as const }
@@ -115,19 +119,17 @@ function relayCards(status: PluginStatus): DashboardCard[] {
         ["out of sync", counts.out_of_sync],
         ["failing", counts.failing],
         ["last change", change ? { at: change.at, text: reached! } : null],
+        ...(more > 0 ? [["not in sync, without a card", `${more}: see ${page}`] as const] : []),
       ],
     },
-    ...unsynced.map((target): DashboardCard => ({
+    // Short cards: a fleet's /status stays small with 50 targets down.
+    ...shown.map((target): DashboardCard => ({
       section,
       title: target.url,
-      badge: target.failures > 0 ? { text: "failing", tone: "bad" } : { text: "out of sync", tone: "warn" },
-      fields: [
-        ["relay", status.name],
-        ["last pushed", signalAt(target.last_pushed)],
-        ["last seen", signalAt(target.last_seen)],
-        ["last error", target.last_error && { at: target.last_error.at, text: target.last_error.message }],
-        ["failures", target.failures],
-      ],
+      badge: target.failures > 0 ? { text: `failing (${target.failures})`, tone: "bad" } : { text: "out of sync", tone: "warn" },
+      fields: target.last_error && target.failures > 0
+        ? [["last error", { at: target.last_error.at, text: target.last_error.message }]]
+        : [["last seen", signalAt(target.last_seen)]],
     })),
   ];
 }

@@ -104,7 +104,7 @@ export class RelayTarget {
       in_sync: current !== undefined && this.state().held === current,
       last_pushed: iso(this.#lastPushed),
       last_seen: iso(this.#lastSeen),
-      last_error: this.#lastError && { message: this.#lastError.message, at: new Date(this.#lastError.at).toISOString() },
+      last_error: this.#lastError && { message: this.#lastError.message.slice(0, MAX_MESSAGE_CHARS), at: new Date(this.#lastError.at).toISOString() },
       failures: this.#failures,
     };
   }
@@ -207,5 +207,7 @@ export class RelayTarget {
   }
 }
 
+/** An error as `/status` lists it: enough to tell what failed, small enough for 50 of them. */
+const MAX_MESSAGE_CHARS = 200;
 /** A signal endpoint answers a few bytes (an error page a few more): anything past this is not one. */
 const MAX_ANSWER_BYTES = 64 * 1024;
