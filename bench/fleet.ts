@@ -11,7 +11,7 @@
  * `rounds` times, the signal alternates PAUSE and RUN through `POST /<signal>`, and each change is
  * timed from the POST until every target holds it (the helper reports the moment the last one got
  * it). Meanwhile `GET /` is asked of chaos-signal one request after the other, and each answer
- * timed. After each change, the bench itself POSTs the same signal to every target with
+ * timed (and, before the first change, for a second with no fan-out: the machine's own noise). After each change, the bench itself POSTs the same signal to every target with
  * `Promise.all(fetch)`: the bare fan-out, timed until the last answer. Last, chaos-signal's peak
  * RSS (VmHWM) and the size of its `/status`.
  *
@@ -94,6 +94,8 @@ interface Row {
   relay: number[];
   bare: number[];
   root: number[];
+  /** `GET /` with no fan-out running, for comparison (the machine's own noise). */
+  idle: number[];
   rssMb: number;
   statusBytes: number;
 }
@@ -108,8 +110,11 @@ async function measure(size: number): Promise<Row> {
       "fleet.yaml",
     );
     server = await startServer(["--config", config], { timeoutMs: 60_000 });
-    const row: Row = { size, relay: [], bare: [], root: [], rssMb: 0, statusBytes: 0 };
+    const row: Row = { size, relay: [], bare: [], root: [], idle: [], rssMb: 0, statusBytes: 0 };
     await sleep(SETTLE_MS);
+    const idle = pollRoot(server.url);
+    await sleep(1000);
+    row.idle = await idle.stop();
     for (let round = 0; round < ROUNDS; round++) {
       const signal: Change = round % 2 === 0 ? "PAUSE" : "RUN";
       const poller = pollRoot(server.url);
@@ -136,12 +141,12 @@ const rows: Row[] = [];
 for (const size of SIZES) rows.push(await measure(size));
 
 console.log(`\nbench/fleet.ts on ${RUNTIME} ${VERSION}: ${ROUNDS} changes per fleet size (PAUSE and RUN in turn), relay concurrency ${CONCURRENCY ?? "default"}\n`);
-console.log("| targets | chaos-signal: every target in sync | bare fetch fan-out | ratio (medians) | GET / p50 / p99 during | peak RSS | /status |");
+console.log("| targets | chaos-signal: every target in sync | bare fetch fan-out | ratio (medians) | GET / p50 / p99 during (idle) | peak RSS | /status |");
 console.log("|---|---|---|---|---|---|---|");
 for (const row of rows) {
   const ratio = quantile(row.relay, 0.5) / quantile(row.bare, 0.5);
   console.log(
-    `| ${row.size} | ${range(row.relay)} | ${range(row.bare)} | ${ratio.toFixed(1)}× | ${ms(quantile(row.root, 0.5))} / ${ms(quantile(row.root, 0.99))} (${row.root.length} requests) | ${row.rssMb.toFixed(0)} MB | ${(row.statusBytes / 1024).toFixed(1)} KiB |`,
+    `| ${row.size} | ${range(row.relay)} | ${range(row.bare)} | ${ratio.toFixed(1)}× | ${ms(quantile(row.root, 0.5))} / ${ms(quantile(row.root, 0.99))} (${ms(quantile(row.idle, 0.5))} / ${ms(quantile(row.idle, 0.99))}) | ${row.rssMb.toFixed(0)} MB | ${(row.statusBytes / 1024).toFixed(1)} KiB |`,
   );
 }
 process.exit(0);
