@@ -31,6 +31,7 @@ export const MAX_LISTED_TARGETS = 50;
 /** Of those, the ones with a dashboard card of their own (the counts card says how many more). */
 export const MAX_TARGET_CARDS = 20;
 
+const CONCURRENCY_RULE = "a whole number from 1 to 4096";
 const URL_RULE = "an http(s) URL without user:password@ (credentials would show in /status and logs; use token)";
 const UrlSchema = httpUrl(URL_RULE);
 
@@ -50,7 +51,7 @@ export const RelaySchema = strictSection({
   /** Sent as `Authorization: Bearer` (to another chaos-signal that requires one). */
   token: v.optional(TokenSourceSchema),
   /** Requests in flight at most, over all targets (measured: bench/fleet.ts). @default 128 */
-  concurrency: v.optional(v.pipe(v.number("a whole number from 1 to 4096"), v.integer("a whole number from 1 to 4096"), v.minValue(1, "a whole number from 1 to 4096"), v.maxValue(4096, "a whole number from 1 to 4096")), DEFAULT_CONCURRENCY),
+  concurrency: v.optional(v.pipe(v.number(CONCURRENCY_RULE), v.integer(CONCURRENCY_RULE), v.minValue(1, CONCURRENCY_RULE), v.maxValue(4096, CONCURRENCY_RULE)), DEFAULT_CONCURRENCY),
   /** Also a series per target in `/metrics` (one per URL: mind the cardinality). @default false */
   per_target_metrics: v.optional(v.boolean("true or false"), false),
 }, "a mapping of the relay's options");

@@ -60,3 +60,20 @@ test("Fleet.set: added targets get the current signal at once, removed ones are 
     await targets.stop();
   }
 });
+
+test("relay metrics: aggregates always, a series per target only with per_target_metrics; concurrency is validated", async () => {
+  const { relay } = await import("../plugins/relay.ts");
+  const urls = ["http://127.0.0.1:9/", "http://127.0.0.1:10/"];
+  const status = {
+    name: "fleet", kind: "relay", health: "ok" as const, warnings: 0, restarts: 0, last_warning: null,
+    last_observation: { at: new Date().toISOString(), counts: { targets: 2, in_sync: 0, out_of_sync: 2, failing: 0 } },
+  };
+  const families = (perTarget: boolean) =>
+    new Set(relay({ name: "fleet", targets: urls, per_target_metrics: perTarget }).description!.samples!(status).map((s) => s.family + (s.suffix ?? "")));
+  assert.deepEqual([...families(false)].sort(), [
+    "relay_change_reach_all_seconds_bucket", "relay_change_reach_all_seconds_count", "relay_change_reach_all_seconds_sum",
+    "relay_targets", "relay_targets_failing", "relay_targets_in_sync",
+  ]);
+  assert.ok(families(true).has("relay_target_in_sync") && families(true).has("relay_target_failures"));
+  assert.throws(() => relay({ name: "r", targets: urls, concurrency: 0 }), /relay "r": concurrency: got 0; allowed: a whole number from 1 to 4096/);
+});
