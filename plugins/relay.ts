@@ -1,27 +1,39 @@
 /**
  * Relay: pushes every change of the effective signal to downstream signal
  * endpoints, so a stock Krkn run (which polls only the server it embeds)
- * follows chaos-signal. One `RelayTarget` loop per URL; their state is the
- * relay's observation in `/status`.
+ * follows chaos-signal. One `RelayTarget` loop per URL, in a `Fleet` that
+ * keeps the counts; `/status` shows the counts and the targets out of sync
+ * (at most 50), `GET /status/relays/<name>` pages through all of them.
  */
 import * as v from "valibot";
 import {
   aborted,
   type DashboardCard,
+  HttpError,
   definePlugin,
   durationSchema,
   httpUrl,
   type MetricSample,
   type PluginDescription,
   PluginNameSchema,
+  type PluginStatus,
   strictSection,
   TokenSourceSchema,
 } from "../plugin.ts";
-import { failureLine, RelayTarget, type RelayTargetStatus } from "./relay_target.ts";
 import { describeTargetChange, DISCOVERY_ENTRIES, hasTargetKind, NO_TARGET_KIND, TargetDiscovery } from "./relay_discovery.ts";
+import { Fleet, type FleetCounts, type LastChange, REACH_ALL_BUCKETS } from "./relay_fleet.ts";
+import { Slots } from "./relay_slots.ts";
+import type { RelayTargetStatus } from "./relay_target.ts";
 
 export const RELAY_KIND = "relay";
+/** Requests of one relay in flight at most: see the README's "Drive a fleet" for the measurement. */
+export const DEFAULT_CONCURRENCY = 128;
+/** Targets not in sync listed in `/status`; the rest are counted, and paged at `/status/relays/<name>`. */
+export const MAX_LISTED_TARGETS = 50;
+/** Of those, the ones with a dashboard card of their own (the counts card says how many more). */
+export const MAX_TARGET_CARDS = 20;
 
+const CONCURRENCY_RULE = "a whole number from 1 to 4096";
 const URL_RULE = "an http(s) URL without user:password@ (credentials would show in /status and logs; use token)";
 const UrlSchema = httpUrl(URL_RULE);
 
@@ -42,105 +54,204 @@ export const RelaySchema = v.pipe(strictSection({
   refused_retry: v.optional(durationSchema(10, 600_000), "1s"),
   /** Sent as `Authorization: Bearer` (to another chaos-signal that requires one). */
   token: v.optional(TokenSourceSchema),
+  /** Requests in flight at most, over all targets (measured: bench/fleet.ts). @default 128 */
+  concurrency: v.optional(v.pipe(v.number(CONCURRENCY_RULE), v.integer(CONCURRENCY_RULE), v.minValue(1, CONCURRENCY_RULE), v.maxValue(4096, CONCURRENCY_RULE)), DEFAULT_CONCURRENCY),
+  /** Also a series per target in `/metrics` (one per URL: mind the cardinality). @default false */
+  per_target_metrics: v.optional(v.boolean("true or false"), false),
 }, "a mapping of the relay's options"), v.check((options) => hasTargetKind(options), NO_TARGET_KIND));
 
 export type RelayOptions = v.InferInput<typeof RelaySchema>;
 
-/** The targets' states, as the relay observes them (an older observation may have none). */
-function targetsOf(observation: Record<string, unknown> | null): readonly RelayTargetStatus[] {
-  return observation && Array.isArray(observation.targets) ? observation.targets as RelayTargetStatus[] : [];
+/** What `/status` shows of a relay (its `last_observation`, besides `at`). */
+export type RelayObservation = {
+  counts: FleetCounts;
+  last_change: LastChange | null;
+  /** Targets not in sync, the failing ones first: at most MAX_LISTED_TARGETS. */
+  unsynced: RelayTargetStatus[];
+  /** Where every target is listed, paged. */
+  targets_page: string;
+};
+
+function observationOf(status: PluginStatus): Partial<RelayObservation> {
+  return (status.last_observation ?? {}) as Partial<RelayObservation>;
 }
 
-/** In `/metrics`: each target's sync state; on the dashboard: a card per target. */
-export const RELAY_DESCRIPTION: PluginDescription = {
-  metrics: [
-    { name: "relay_target_in_sync", type: "gauge", help: "1 while a relay target is known to hold the latest signal." },
-    { name: "relay_target_failures", type: "gauge", help: "Failed requests in a row to a relay target." },
-  ],
-  samples({ name, last_observation }) {
-    return targetsOf(last_observation).flatMap((target): MetricSample[] => [
-      { family: "relay_target_in_sync", labels: { relay: name, target: target.url }, value: target.in_sync ? 1 : 0 },
-      { family: "relay_target_failures", labels: { relay: name, target: target.url }, value: target.failures },
-    ]);
-  },
-  cards({ name, last_observation }) {
-    const signalAt = (event: { signal: string; at: string } | null) => event && { at: event.at, text: event.signal };
-    return targetsOf(last_observation).map((target): DashboardCard => ({
-      section: { id: "relays", title: "Relay targets" },
-      title: target.url,
-      badge: target.in_sync ? { text: "in sync", tone: "ok" } : { text: "out of sync", tone: "bad" },
+const AGGREGATES = [
+  { name: "relay_targets", type: "gauge", help: "Targets of a relay." },
+  { name: "relay_targets_in_sync", type: "gauge", help: "Targets of a relay known to hold the latest signal." },
+  { name: "relay_targets_failing", type: "gauge", help: "Targets of a relay whose last request failed." },
+  { name: "relay_change_reach_all_seconds", type: "histogram", help: "Time for a change of the signal to reach every target of a relay." },
+] as const;
+const PER_TARGET = [
+  { name: "relay_target_in_sync", type: "gauge", help: "1 while a relay target is known to hold the latest signal (per_target_metrics)." },
+  { name: "relay_target_failures", type: "gauge", help: "Failed requests in a row to a relay target (per_target_metrics)." },
+] as const;
+
+/** The counts, from the status alone (the type's description: no instance needed). */
+function aggregateSamples(status: PluginStatus): MetricSample[] {
+  const counts = observationOf(status).counts;
+  if (!counts) return [];
+  const relay = { relay: status.name };
+  return [
+    { family: "relay_targets", labels: relay, value: counts.targets },
+    { family: "relay_targets_in_sync", labels: relay, value: counts.in_sync },
+    { family: "relay_targets_failing", labels: relay, value: counts.failing },
+  ];
+}
+
+/** On the dashboard: one card with the relay's counts, then one per target not in sync. */
+function relayCards(status: PluginStatus): DashboardCard[] {
+  const { counts, last_change: change, unsynced = [], targets_page: page } = observationOf(status);
+  if (!counts) return [];
+  const shown = unsynced.slice(0, MAX_TARGET_CARDS);
+  const more = counts.targets - counts.in_sync - shown.length;
+  const section = { id: "relays", title: "Relays" };
+  const badge = counts.failing > 0
+    ? { text: `${counts.failing} failing`, tone: "bad" as const }
+    : counts.out_of_sync > 0
+    ? { text: `${counts.out_of_sync} out of sync`, tone: "warn" as const }
+    : { text: "all in sync", tone: "ok" as const };
+  const reached = change && (change.reached_all_ms === null ? `${change.signal}, not everywhere yet` : `${change.signal}, at all in ${change.reached_all_ms} ms`);
+  const signalAt = (event: { signal: string; at: string } | null) => event && { at: event.at, text: event.signal };
+  return [
+    {
+      section,
+      title: `relay ${status.name}`,
+      badge,
       fields: [
-        ["relay", name],
-        ["last pushed", signalAt(target.last_pushed)],
-        ["last seen", signalAt(target.last_seen)],
-        ["last error", target.last_error && { at: target.last_error.at, text: target.last_error.message }],
-        ["failures", target.failures],
+        ["targets", counts.targets],
+        ["in sync", counts.in_sync],
+        ["out of sync", counts.out_of_sync],
+        ["failing", counts.failing],
+        ["last change", change ? { at: change.at, text: reached! } : null],
+        ...(more > 0 ? [["not in sync, without a card", `${more}: see ${page}`] as const] : []),
       ],
-    }));
-  },
+    },
+    // Short cards: a fleet's /status stays small with 50 targets down.
+    ...shown.map((target): DashboardCard => ({
+      section,
+      title: target.url,
+      badge: target.failures > 0 ? { text: `failing (${target.failures})`, tone: "bad" } : { text: "out of sync", tone: "warn" },
+      fields: target.last_error && target.failures > 0
+        ? [["last error", { at: target.last_error.at, text: target.last_error.message }]]
+        : [["last seen", signalAt(target.last_seen)]],
+    })),
+  ];
+}
+
+/** In `/metrics`: each relay's counts (and, from the instance, its histogram); on the dashboard: its counts and the targets not in sync. */
+export const RELAY_DESCRIPTION: PluginDescription = {
+  metrics: [...AGGREGATES, ...PER_TARGET],
+  samples: aggregateSamples,
+  cards: relayCards,
 };
+
+const PAGE_RULE = "limit: a whole number from 1 to 1000 (default 100); after: a target URL (the previous page's next)";
+const PageQuerySchema = v.strictObject({
+  limit: v.optional(v.pipe(v.string(), v.regex(/^[1-9]\d{0,3}$/, PAGE_RULE), v.transform(Number), v.maxValue(1000, PAGE_RULE)), "100"),
+  after: v.optional(v.pipe(v.string(), v.maxLength(2048, PAGE_RULE))),
+}, PAGE_RULE);
+
+/** `GET /status/relays/<name>?limit=&after=`: the query, or a 400 that names the rule. */
+function pageQuery(query: URLSearchParams): { limit: number; after: string | undefined } {
+  const keys = [...query.keys()];
+  const repeated = keys.find((key, index) => keys.indexOf(key) !== index);
+  if (repeated) throw new HttpError(400, `query parameter ${repeated} is given twice; allowed: ${PAGE_RULE}`);
+  const parsed = v.safeParse(PageQuerySchema, Object.fromEntries(query));
+  if (!parsed.success) {
+    const issue = parsed.issues[0];
+    const key = issue.path?.map((item) => String(item.key)).join(".");
+    throw new HttpError(400, `bad query${key ? ` parameter ${key}` : ""}: ${issue.message.startsWith("Invalid key") ? `unknown; ${PAGE_RULE}` : PAGE_RULE}`);
+  }
+  return { limit: Number(parsed.output.limit), after: parsed.output.after };
+}
 
 export const relay = definePlugin(RELAY_KIND, RelaySchema, (options) => {
   const headers: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
-  const newTarget = (url: string) =>
-    new RelayTarget({
-      url,
-      intervalMs: options.interval,
-      timeoutMs: options.timeout,
-      backoffMs: Math.min(250, options.max_backoff),
-      maxBackoffMs: options.max_backoff,
-      refusedRetryMs: options.refused_retry,
-      headers,
-    });
   const discovery = new TargetDiscovery(options);
-  /** The targets pushed to now, by URL, each with what ends its loop. */
-  const targets = new Map<string, { target: RelayTarget; stop: AbortController }>();
+  const fleet = new Fleet({
+    intervalMs: options.interval,
+    timeoutMs: options.timeout,
+    backoffMs: Math.min(250, options.max_backoff),
+    maxBackoffMs: options.max_backoff,
+    refusedRetryMs: options.refused_retry,
+    headers,
+    slots: new Slots(options.concurrency),
+  }, discovery.urls());
+  const observation = (): RelayObservation => ({
+    counts: fleet.counts(),
+    last_change: fleet.lastChange(),
+    unsynced: fleet.unsynced(MAX_LISTED_TARGETS),
+    targets_page: `/status/relays/${encodeURIComponent(options.name)}`,
+    ...discoveryStatus(),
+  });
+  const discoveryStatus = () => {
+    const found = discovery.status();
+    return found ? { discovery: found } : {};
+  };
+  const description: PluginDescription = {
+    ...RELAY_DESCRIPTION,
+    samples(status) {
+      const relayLabel = { relay: status.name };
+      const histogram = fleet.histogram();
+      const samples: MetricSample[] = [
+        ...aggregateSamples(status),
+        ...histogram.buckets.map((count, index): MetricSample => ({
+          family: "relay_change_reach_all_seconds",
+          suffix: "_bucket",
+          labels: { ...relayLabel, le: index < REACH_ALL_BUCKETS.length ? String(REACH_ALL_BUCKETS[index]) : "+Inf" },
+          value: count,
+        })),
+        { family: "relay_change_reach_all_seconds", suffix: "_sum", labels: relayLabel, value: histogram.sum },
+        { family: "relay_change_reach_all_seconds", suffix: "_count", labels: relayLabel, value: histogram.count },
+      ];
+      if (!options.per_target_metrics) return samples;
+      for (let page = fleet.page(undefined, 1000);; page = fleet.page(page.next, 1000)) {
+        for (const target of page.targets) {
+          const labels = { relay: status.name, target: target.url };
+          samples.push({ family: "relay_target_in_sync", labels, value: target.in_sync ? 1 : 0 });
+          samples.push({ family: "relay_target_failures", labels, value: target.failures });
+        }
+        if (page.next === null) return samples;
+      }
+    },
+    page(status, query) {
+      const { limit, after } = pageQuery(query);
+      const { targets, next } = fleet.page(after, limit);
+      const { counts } = observationOf(status);
+      return { relay: status.name, counts: counts ?? fleet.counts(), targets, next };
+    },
+  };
   return {
     name: options.name,
     kind: RELAY_KIND,
-    onChange() {
-      for (const { target } of targets.values()) target.wake();
+    description,
+    onChange(event) {
+      fleet.changed(event.signal, event.at.getTime());
     },
     async run(context) {
-      const report = (_target?: RelayTarget, error?: Error) => {
-        const statuses = [...targets.values()].map(({ target }) => target.status());
-        const found = discovery.status();
-        context.observe({ in_sync: statuses.length > 0 && statuses.every((s) => s.in_sync), targets: statuses, ...(found ? { discovery: found } : {}) });
-        // Health covers every target: one that works must not hide one that is down.
-        const down = statuses.find((s) => s.failures > 0 && s.last_error);
-        const failing = error?.message ?? (down && failureLine(down.url, down.last_error!.message)) ?? discovery.problem();
-        if (failing) context.warn(failing);
-      };
-      const running = new Set<Promise<void>>();
       /**
-       * Replaces the target set: a new target gets the current signal at once (its loop starts
-       * with a push), a removed one is pushed no more and leaves `/status`; the log says both.
+       * Replaces the target set (DNS, a file): a new target gets the current signal at once, a
+       * removed one is pushed no more and leaves `/status`; the log says both.
        */
       const setTargets = (urls: readonly string[]) => {
-        const wanted = new Set(urls);
-        const removed = [...targets.keys()].filter((url) => !wanted.has(url));
-        const added = urls.filter((url) => !targets.has(url));
-        for (const url of removed) {
-          targets.get(url)!.stop.abort(new Error(`${url} is no longer a target`));
-          targets.delete(url);
-        }
-        for (const url of added) {
-          const entry = { target: newTarget(url), stop: new AbortController() };
-          targets.set(url, entry);
-          const loop: Promise<void> = entry.target
-            .run({ ...context, abort: AbortSignal.any([context.abort, entry.stop.signal]) }, report)
-            .catch((error) => context.warn(error))
-            .finally(() => running.delete(loop));
-          running.add(loop);
-        }
+        const { added, removed } = fleet.set(urls);
         if (discovery.dynamic && (added.length || removed.length)) {
           discovery.noteChange(added, removed);
           context.log(describeTargetChange(added, removed));
         }
       };
-      // A restarted run starts from the set it finds, not from the loops of the one that failed.
-      for (const { stop } of targets.values()) stop.abort();
-      targets.clear();
+      let observed = false;
+      const report = (_target?: unknown, error?: Error) => {
+        // Healthy only while no target fails and discovery works: one that works must not hide
+        // one that is down. The observation is live (counts on request), so the first report of
+        // any kind sets it.
+        if (!observed) context.observe(observation);
+        observed = true;
+        const problem = error?.message ?? (fleet.counts().failing === 0 ? discovery.problem() : undefined);
+        if (problem) context.warn(problem);
+        else if (fleet.counts().failing === 0) context.observe(observation);
+      };
       let ready = false;
       const discovering = discovery.run(context, () => {
         if (ready) setTargets(discovery.urls());
@@ -152,8 +263,7 @@ export const relay = definePlugin(RELAY_KIND, RelaySchema, (options) => {
       ready = true;
       setTargets(discovery.urls());
       report();
-      await Promise.all([discovering, aborted(context.abort)]);
-      await Promise.allSettled([...running]);
+      await Promise.all([discovering, fleet.run(context, report)]);
     },
   };
 }, RELAY_DESCRIPTION);

@@ -113,6 +113,7 @@ test("404 and 405 list every endpoint, each of which answers its method", async 
   const abort = new AbortController();
   for (const entry of listed) {
     const [method, path] = entry.split(" ") as [string, string];
+    if (path.includes("/:")) continue; // a template (GET /status/:section/:name): its own tests ask it
     const response = await handler(new Request(`http://x${path}`, { method, signal: abort.signal }));
     assert.ok(![404, 405].includes(response.status), `${entry} answers ${response.status}`);
     await response.body?.cancel();
@@ -204,7 +205,8 @@ test("a relay target that keeps failing is logged once, not on every retry, whil
   ], { log: (line) => lines.push(line) });
   host.start();
   try {
-    const failures = () => (host.statuses()[0]?.last_observation?.targets as { failures: number }[] | undefined)?.[1]?.failures ?? 0;
+    // The target that is down is the one listed as not in sync.
+    const failures = () => (host.statuses()[0]?.last_observation?.unsynced as { failures: number }[] | undefined)?.[0]?.failures ?? 0;
     await waitFor(() => failures() >= 8, "eight failed attempts on the target that is down", 10_000);
     await store.claim("manual", "PAUSE", "a change while it is down");
     await waitFor(async () => (await krkn.state()) === "PAUSE", "the working target to follow");

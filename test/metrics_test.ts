@@ -164,10 +164,9 @@ test("/metrics: the exposition byte for byte, the plugins' families included (pr
   const sources: PluginStatus[] = [
     { name: "load", kind: "prometheus", health: "ok", last_observation: { at, value: "+Inf", series: 2, claim: "PAUSE", query: "up", pause_above: 4, stop_above: 8, resume_below: 3 }, last_warning: null, warnings: 1, restarts: 0 },
     { name: "quiet", kind: "prometheus", health: "starting", last_observation: null, last_warning: null, warnings: 0, restarts: 0 },
-    { name: "krkn", kind: "relay", health: "warning", last_observation: { at, in_sync: false, targets: [
+    { name: "krkn", kind: "relay", health: "warning", last_observation: { at, counts: { targets: 2, in_sync: 1, out_of_sync: 0, failing: 1 }, last_change: null, unsynced: [
       { url: "http://127.0.0.1:9/", in_sync: false, last_pushed: null, last_seen: null, last_error: { at, message: "refused" }, failures: 3 },
-      { url: "http://10.0.0.7:8081/", in_sync: true, last_pushed: { signal: "PAUSE", at }, last_seen: { signal: "PAUSE", at }, last_error: null, failures: 0 },
-    ] }, last_warning: { at, message: "refused" }, warnings: 3, restarts: 0 },
+    ], targets_page: "/status/relays/krkn" }, last_warning: { at, message: "refused" }, warnings: 3, restarts: 0 },
     { name: "f", kind: "file", health: "ok", last_observation: { at, content: "RUN" }, last_warning: null, warnings: 0, restarts: 0 },
   ];
   const factories = new Map<string, { description?: PluginDescription }>([["load", prometheusSource], ["quiet", prometheusSource], ["krkn", relay]]);
@@ -182,7 +181,9 @@ test("/metrics: the exposition byte for byte, the plugins' families included (pr
     describe: (source) => factories.get(source.name)?.description,
   });
   // As metrics.ts wrote it when it knew the poller and the relay by name (commit d26b845), with the
-  // store families (current, revision) of issue 11 added after the signal's.
+  // store families (current, revision) of issue 11 added after the signal's, and the relay's
+  // aggregates of issue 15 (its per-target series only with per_target_metrics) in place of its
+  // per-target series.
   assert.equal(text, readFileSync(new URL("./fixtures/metrics_exposition.txt", import.meta.url), "utf8"));
 });
 

@@ -23,7 +23,13 @@ function relayRig(targets: string[], options: { interval?: string; max_backoff?:
   ]);
   host.start();
   const status = () => host.statuses()[0]!;
-  const target = (i = 0) => (status().last_observation?.targets as { in_sync: boolean; failures: number; last_pushed: { signal: string } | null }[] | undefined)?.[i];
+  // Every target, in the order given, from the relay's paged status (what GET /status/relays/krkn serves).
+  const target = (i = 0) => {
+    const page = host.plugin("krkn")!.plugin.description!.page!(status(), new URLSearchParams()) as {
+      targets: { url: string; in_sync: boolean; failures: number; last_pushed: { signal: string } | null }[];
+    };
+    return page.targets.find((t) => t.url === targets[i]);
+  };
   return { arbiter, host, status, target };
 }
 
@@ -207,13 +213,15 @@ test("the real CLI with chaos_signal.relays: a POST /PAUSE reaches Krkn's server
     const relayStatus = status.sources.find((s: { name: string }) => s.name === "krkn");
     await waitFor(async () => {
       const s = await (await fetch(`${upstream.url}/status`)).json();
-      return s.sources.find((x: { name: string }) => x.name === "krkn").last_observation?.in_sync;
+      const counts = s.sources.find((x: { name: string }) => x.name === "krkn").last_observation?.counts;
+      return counts?.in_sync === 2;
     }, "the relay to report in sync");
     assert.equal(relayStatus.kind, "relay");
-    // The relay describes a dashboard card per target; /status serves them with its status.
-    const cards = relayStatus.cards as { section: { id: string }; title: string; fields: [string, unknown][] }[];
-    assert.deepEqual(cards.map((card) => [card.section.id, card.title]), [["relays", krkn.url], ["relays", downstream.url]]);
-    assert.deepEqual(cards[0]!.fields[0], ["relay", "krkn"]);
+    // The relay describes a dashboard card with its counts, and one per target out of sync; /status serves them.
+    const after = (await (await fetch(`${upstream.url}/status`)).json()).sources.find((s: { name: string }) => s.name === "krkn");
+    const cards = after.cards as { section: { id: string }; title: string; fields: [string, unknown][] }[];
+    assert.deepEqual(cards.map((card) => [card.section.id, card.title]), [["relays", "relay krkn"]]);
+    assert.deepEqual(cards[0]!.fields.slice(0, 4), [["targets", 2], ["in sync", 2], ["out of sync", 0], ["failing", 0]]);
   } finally {
     await upstream.stop();
     await downstream.stop();

@@ -81,9 +81,9 @@ function number(value: number): string {
 
 class Family {
   readonly lines: string[] = [];
-  constructor(readonly name: string, readonly type: "gauge" | "counter", readonly help: string) {}
-  add(pairs: Record<string, string>, value: number): this {
-    this.lines.push(`${this.name}${labels(pairs)} ${number(value)}`);
+  constructor(readonly name: string, readonly type: "gauge" | "counter" | "histogram", readonly help: string) {}
+  add(pairs: Record<string, string>, value: number, suffix = ""): this {
+    this.lines.push(`${this.name}${suffix}${labels(pairs)} ${number(value)}`);
     return this;
   }
   render(): string {
@@ -124,7 +124,7 @@ export class Metrics {
   render(info: MetricsInfo): string {
     const { snapshot } = info;
     const families: Family[] = [];
-    const family = (name: string, type: "gauge" | "counter", help: string) => {
+    const family = (name: string, type: "gauge" | "counter" | "histogram", help: string) => {
       const created = new Family(`chaos_signal_${name}`, type, help);
       families.push(created);
       return created;
@@ -193,7 +193,10 @@ export class Metrics {
       waiting?.add(id, waitingNames.has(source.name) ? 1 : 0);
       for (const sample of samplesOf(descriptions[index], source)) {
         const target = pluginFamilies.get(sample.family);
-        if (target && Object.keys(sample.labels).every((key) => LABEL_NAME.test(key))) target.add(sample.labels, sample.value);
+        if (!target || !Object.keys(sample.labels).every((key) => LABEL_NAME.test(key))) continue;
+        // A histogram takes only its own series; a gauge or counter none of them.
+        if ((target.type === "histogram") !== (sample.suffix !== undefined) || (sample.suffix && !HISTOGRAM_SUFFIXES.has(sample.suffix))) continue;
+        target.add(sample.labels, sample.value, sample.suffix);
       }
     });
 
@@ -211,6 +214,7 @@ export class Metrics {
 }
 
 const POLL_KEY = "/\nGET\n200";
+const HISTOGRAM_SUFFIXES = new Set(["_bucket", "_sum", "_count"]);
 
 /** A plugin's samples; one that throws shows none rather than breaking the scrape. */
 function samplesOf(description: PluginDescription | undefined, source: PluginStatus) {

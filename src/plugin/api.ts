@@ -46,8 +46,12 @@ export interface SourceContext {
   release(reason: string, options?: ClaimOptions): Promise<Signal>;
   /** A non-fatal problem: logged and shown in `/status`; the source keeps running. */
   warn(problem: unknown): void;
-  /** What the source last saw (a value, a file's content), shown in `/status`; marks it healthy. */
-  observe(observation: Record<string, unknown>): void;
+  /**
+   * What the source last saw (a value, a file's content), shown in `/status`; marks it healthy.
+   * A function is a live view, called each time `/status` or `/metrics` is built: a plugin with a
+   * large state (a relay's fleet) reports often at O(1) and sums itself up only when asked.
+   */
+  observe(observation: Record<string, unknown> | (() => Record<string, unknown>)): void;
   /** One log line, prefixed with the plugin's name. */
   log(message: string): void;
   /** The effective signal right now (what `GET /` answers): relay targets push it. */
@@ -118,13 +122,15 @@ export function runsOnLeader(plugin: Plugin): boolean {
 /** A metric family a plugin type adds to `/metrics`; `name` without the `chaos_signal_` prefix. */
 export interface MetricFamilySpec {
   readonly name: string;
-  readonly type: "gauge" | "counter";
+  readonly type: "gauge" | "counter" | "histogram";
   readonly help: string;
 }
 
 /** One sample of a declared family. Label values must be bounded (names from the config, not from inputs). */
 export interface MetricSample {
   readonly family: string;
+  /** A histogram's series: `_bucket` (with an `le` label), `_sum` or `_count`. */
+  readonly suffix?: "_bucket" | "_sum" | "_count";
   readonly labels: Readonly<Record<string, string>>;
   readonly value: number;
 }
@@ -152,6 +158,12 @@ export interface PluginDescription {
   samples?(status: PluginStatus): readonly MetricSample[];
   /** Its dashboard cards, from its status; served in `/status` as the source's `cards`. */
   cards?(status: PluginStatus): readonly DashboardCard[];
+  /**
+   * Its full state, paged, at `GET /status/<kind>s/<name>` (a relay: `/status/relays/<name>`), for
+   * what is too large for `/status`. `query` is the request's; throw `HttpError(400, ...)` for a
+   * bad one. Set on the plugin's own description (it needs the instance), not the type's.
+   */
+  page?(status: PluginStatus, query: URLSearchParams): unknown;
 }
 
 /**

@@ -63,6 +63,8 @@ export const MAX_MEMO_BYTES = 1024 * 1024;
 interface Entry {
   readonly plugin: Plugin;
   readonly status: PluginStatus;
+  /** A live observation (`observe(() => ...)`): called when a status is asked for. */
+  live?: (() => Record<string, unknown>) | undefined;
   /** Rebuilt at each start of a leader-only plugin, with that run's abort signal. */
   context: SourceContext;
   readonly leaderOnly: boolean;
@@ -118,7 +120,9 @@ export class PluginHost {
       };
       const leaderOnly = plugin.run !== undefined && (options.leaderOnly?.(plugin) ?? false);
       if (leaderOnly) status.health = "standby";
-      this.#entries.set(plugin.name, { plugin, status, leaderOnly, context: this.#contextFor(plugin, status, this.#controller.signal) });
+      const entry: Entry = { plugin, status, leaderOnly, context: undefined as unknown as SourceContext };
+      entry.context = this.#contextFor(plugin, entry, this.#controller.signal);
+      this.#entries.set(plugin.name, entry);
     }
   }
 
@@ -149,6 +153,7 @@ export class PluginHost {
         entry.controller = undefined;
         entry.status.health = "standby";
         entry.status.last_observation = null;
+        entry.live = undefined;
       }
     }
   }
@@ -157,7 +162,7 @@ export class PluginHost {
     if (entry.leaderOnly) {
       entry.controller = new AbortController();
       const signal = AbortSignal.any([this.#controller.signal, entry.controller.signal]);
-      entry.context = this.#contextFor(entry.plugin, entry.status, signal);
+      entry.context = this.#contextFor(entry.plugin, entry, signal);
       entry.status.health = "starting";
     }
     // A run still ending (lost lead, regained at once) finishes before the next begins. A first
@@ -189,7 +194,17 @@ export class PluginHost {
   }
 
   statuses(): PluginStatus[] {
-    return [...this.#entries.values()].map((entry) => structuredClone(entry.status));
+    return [...this.#entries.values()].map((entry) => {
+      const status = structuredClone(entry.status);
+      if (entry.live && status.last_observation) {
+        try {
+          Object.assign(status.last_observation, entry.live(), { at: status.last_observation.at });
+        } catch (error) {
+          Object.assign(status.last_observation, { error: `the live observation failed: ${messageOf(error)}` });
+        }
+      }
+      return status;
+    });
   }
 
   /**
@@ -225,8 +240,9 @@ export class PluginHost {
     });
   }
 
-  #contextFor(plugin: Plugin, status: PluginStatus, abort: AbortSignal): SourceContext {
+  #contextFor(plugin: Plugin, entry: Entry, abort: AbortSignal): SourceContext {
     const store = this.#store;
+    const status = entry.status;
     const log = (message: string) => this.#log(`${plugin.kind} "${plugin.name}": ${message}`);
     const repeats = new RepeatedFailures();
     // The claim goes through whatever happens to its memo: a claim is never held back for it.
@@ -269,7 +285,13 @@ export class PluginHost {
       },
       observe: (observation) => {
         if (ended()) return;
-        status.last_observation = { at: this.#now().toISOString(), ...observation };
+        if (typeof observation === "function") {
+          entry.live = observation;
+          status.last_observation = { at: this.#now().toISOString() };
+        } else {
+          entry.live = undefined;
+          status.last_observation = { at: this.#now().toISOString(), ...observation };
+        }
         status.health = "ok";
         for (const check of [...this.#readyWaiters]) check();
       },
