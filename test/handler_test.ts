@@ -140,7 +140,7 @@ test("unknown paths get 404 with a one-line reason listing the endpoints", async
       const response = await call(method, path);
       assert.equal(response.status, 404, `${method} ${path}`);
       const text = await bodyOf(response);
-      assert.match(text, /^no endpoint at \/\S* ?.*; endpoints: GET \/ \(the signal\), POST \/RUN, POST \/PAUSE, POST \/STOP, GET \/status, GET \/events, GET \/metrics, GET \/history, GET \/healthz, GET \/readyz, GET \/ui\n$/);
+      assert.match(text, /^no endpoint at \/\S* ?.*; endpoints: GET \/ \(the signal\), POST \/RUN, POST \/PAUSE, POST \/STOP, GET \/status, GET \/status\/:section\/:name \(a plugin's full state in pages: \/status\/relays\/<name>\), GET \/events, GET \/metrics, GET \/history, GET \/healthz, GET \/readyz, GET \/ui\n$/);
       assert.equal(text.split("\n").length, 2, "one line");
     }
   }
@@ -164,7 +164,7 @@ test("known paths with the wrong method get 405 with Allow", async () => {
     assert.equal(response.headers.get("allow"), allow);
     const text = await bodyOf(response);
     if (method !== "HEAD") {
-      assert.equal(text, `method ${method} is not allowed on ${path}; allowed: ${allow}; endpoints: GET / (the signal), POST /RUN, POST /PAUSE, POST /STOP, GET /status, GET /events, GET /metrics, GET /history, GET /healthz, GET /readyz, GET /ui\n`);
+      assert.equal(text, `method ${method} is not allowed on ${path}; allowed: ${allow}; endpoints: GET / (the signal), POST /RUN, POST /PAUSE, POST /STOP, GET /status, GET /status/:section/:name (a plugin's full state in pages: /status/relays/<name>), GET /events, GET /metrics, GET /history, GET /healthz, GET /readyz, GET /ui\n`);
     }
     else assert.equal(text, "");
   }

@@ -159,7 +159,7 @@ test("/hooks/<name> routes to the plugin; unknown hooks get 404 listing the hook
   assert.equal(await hit.text(), "POST echo 192.0.2.1");
   const missing = await handler(new Request("http://x/hooks/nope", { method: "POST" }));
   assert.equal(missing.status, 404);
-  assert.match(await missing.text(), /; endpoints: GET \/ \(the signal\), POST \/RUN, POST \/PAUSE, POST \/STOP, GET \/status, GET \/events, GET \/metrics, GET \/history, GET \/healthz, GET \/readyz, GET \/ui, POST \/hooks\/echo\n$/);
+  assert.match(await missing.text(), /; endpoints: GET \/ \(the signal\), POST \/RUN, POST \/PAUSE, POST \/STOP, GET \/status, GET \/status\/:section\/:name \(a plugin's full state in pages: \/status\/relays\/<name>\), GET \/events, GET \/metrics, GET \/history, GET \/healthz, GET \/readyz, GET \/ui, POST \/hooks\/echo\n$/);
   const status = await (await handler(new Request("http://x/status"))).json();
   assert.deepEqual(status.sources.map((s: { name: string; route?: string }) => [s.name, s.route]), [["echo", "/hooks/echo"]]);
 });

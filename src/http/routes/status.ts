@@ -37,5 +37,5 @@ export function statusRoute(router: AppRouter, ctx: HttpContext, target: SignalT
       }
       return jsonResponse(page.call(ctx.describe(status), status, new URL(request.url).searchParams));
     }],
-  }, ctx.endpoints);
+  }, ctx.endpoints, "a plugin's full state in pages: /status/relays/<name>");
 }
