@@ -119,7 +119,7 @@ test("flags are read, validated and named", () => {
   assert.equal(errorOf(() => parseFlags(["--port", "99999"])), `--port: got "99999"; allowed: ${portRule}`);
   assert.equal(errorOf(() => parseFlags(["--help=x"])), "--help: takes no value (see --help)");
   assert.equal(errorOf(() => parseFlags(["--config="])), "--config: needs a file path (see --help)");
-  assert.match(errorOf(() => parseFlags(["--colour", "red"])), /^--colour: unknown flag; allowed flags: --config, --port, --address, --state, --state-file, --allowed-origins, --store, --etcd-endpoints, --etcd-prefix, --etcd-ca-file, --etcd-cert-file, --etcd-key-file, --help, --version/);
+  assert.match(errorOf(() => parseFlags(["--colour", "red"])), /^--colour: unknown flag; allowed flags: --config, --port, --address, --state, --state-file, --allowed-origins, --store, --etcd-endpoints, --etcd-prefix, --etcd-ca-file, --etcd-cert-file, --etcd-key-file, --check-config, --help, --version/);
   assert.match(errorOf(() => parseFlags(["serve"])), /^serve: unexpected argument/);
 });
 

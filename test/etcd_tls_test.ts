@@ -150,10 +150,15 @@ test("etcd over TLS: etcd back with a certificate the replica does not trust →
   await startEtcd("impostor");
   await waitFor(async () => (await get(replica)).text === "PAUSE", { what: "PAUSE while etcd's certificate is not trusted", timeoutMs: MAX_STALENESS_MS + 3000 });
   assert.equal((await get(replica, "/readyz")).status, 503);
-  const status = JSON.parse((await get(replica, "/status")).text) as { store: { current: boolean; detail: string | null } };
-  assert.equal(status.store.current, false);
-  console.log(`etcd TLS (${here}), an untrusted etcd certificate: /status store.detail = ${status.store.detail}`);
-  assert.match(status.store.detail ?? "", /no contact with etcd .*(certificate|issuer|UnknownIssuer|self.signed|verify)/i);
+  // PAUSE may come while etcd is down (connection refused) before the impostor listens: wait
+  // for the reason to become the certificate's.
+  const storeStatus = async () => (JSON.parse((await get(replica, "/status")).text) as { store: { current: boolean; detail: string | null } }).store;
+  const TLS_REASON = /no contact with etcd .*(certificate|issuer|UnknownIssuer|self.signed|verify)/i;
+  await waitFor(async () => TLS_REASON.test((await storeStatus()).detail ?? ""), { what: "the certificate named in /status store.detail", timeoutMs: 10_000 });
+  const store = await storeStatus();
+  assert.equal(store.current, false);
+  console.log(`etcd TLS (${here}), an untrusted etcd certificate: /status store.detail = ${store.detail}`);
+  assert.equal((await get(replica)).text, "PAUSE");
   await stopEtcd();
   await startEtcd("server");
   await waitFor(async () => (await get(replica)).text === "RUN", { what: "RUN again once etcd is trusted", timeoutMs: 10_000 });
