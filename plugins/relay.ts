@@ -20,7 +20,7 @@ import {
   strictSection,
   TokenSourceSchema,
 } from "../plugin.ts";
-import { describeTargetChange, DISCOVERY_ENTRIES, hasTargetKind, NO_TARGET_KIND, TargetDiscovery } from "./relay_discovery.ts";
+import { describeTargetChange, DISCOVERY_ENTRIES, hasTargetKind, NO_TARGET_KIND, TargetDiscovery, targetChangeNote } from "./relay_discovery.ts";
 import { Fleet, type FleetCounts, type LastChange, REACH_ALL_BUCKETS } from "./relay_fleet.ts";
 import { Slots } from "./relay_slots.ts";
 import type { RelayTargetStatus } from "./relay_target.ts";
@@ -232,13 +232,15 @@ export const relay = definePlugin(RELAY_KIND, RelaySchema, (options) => {
     async run(context) {
       /**
        * Replaces the target set (DNS, a file): a new target gets the current signal at once, a
-       * removed one is pushed no more and leaves `/status`; the log says both.
+       * removed one is pushed no more and leaves `/status`; the log and the audit history say both.
        */
       const setTargets = (urls: readonly string[]) => {
         const { added, removed } = fleet.set(urls);
         if (discovery.dynamic && (added.length || removed.length)) {
           discovery.noteChange(added, removed);
           context.log(describeTargetChange(added, removed));
+          const note = targetChangeNote(added, removed, fleet.counts().targets);
+          context.audit("targets", note.reason, note.details);
         }
       };
       let observed = false;

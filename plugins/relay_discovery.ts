@@ -46,6 +46,31 @@ export function describeTargetChange(added: readonly string[], removed: readonly
   return parts.join("; ");
 }
 
+/**
+ * A change of the target set as the audit history keeps it (`SourceContext.audit`, kind
+ * `targets`): the counts, and the first URLs of each list while they fit a note's 1 KiB.
+ */
+export function targetChangeNote(added: readonly string[], removed: readonly string[], targets: number): { reason: string; details: Record<string, unknown> } {
+  let room = 400;
+  const first = (urls: readonly string[]) => {
+    const listed: string[] = [];
+    for (const url of urls.slice(0, 10)) {
+      if (url.length + 3 > room) break;
+      room -= url.length + 3;
+      listed.push(url);
+    }
+    return listed;
+  };
+  const counts = [
+    ...(added.length ? [`${added.length} added`] : []),
+    ...(removed.length ? [`${removed.length} removed, no longer pushed`] : []),
+  ];
+  return {
+    reason: `targets: ${counts.join(", ")}; ${targets} now`,
+    details: { added: first(added), removed: first(removed), added_count: added.length, removed_count: removed.length, targets },
+  };
+}
+
 /** The last change of the target set, in `/status`: when, and (bounded) which. */
 export interface TargetChange {
   at: string;
@@ -96,7 +121,7 @@ export class TargetDiscovery {
   }
 
   /** Remembers a change of the set the relay pushes to (shown in `/status`). */
-  noteChange(added: readonly string[], removed: readonly string[]): void {
+  noteChange(added: readonly string[], removed: readonly string[]): TargetChange {
     this.#lastChange = {
       at: new Date().toISOString(),
       added: added.slice(0, 20),
@@ -104,6 +129,7 @@ export class TargetDiscovery {
       added_count: added.length,
       removed_count: removed.length,
     };
+    return this.#lastChange;
   }
 
   /** A problem to report while some kind fails (the first one's). */

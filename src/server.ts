@@ -292,6 +292,7 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
     log: (line) => log.info(line),
     restored: store.snapshot().claims,
     resolveDns: options.resolveDns ?? resolveDns,
+    audit: (note) => history.note(note),
     ...(etcdBackend ? { leaderOnly: runsOnLeader } : {}),
   });
   const expiry = new PauseExpiry(store);

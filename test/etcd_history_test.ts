@@ -118,3 +118,26 @@ test("EtcdHistory: a write retried after a lost answer is one entry, on every re
     reader.close();
   }
 });
+
+test("EtcdHistory: a plugin's note (History.note) is written once and read back on every replica, details and all", async () => {
+  const prefix = `/history-test/${Date.now()}-note`;
+  let writer: EtcdHistory | undefined;
+  const writerCopy = new History({ maxEntries: 100, share: (e) => writer?.share(e), shared: () => writer?.flushed() ?? Promise.resolve() });
+  const readerCopy = new History({ maxEntries: 100 });
+  writer = new EtcdHistory({ client: new EtcdClient({ endpoints: etcd.endpoints }), prefix, history: writerCopy });
+  const reader = new EtcdHistory({ client: new EtcdClient({ endpoints: etcd.endpoints }), prefix, history: readerCopy });
+  try {
+    await writer.start();
+    await reader.start();
+    const details = { added: [], removed: ["http://127.0.0.9:8081"], added_count: 0, removed_count: 1, targets: 2 };
+    writerCopy.note({ source: "fleet", kind: "targets", reason: "targets: 1 removed, no longer pushed; 2 now", details });
+    await writerCopy.flushed();
+    await waitFor(() => readerCopy.page({ limit: 10 }).entries.length > 0, { what: "the note on the other replica", timeoutMs: 3000 });
+    const [note] = readerCopy.page({ limit: 10, type: "note" }).entries;
+    assert.deepEqual(note, { id: note!.id, at: note!.at, type: "note", source: "fleet", kind: "targets", reason: "targets: 1 removed, no longer pushed; 2 now", details });
+    assert.deepEqual(writerCopy.page({ limit: 10 }).entries, [note]);
+  } finally {
+    writer.close();
+    reader.close();
+  }
+});

@@ -4,7 +4,7 @@ import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { SignalStore, createHandler } from "../mod.ts";
-import { History, type HistoryEntry } from "../src/state/history.ts";
+import { boundedNote, History, type HistoryEntry, MAX_NOTE_REASON, type SignalEntry } from "../src/state/history.ts";
 import { tempDir } from "./helpers/files.ts";
 import { startServer } from "./helpers/server_process.ts";
 
@@ -15,7 +15,7 @@ test("claims and changes with time, source, actor, reason and the previous value
   const handler = createHandler({ store: arbiter, version: "t", history });
   await handler(new Request("http://x/PAUSE", { method: "POST" }), { remoteAddress: "192.0.2.3" });
   await arbiter.claim("load", "STOP", "load 9 above 8");
-  const page = await (await handler(new Request("http://x/history"))).json() as { entries: HistoryEntry[]; next_before: number | null };
+  const page = await (await handler(new Request("http://x/history"))).json() as { entries: SignalEntry[]; next_before: number | null };
   assert.deepEqual(
     page.entries.map(({ type, source, state, previous, reason, actor }) => ({ type, source, state, previous, reason, actor })),
     [
@@ -109,11 +109,33 @@ test("at load, lines that are not entries are skipped and the rest of the log co
   writeFileSync(logFile, `${lines.join("\n")}\n`);
   const history = new History({ logFile });
   assert.equal(await history.load(), 3);
-  assert.deepEqual(history.page({ limit: 100 }).entries.map((e) => [e.id, e.type, e.state, e.actor]), [
+  assert.deepEqual(history.page({ limit: 100 }).entries.map((e) => [e.id, e.type, (e as SignalEntry).state, (e as SignalEntry).actor]), [
     [12, "change", "RUN", undefined],
     [2, "claim", "PAUSE", "ops"],
     [1, "claim", "PAUSE", undefined],
   ]);
   const next = history.record({ type: "claim", at: new Date(), claim: { source: "t", state: "RUN", reason: "r", since: new Date(), updated: new Date() }, previous: null });
   assert.equal(next.id, 13, "ids go on from the last good entry");
+});
+
+test("a plugin's note (type note) is kept beside claims, in the log and back at load, and filtered by type; bounded", async () => {
+  const logFile = join(tempDir(), "history.jsonl");
+  const claim = JSON.stringify({ id: 1, at: "2026-01-02T03:04:05.678Z", type: "claim", source: "load", state: "PAUSE", previous: null, reason: "older log" });
+  writeFileSync(logFile, `${claim}\n`);
+  const history = new History({ logFile });
+  assert.equal(await history.load(), 1, "a log from before notes still loads");
+  const details = { added: ["http://127.0.0.1:8081"], removed: [], added_count: 1, removed_count: 0, targets: 3 };
+  history.note({ source: "fleet", kind: "targets", reason: "targets: 1 added; 3 now", details });
+  await history.flushed();
+  const reloaded = new History({ logFile });
+  assert.equal(await reloaded.load(), 2);
+  const handler = createHandler({ store: SignalStore.inMemory(), version: "t", history: reloaded });
+  const page = await (await handler(new Request("http://x/history?type=note"))).json();
+  assert.deepEqual(page.entries, [{ id: 2, at: page.entries[0].at, type: "note", source: "fleet", kind: "targets", reason: "targets: 1 added; 3 now", details }]);
+  assert.equal((await handler(new Request("http://x/history?type=vote"))).status, 400);
+
+  assert.equal(boundedNote({ source: "s", kind: "k", reason: "x".repeat(5000) }).note.reason.length, MAX_NOTE_REASON);
+  const large = boundedNote({ source: "s", kind: "k", reason: "r", details: { list: "y".repeat(5000) } });
+  assert.deepEqual([large.note.details, large.problem], [undefined, 'audit note "k": details dropped, 5011 characters as JSON, at most 1024']);
+  assert.throws(() => boundedNote({ source: "s", kind: "Targets!", reason: "r" }), /allowed: lower-case letters/);
 });

@@ -25,6 +25,12 @@ interface RelayStatus {
   last_observation: { discovery?: DiscoveryStatus } | null;
 }
 
+/** The relay's notes of target changes in `/history`, newest first: [added, removed]. */
+async function targetNotes(server: ServerProcess): Promise<[string[], string[]][]> {
+  const page = await (await fetch(`${server.url}/history?source=fleet&type=note`)).json() as { entries: { kind: string; details: { added: string[]; removed: string[] } }[] };
+  return page.entries.filter((entry) => entry.kind === "targets").map(({ details }) => [details.added, details.removed]);
+}
+
 async function relayStatus(server: ServerProcess): Promise<RelayStatus> {
   const status = await (await fetch(`${server.url}/status`)).json() as { sources: (RelayStatus & { name: string })[] };
   return status.sources.find((source) => source.name === "fleet")!;
@@ -165,10 +171,12 @@ test("targets_file: targets added by atomic rename and removed by an in-place re
     renameSync(join(dir, ".targets.tmp"), list);
     await waitFor(holds([k(22), k(23)], "PAUSE"), { what: "PAUSE on the added targets", timeoutMs: 10_000, diagnose });
     assert.equal((await targetUrls(server)).length, 3);
+    assert.deepEqual(await targetNotes(server), [[[url(22), `${url(23)}/`], []], [[url(21)], []]], "the history records the start and the additions");
 
     // Removed by an in-place rewrite (truncate and write the same file).
     writeFileSync(list, `${url(22)}\n`);
     await waitFor(async () => (await targetUrls(server)).join() === url(22), { what: "the rewritten set", timeoutMs: 10_000, diagnose });
+    assert.deepEqual((await targetNotes(server))[0], [[], [url(21), `${url(23)}/`]], "and the removals");
     await post(server, "RUN");
     await waitFor(holds([k(22)], "RUN"), { what: "RUN on .22", timeoutMs: 10_000, diagnose });
     await new Promise((resolve) => setTimeout(resolve, 700));

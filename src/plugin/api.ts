@@ -54,6 +54,14 @@ export interface SourceContext {
   observe(observation: Record<string, unknown> | (() => Record<string, unknown>)): void;
   /** One log line, prefixed with the plugin's name. */
   log(message: string): void;
+  /**
+   * Writes a note into the audit history (`/history`, type `note`, under this plugin's name):
+   * something that happened and is not a claim (a relay's target set changed). `kind`: lower-case
+   * letters, digits and `_` (at most 32); `reason`: one line, cut past 300 characters; `details`:
+   * a JSON object of at most 1 KiB (larger ones are left out, with a warning). Not for repeats:
+   * every note is an entry.
+   */
+  audit(kind: string, reason: string, details?: Record<string, unknown>): void;
   /** The effective signal right now (what `GET /` answers): relay targets push it. */
   current(): Signal;
   /**

@@ -13,6 +13,7 @@ import { Backoff } from "../util/backoff.ts";
 import { delay } from "../util/timers.ts";
 import { RepeatedFailures } from "../util/repeated_failures.ts";
 import type { ResolveDns } from "../serve/types.ts";
+import { type AuditNote, boundedNote } from "../state/history.ts";
 
 /** `standby`: a leader-only source on a replica that does not lead (another replica runs it). */
 export type SourceHealth = "starting" | "ok" | "warning" | "failed" | "stopped" | "standby";
@@ -52,6 +53,11 @@ export interface PluginHostOptions {
    * the composition root). @default none: a query fails, naming what is missing
    */
   readonly resolveDns?: ResolveDns;
+  /**
+   * Behind `SourceContext.audit`: records a plugin's note (bounded) in the audit history.
+   * @default none: notes are dropped (a plugin logs what it notes)
+   */
+  readonly audit?: (note: AuditNote) => void;
 }
 
 const noResolver: ResolveDns = () =>
@@ -90,6 +96,7 @@ export class PluginHost {
   readonly #restartDelayMs: number;
   readonly #maxRestartDelayMs: number;
   readonly #resolveDns: ResolveDns;
+  readonly #audit: ((note: AuditNote) => void) | undefined;
   /** The claims the store held when the host was built: at start, those restored from the state file. */
   readonly #restored: ReadonlyMap<string, Claim>;
   #unsubscribe: (() => void) | undefined;
@@ -105,6 +112,7 @@ export class PluginHost {
     this.#restartDelayMs = options.restartDelayMs ?? 1000;
     this.#maxRestartDelayMs = options.maxRestartDelayMs ?? 30_000;
     this.#resolveDns = options.resolveDns ?? noResolver;
+    this.#audit = options.audit;
     this.#restored = new Map((options.restored ?? store.snapshot().claims).map((claim) => [claim.source, claim]));
     for (const plugin of plugins) {
       if (this.#entries.has(plugin.name)) throw new Error(`two plugins are named "${plugin.name}"; names must be unique`);
@@ -296,6 +304,13 @@ export class PluginHost {
         for (const check of [...this.#readyWaiters]) check();
       },
       log,
+      audit: (kind, reason, details) => {
+        // A run that was ended (the lead lost) writes no more: the next leader's speaks.
+        if (ended()) return;
+        const { note, problem } = boundedNote({ source: plugin.name, kind, reason, ...(details === undefined ? {} : { details }) });
+        if (problem !== undefined) context.warn(problem);
+        this.#audit?.(note);
+      },
       current: () => store.signal,
       sourcesReady: (timeoutMs) => this.#whenSourcesReady(timeoutMs),
       restored: () => this.#restored.get(plugin.name),

@@ -1,6 +1,7 @@
 /**
  * The audit history: every claim and every change of the effective signal,
- * with time, source, actor, reason and the previous value. Newest entries
+ * with time, source, actor, reason and the previous value, and the notes plugins
+ * write (a relay's target set changed). Newest entries
  * are kept in memory (bounded) for `GET /history`; with a log file, each entry
  * is also appended as one JSON line, and the file is rotated by size. At
  * start the log is read back, so a restart keeps the history.
@@ -13,7 +14,8 @@ import type { SignalEvent as ArbiterEvent, SignalFeed } from "../core/events.ts"
 import { type Signal, SIGNALS } from "../core/signal.ts";
 import * as v from "valibot";
 
-export interface HistoryEntry {
+/** A claim or a change of the effective signal. */
+export interface SignalEntry {
   /** Increases by one per entry, across restarts. */
   id: number;
   at: string;
@@ -26,6 +28,67 @@ export interface HistoryEntry {
   previous: Signal | null;
   reason: string;
   actor?: string;
+}
+
+/** An audit note a plugin wrote (`SourceContext.audit`): something that happened that is not a claim. */
+export interface NoteEntry {
+  id: number;
+  at: string;
+  type: "note";
+  /** The plugin's name. */
+  source: string;
+  /** What the note is about, chosen by the plugin: a relay's `targets`. */
+  kind: string;
+  reason: string;
+  /** A small JSON object (a relay: `added`, `removed`, `added_count`, `removed_count`, `targets`). */
+  details?: Record<string, unknown>;
+}
+
+export type HistoryEntry = SignalEntry | NoteEntry;
+export type HistoryEntryType = HistoryEntry["type"];
+export const HISTORY_ENTRY_TYPES = ["claim", "change", "note"] as const satisfies readonly HistoryEntryType[];
+
+/** An entry before it is numbered (the shared store numbers it). */
+export type UnnumberedEntry = Omit<SignalEntry, "id"> | Omit<NoteEntry, "id">;
+
+/** A note as a plugin hands it over (`SourceContext.audit`); bounded by `boundedNote`. */
+export interface AuditNote {
+  readonly source: string;
+  readonly kind: string;
+  readonly reason: string;
+  readonly details?: Record<string, unknown>;
+}
+
+/**
+ * Bounds of a note: every entry is kept in memory, on disk or in etcd, where the newest 2,000 are
+ * read back in one range (a few MiB at most), so one note stays about the size of a claim.
+ */
+export const NOTE_KIND_RULE = "lower-case letters, digits and _, starting with a letter, at most 32";
+const NOTE_KIND = /^[a-z][a-z0-9_]{0,31}$/;
+export const MAX_NOTE_REASON = 300;
+export const MAX_NOTE_DETAILS = 1024;
+
+/**
+ * The note as it is recorded: the reason cut to its bound; details that are not a JSON object
+ * within MAX_NOTE_DETAILS characters are left out, and `problem` says why. A kind that breaks its
+ * rule throws (a plugin's mistake, not an input's).
+ */
+export function boundedNote(note: AuditNote): { note: AuditNote; problem?: string } {
+  if (!NOTE_KIND.test(note.kind)) throw new Error(`audit note kind ${JSON.stringify(String(note.kind).slice(0, 40))}: allowed: ${NOTE_KIND_RULE}`);
+  const reason = note.reason.length > MAX_NOTE_REASON ? `${note.reason.slice(0, MAX_NOTE_REASON - 1)}\u2026` : note.reason;
+  const bounded = { source: note.source, kind: note.kind, reason };
+  if (note.details === undefined) return { note: bounded };
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(note.details);
+  } catch (error) {
+    return { note: bounded, problem: `audit note "${note.kind}": details dropped, not JSON (${(error as Error).message})` };
+  }
+  if (json === undefined || !json.startsWith("{")) return { note: bounded, problem: `audit note "${note.kind}": details dropped, not a JSON object` };
+  if (json.length > MAX_NOTE_DETAILS) {
+    return { note: bounded, problem: `audit note "${note.kind}": details dropped, ${json.length} characters as JSON, at most ${MAX_NOTE_DETAILS}` };
+  }
+  return { note: { ...bounded, details: JSON.parse(json) as Record<string, unknown> } };
 }
 
 export interface HistoryPage {
@@ -54,7 +117,7 @@ export interface HistoryOptions {
    * writes it, once, for every replica), events watched from the store are not recorded, and the
    * entries come back through `adopt`, numbered by the store.
    */
-  readonly share?: (entry: Omit<HistoryEntry, "id">) => void;
+  readonly share?: (entry: UnnumberedEntry) => void;
   /** Resolves when every entry handed to `share` so far is written. */
   readonly shared?: () => Promise<void>;
 }
@@ -64,7 +127,7 @@ export interface HistoryOptions {
  * edited by hand, from another program) is skipped at load: it would show in `/history` as an
  * entry that is not one, or move the next id anywhere.
  */
-const HistoryEntrySchema = v.object({
+const SignalEntrySchema = v.object({
   id: v.pipe(v.number(), v.safeInteger(), v.minValue(1)),
   at: v.pipe(v.string(), v.isoTimestamp()),
   type: v.picklist(["claim", "change"]),
@@ -74,6 +137,16 @@ const HistoryEntrySchema = v.object({
   reason: v.string(),
   actor: v.exactOptional(v.string()),
 });
+const NoteEntrySchema = v.object({
+  id: v.pipe(v.number(), v.safeInteger(), v.minValue(1)),
+  at: v.pipe(v.string(), v.isoTimestamp()),
+  type: v.literal("note"),
+  source: v.pipe(v.string(), v.nonEmpty()),
+  kind: v.pipe(v.string(), v.regex(NOTE_KIND)),
+  reason: v.string(),
+  details: v.exactOptional(v.record(v.string(), v.unknown())),
+});
+const HistoryEntrySchema = v.variant("type", [SignalEntrySchema, NoteEntrySchema]);
 
 /** The entry on one line of the log, or undefined for a line that is not one. */
 export function parseHistoryLine(line: string): HistoryEntry | undefined {
@@ -87,7 +160,7 @@ export function parseHistoryLine(line: string): HistoryEntry | undefined {
   return parsed.success ? parsed.output : undefined;
 }
 
-function entryOf(event: ArbiterEvent, id: number): HistoryEntry {
+function entryOf(event: ArbiterEvent, id: number): SignalEntry {
   if (event.type === "change") {
     return {
       id,
@@ -122,7 +195,7 @@ export class History {
   readonly #onSetAside: (message: string) => void;
   #nextId = 1;
   #writes: Promise<void> = Promise.resolve();
-  readonly #share: ((entry: Omit<HistoryEntry, "id">) => void) | undefined;
+  readonly #share: ((entry: UnnumberedEntry) => void) | undefined;
   readonly #shared: (() => Promise<void>) | undefined;
 
   constructor(options: HistoryOptions = {}) {
@@ -178,8 +251,28 @@ export class History {
     this.#share(entry);
   }
 
-  record(event: ArbiterEvent): HistoryEntry {
-    const entry = entryOf(event, this.#nextId);
+  record(event: ArbiterEvent): SignalEntry {
+    return this.#add(entryOf(event, this.#nextId));
+  }
+
+  /**
+   * Records a plugin's note (bounded by the caller: see `boundedNote`), now; with `share`, hands
+   * it to the shared store (the plugin runs on one replica: the note is written once).
+   */
+  note(note: AuditNote, at = new Date()): void {
+    const entry: Omit<NoteEntry, "id"> = {
+      at: at.toISOString(),
+      type: "note",
+      source: note.source,
+      kind: note.kind,
+      reason: note.reason,
+      ...(note.details === undefined ? {} : { details: note.details }),
+    };
+    if (this.#share) this.#share(entry);
+    else this.#add({ id: this.#nextId, ...entry });
+  }
+
+  #add<T extends HistoryEntry>(entry: T): T {
     this.#keep(entry);
     if (this.#logFile) {
       const file = this.#logFile;
@@ -208,13 +301,14 @@ export class History {
     return this.#maxEntries;
   }
 
-  /** Newest first; `before` an id for older pages; `source` to filter. */
-  page(options: { limit: number; before?: number; source?: string }): HistoryPage {
+  /** Newest first; `before` an id for older pages; `source` and `type` to filter. */
+  page(options: { limit: number; before?: number; source?: string; type?: HistoryEntryType }): HistoryPage {
     const entries: HistoryEntry[] = [];
     for (let i = this.#entries.length - 1; i >= 0 && entries.length <= options.limit; i--) {
       const entry = this.#entries[i]!;
       if (options.before !== undefined && entry.id >= options.before) continue;
       if (options.source !== undefined && entry.source !== options.source) continue;
+      if (options.type !== undefined && entry.type !== options.type) continue;
       entries.push(entry);
     }
     const more = entries.length > options.limit;

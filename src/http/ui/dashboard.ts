@@ -233,6 +233,16 @@ function renderHistory(h: HistoryPage): void {
   (h.entries || []).forEach((e) => {
     const li = el("li");
     li.appendChild(el("span", "when", when(e.at) + " \u00b7 #" + e.id));
+    if (e.type === "note") {
+      // A plugin's note (a relay's targets): its kind, its reason, and the lists among its details.
+      const lists = Object.entries(e.details || {})
+        .filter(([, value]) => Array.isArray(value) && value.length > 0)
+        .map(([key, value]) => key + ": " + (value as unknown[]).map(String).join(", "));
+      li.appendChild(el("span", "badge note", e.kind));
+      li.appendChild(document.createTextNode(" " + e.source + ": " + (e.reason || "") + (lists.length ? " (" + lists.join("; ") + ")" : "")));
+      list.appendChild(li);
+      return;
+    }
     li.appendChild(el("span", "badge " + e.state, e.state));
     li.appendChild(
       document.createTextNode(

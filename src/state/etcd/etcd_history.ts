@@ -7,7 +7,7 @@
  */
 import { clearTimeout, setTimeout } from "node:timers";
 import { Backoff } from "../../util/backoff.ts";
-import { type History, type HistoryEntry, parseHistoryLine } from "../history.ts";
+import { type History, parseHistoryLine, type UnnumberedEntry } from "../history.ts";
 import type { EtcdClient, EtcdKeyValue } from "./client.ts";
 
 /** Entries waiting for etcd (it is unreachable): past this the oldest are dropped, and said so. */
@@ -42,7 +42,7 @@ export class EtcdHistory {
   #shared = 0;
   #settled = 0;
   #waiters: { readonly until: number; readonly resolve: () => void }[] = [];
-  #unwritten: Omit<HistoryEntry, "id">[] = [];
+  #unwritten: UnnumberedEntry[] = [];
   #writing: Promise<void> | undefined;
   /**
    * Where the watch resumes: the revision up to which every entry has been read (from the range or
@@ -65,7 +65,7 @@ export class EtcdHistory {
   }
 
   /** Writes an entry made here (in order, retried until etcd has it). */
-  share(entry: Omit<HistoryEntry, "id">): void {
+  share(entry: UnnumberedEntry): void {
     this.#unwritten.push(entry);
     this.#shared += 1;
     if (this.#unwritten.length > MAX_UNWRITTEN) {
