@@ -54,6 +54,7 @@ export { MaxBodyBytesSchema, NameSchema, PluginNameSchema } from "./src/config/s
 export type {
   CardTime,
   DashboardCard,
+  DefinedPlugin,
   MetricFamilySpec,
   MetricSample,
   Plugin,
