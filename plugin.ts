@@ -18,6 +18,7 @@ export type {
   PluginDescription,
   PluginFactory,
   RouteContext,
+  RunOn,
   SourceContext,
 } from "./src/plugin/api.ts";
 export type { PluginStatus, SourceHealth } from "./src/plugin/host.ts";
@@ -41,6 +42,8 @@ export type { IntegerSchema } from "./src/config/schemas.ts";
 export type { DurationSchema } from "./src/config/duration.ts";
 export type { HttpUrlSchema, LooseSectionSchema, MappingSchema, SectionSchema, StrictSectionSchema } from "./src/config/validation.ts";
 export type { TokenSource } from "./src/web/bearer.ts";
+// For a schema typed by hand (as JSR wants): checks that the type is the one valibot infers.
+export type { Assert, SameType } from "./src/util/same_type.ts";
 
 // Routes (`/hooks/<name>`): bounded bodies, bearer tokens, one-line errors.
 export { HttpError, jsonResponse, textResponse } from "./src/web/response.ts";

@@ -16,6 +16,7 @@
  */
 import * as v from "valibot";
 import {
+  type Assert,
   type Claim,
   claimMade,
   claimSaved,
@@ -33,12 +34,12 @@ import {
   readJsonBody,
   requireBearer,
   requirePost,
+  type SameType,
   type Signal,
   type SourceContext,
   type TokenSource,
   TokenSourceSchema,
 } from "../plugin.ts";
-import type { Assert, SameType } from "../src/util/same_type.ts";
 import { type Matcher, MatcherError, parseMatcher } from "./alert_matchers.ts";
 
 export const ALERTMANAGER_KIND = "alertmanager";

@@ -13,6 +13,7 @@ import { type FSWatcher, statSync, watch } from "node:fs";
 import { dirname, resolve } from "node:path";
 import * as v from "valibot";
 import {
+  type Assert,
   type DefinedPlugin,
   definePlugin,
   delay,
@@ -22,9 +23,9 @@ import {
   parseSignal,
   PluginNameSchema,
   readHead,
+  type SameType,
   type SourceContext,
 } from "../plugin.ts";
-import type { Assert, SameType } from "../src/util/same_type.ts";
 import { FifoWriter } from "./fifo_writer.ts";
 
 export const FILE_KIND = "file";

@@ -7,6 +7,7 @@
 import { readFileSync } from "node:fs";
 import * as v from "valibot";
 import {
+  type Assert,
   type DefinedPlugin,
   definePlugin,
   delay,
@@ -16,11 +17,11 @@ import {
   type MetricSample,
   type PluginDescription,
   PluginNameSchema,
+  type SameType,
   type SectionSchema,
   strictSection,
   ValidationError,
 } from "../plugin.ts";
-import type { Assert, SameType } from "../src/util/same_type.ts";
 import { DEFAULT_MAX_RESPONSE_BYTES, QueryError, runQuery } from "./prometheus_query.ts";
 import { type Observation, ThresholdGate } from "./thresholds.ts";
 

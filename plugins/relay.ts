@@ -8,21 +8,22 @@
 import * as v from "valibot";
 import {
   aborted,
+  type Assert,
   type DashboardCard,
-  HttpError,
   type DefinedPlugin,
   definePlugin,
   durationSchema,
+  HttpError,
   httpUrl,
   type MetricSample,
   type PluginDescription,
   PluginNameSchema,
   type PluginStatus,
+  type SameType,
   type SectionSchema,
   strictSection,
   TokenSourceSchema,
 } from "../plugin.ts";
-import type { Assert, SameType } from "../src/util/same_type.ts";
 import type { DnsTargetsOptions } from "./relay_dns.ts";
 import { describeTargetChange, DISCOVERY_ENTRIES, hasTargetKind, NO_TARGET_KIND, TargetDiscovery } from "./relay_discovery.ts";
 import { Fleet, type FleetCounts, type LastChange, REACH_ALL_BUCKETS } from "./relay_fleet.ts";

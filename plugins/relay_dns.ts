@@ -6,15 +6,16 @@
 import { isIP } from "node:net";
 import * as v from "valibot";
 import {
+  type Assert,
   delay,
-  durationSchema,
   type DnsRecordType,
+  durationSchema,
   parsedBy,
+  type SameType,
   type SectionSchema,
   type SourceContext,
   strictSection,
 } from "../plugin.ts";
-import type { Assert, SameType } from "../src/util/same_type.ts";
 import { KnownTargets, MAX_DISCOVERED_TARGETS } from "./relay_known_targets.ts";
 
 const NAMESERVER_RULE = "an IP address with an optional port, such as 10.96.0.10:53, 10.96.0.10 or [fd00::a]:53";

@@ -10,6 +10,7 @@
 import * as v from "valibot";
 import {
   aborted,
+  type Assert,
   claimMade,
   claimSaved,
   DEFAULT_MAX_BODY_BYTES,
@@ -27,13 +28,13 @@ import {
   readJsonBody,
   requireBearer,
   requirePost,
+  type SameType,
   type Signal,
   SIGNALS,
   type SourceContext,
   type TokenSource,
   TokenSourceSchema,
 } from "../plugin.ts";
-import type { Assert, SameType } from "../src/util/same_type.ts";
 
 export const WEBHOOK_KIND = "webhook";
 

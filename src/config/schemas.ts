@@ -35,4 +35,4 @@ export const NameSchema: v.GenericSchema<string> = v.pipe(
 );
 
 /** A plugin's `name:`. */
-export const PluginNameSchema = NameSchema;
+export const PluginNameSchema: v.GenericSchema<string> = NameSchema;
