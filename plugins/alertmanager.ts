@@ -82,7 +82,10 @@ export interface AlertRuleOptions {
   claim?: "PAUSE" | "STOP" | undefined;
 }
 
-/** An Alertmanager source's options once parsed: defaults filled in, matchers parsed, the token read, `max_age` in milliseconds. */
+/**
+ * An Alertmanager source's options once parsed: defaults filled in, matchers parsed, the token
+ * read, `max_age` in milliseconds.
+ */
 export interface ParsedAlertmanagerSourceOptions {
   name: string;
   rules: ParsedAlertRule[];

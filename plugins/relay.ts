@@ -42,7 +42,10 @@ const CONCURRENCY_RULE = "a whole number from 1 to 4096";
 const URL_RULE = "an http(s) URL without user:password@ (credentials would show in /status and logs; use token)";
 const UrlSchema = httpUrl(URL_RULE);
 
-/** A relay's options, as given (in the config: `chaos_signal.relays[]`): a mapping, checked key by key (see `RelaySchema`). */
+/**
+ * A relay's options, as given (in the config: `chaos_signal.relays[]`): a mapping, checked key
+ * by key (see `RelaySchema`).
+ */
 export type RelayOptions = Record<string, unknown>;
 
 /** A relay's options once parsed: defaults filled in, the token read, durations in milliseconds. */

@@ -67,7 +67,8 @@ const webhookSourceSchema = v.strictObject({
 });
 
 /** The options of a webhook source. */
-export const WebhookSourceSchema: v.GenericSchema<WebhookSourceOptions, ParsedWebhookSourceOptions> = webhookSourceSchema;
+export const WebhookSourceSchema: v.GenericSchema<WebhookSourceOptions, ParsedWebhookSourceOptions> =
+  webhookSourceSchema;
 type _Input = Assert<SameType<v.InferInput<typeof webhookSourceSchema>, WebhookSourceOptions>>;
 type _Output = Assert<SameType<v.InferOutput<typeof webhookSourceSchema>, ParsedWebhookSourceOptions>>;
 

@@ -20,7 +20,7 @@ function holdsSecret(value: unknown, depth = 0): boolean {
   return Object.entries(value).some(([key, inner]) => SECRET_KEY.test(key) || holdsSecret(inner, depth + 1));
 }
 
-/** A mapping, not a list: valibot's objects accept arrays, and a YAML list where a mapping belongs is an error. */
+/** What `mapping` makes: an object that is not an array. */
 export type MappingSchema = v.CustomSchema<Record<string, unknown>, v.ErrorMessage<v.CustomIssue> | undefined>;
 
 /** valibot's objects accept arrays; a YAML list where a mapping belongs is an error. */
@@ -43,7 +43,10 @@ export type StrictSectionSchema<TEntries extends v.ObjectEntries> = v.SchemaWith
  * A mapping whose unknown keys are errors that list the allowed keys, and name the one meant
  * when the unknown key is a near miss of it (`pause_abve`: did you mean "pause_above"?).
  */
-export function strictSection<const TEntries extends v.ObjectEntries>(entries: TEntries, what: string): StrictSectionSchema<TEntries> {
+export function strictSection<const TEntries extends v.ObjectEntries>(
+  entries: TEntries,
+  what: string,
+): StrictSectionSchema<TEntries> {
   const known = Object.keys(entries);
   const keys = known.join(", ") || "none";
   return v.pipe(
@@ -101,7 +104,10 @@ export type LooseSectionSchema<TEntries extends v.ObjectEntries> = v.SchemaWithP
 >;
 
 /** A mapping whose unknown keys are ignored (another program's section). */
-export function looseSection<const TEntries extends v.ObjectEntries>(entries: TEntries, what: string): LooseSectionSchema<TEntries> {
+export function looseSection<const TEntries extends v.ObjectEntries>(
+  entries: TEntries,
+  what: string,
+): LooseSectionSchema<TEntries> {
   return v.pipe(mapping(what), v.looseObject(entries, what));
 }
 
@@ -193,7 +199,12 @@ function writtenValue(input: unknown, path: readonly v.IssuePathItem[]): unknown
 
 /** What `httpUrl` makes: a string that is a URL, http(s), without credentials. */
 export type HttpUrlSchema = v.SchemaWithPipe<
-  readonly [v.StringSchema<string>, v.UrlAction<string, string>, v.RegexAction<string, string>, v.CheckAction<string, string>]
+  readonly [
+    v.StringSchema<string>,
+    v.UrlAction<string, string>,
+    v.RegexAction<string, string>,
+    v.CheckAction<string, string>,
+  ]
 >;
 
 /**

@@ -185,11 +185,13 @@ export { PluginNameSchema } from "../config/schemas.ts";
 export type PluginFactory<TInput> = (options: TInput, where?: string) => Plugin;
 
 /** What `definePlugin` makes: a plugin factory that also tells its type name, schema and description. */
-export type DefinedPlugin<TSchema extends v.GenericSchema<unknown, { name: string }>> = PluginFactory<v.InferInput<TSchema>> & {
-  readonly kind: string;
-  readonly schema: TSchema;
-  readonly description?: PluginDescription;
-};
+export type DefinedPlugin<TSchema extends v.GenericSchema<unknown, { name: string }>> =
+  & PluginFactory<v.InferInput<TSchema>>
+  & {
+    readonly kind: string;
+    readonly schema: TSchema;
+    readonly description?: PluginDescription;
+  };
 
 export function definePlugin<TSchema extends v.GenericSchema<unknown, { name: string }>>(
   kind: string,
