@@ -54,6 +54,7 @@ export { MaxBodyBytesSchema, NameSchema, PluginNameSchema } from "./src/config/s
 export type {
   CardTime,
   DashboardCard,
+  DefinedPlugin,
   MetricFamilySpec,
   MetricSample,
   Plugin,
@@ -74,13 +75,40 @@ export type { PluginRegistry } from "./src/plugin/registry.ts";
 export { loadPluginModules, PluginModuleError } from "./src/plugin/modules.ts";
 export type {
   AlertmanagerSourceOptions,
+  AlertRuleOptions,
+  DnsTargetsOptions,
+  Matcher,
   FileSourceOptions,
+  ParsedAlertmanagerSourceOptions,
+  ParsedAlertRule,
+  ParsedFileSourceOptions,
+  ParsedPrometheusSourceOptions,
+  ParsedRelayOptions,
+  ParsedWebhookSourceOptions,
+  PrometheusBasicAuth,
   PrometheusSourceOptions,
   RelayOptions,
   RelayTargetStatus,
   WebhookSourceOptions,
 } from "./plugins/mod.ts";
+export { AlertmanagerSourceSchema, FileSourceSchema, PrometheusSourceSchema, RelaySchema, WebhookSourceSchema } from "./plugins/mod.ts";
 export { VERSION } from "./src/version.ts";
+
+// Types that the exports above refer to, so that their documentation can link them.
+export type { AuthInput, ParsedAuth } from "./src/http/auth.ts";
+export type { RunOn } from "./src/plugin/api.ts";
+export type { PluginFactories } from "./src/plugin/registry.ts";
+export type { History, HistoryEntry, HistoryPage } from "./src/state/history.ts";
+export type { RevisionFeed } from "./src/core/events.ts";
+export type { StatusInfo, StoreStatus } from "./src/http/status.ts";
+export type { DescribedKind } from "./src/http/metrics.ts";
+export type { Logger } from "./src/util/log.ts";
+export type { PluginModuleSetting } from "./src/config/settings.ts";
+export type { TlsFetch, TlsFiles } from "./src/serve/mod.ts";
+export type { TokenSource } from "./src/web/bearer.ts";
+export type { DurationSchema } from "./src/config/duration.ts";
+export type { IntegerSchema } from "./src/config/schemas.ts";
+export type { LooseSectionSchema, MappingSchema, SectionSchema, StrictSectionSchema } from "./src/config/validation.ts";
 
 if (import.meta.main) {
   const { runCli } = await import("./src/main.ts");

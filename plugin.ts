@@ -11,12 +11,14 @@ export { definePlugin, isSource } from "./src/plugin/api.ts";
 export type {
   CardTime,
   DashboardCard,
+  DefinedPlugin,
   MetricFamilySpec,
   MetricSample,
   Plugin,
   PluginDescription,
   PluginFactory,
   RouteContext,
+  RunOn,
   SourceContext,
 } from "./src/plugin/api.ts";
 export type { PluginStatus, SourceHealth } from "./src/plugin/host.ts";
@@ -36,6 +38,12 @@ export { MaxBodyBytesSchema, NameSchema, PluginNameSchema } from "./src/config/s
 export { durationSchema, formatDuration, parseDuration } from "./src/config/duration.ts";
 export { httpUrl, looseSection, parsedBy, showValue, strictSection, ValidationError } from "./src/config/validation.ts";
 export { TokenSourceSchema } from "./src/web/bearer.ts";
+export type { IntegerSchema } from "./src/config/schemas.ts";
+export type { DurationSchema } from "./src/config/duration.ts";
+export type { HttpUrlSchema, LooseSectionSchema, MappingSchema, SectionSchema, StrictSectionSchema } from "./src/config/validation.ts";
+export type { TokenSource } from "./src/web/bearer.ts";
+// For a schema typed by hand (as JSR wants): checks that the type is the one valibot infers.
+export type { Assert, SameType } from "./src/util/same_type.ts";
 
 // Routes (`/hooks/<name>`): bounded bodies, bearer tokens, one-line errors.
 export { HttpError, jsonResponse, textResponse } from "./src/web/response.ts";

@@ -16,9 +16,11 @@
  */
 import * as v from "valibot";
 import {
+  type Assert,
   type Claim,
   claimMade,
   claimSaved,
+  type DefinedPlugin,
   definePlugin,
   delay,
   durationSchema,
@@ -32,8 +34,10 @@ import {
   readJsonBody,
   requireBearer,
   requirePost,
+  type SameType,
   type Signal,
   type SourceContext,
+  type TokenSource,
   TokenSourceSchema,
 } from "../plugin.ts";
 import { type Matcher, MatcherError, parseMatcher } from "./alert_matchers.ts";
@@ -63,7 +67,41 @@ const RuleSchema = v.strictObject({
   claim: v.optional(v.picklist(["PAUSE", "STOP"], "PAUSE or STOP"), "PAUSE"),
 });
 
-export const AlertmanagerSourceSchema = v.strictObject({
+/** An Alertmanager source's options, as given (in the config: `chaos_signal.sources[]` with `type: alertmanager`). */
+export interface AlertmanagerSourceOptions {
+  name: string;
+  rules?: AlertRuleOptions[] | undefined;
+  max_age?: string | number | undefined;
+  max_body_bytes?: number | string | undefined;
+  token?: TokenSource | undefined;
+}
+
+/** One of `rules`, as given: label matchers such as `severity="critical"`, and the claim. */
+export interface AlertRuleOptions {
+  match?: string[] | undefined;
+  claim?: "PAUSE" | "STOP" | undefined;
+}
+
+/**
+ * An Alertmanager source's options once parsed: defaults filled in, matchers parsed, the token
+ * read, `max_age` in milliseconds.
+ */
+export interface ParsedAlertmanagerSourceOptions {
+  name: string;
+  rules: ParsedAlertRule[];
+  max_age: number;
+  max_body_bytes: number;
+  token?: string | undefined;
+}
+
+/** One of `rules` once parsed. */
+export interface ParsedAlertRule {
+  match: Matcher[];
+  claim: "PAUSE" | "STOP";
+}
+
+/** The schema as valibot infers it: `AlertmanagerSourceSchema` is typed by hand (JSR), and checked against it below. */
+const alertmanagerSourceSchema = v.strictObject({
   /** The source's name; the route is `/hooks/<name>`. */
   name: PluginNameSchema,
   /**
@@ -80,7 +118,11 @@ export const AlertmanagerSourceSchema = v.strictObject({
   token: v.optional(TokenSourceSchema),
 });
 
-export type AlertmanagerSourceOptions = v.InferInput<typeof AlertmanagerSourceSchema>;
+/** The options of an Alertmanager source. */
+export const AlertmanagerSourceSchema: v.GenericSchema<AlertmanagerSourceOptions, ParsedAlertmanagerSourceOptions> =
+  alertmanagerSourceSchema;
+type _Input = Assert<SameType<v.InferInput<typeof alertmanagerSourceSchema>, AlertmanagerSourceOptions>>;
+type _Output = Assert<SameType<v.InferOutput<typeof alertmanagerSourceSchema>, ParsedAlertmanagerSourceOptions>>;
 
 const LABELS_RULE = "an object of label names to strings";
 
@@ -144,7 +186,8 @@ function listed(names: readonly string[]): string {
   return unique.length > 3 ? `${unique.slice(0, 3).join(", ")} and ${unique.length - 3} more` : unique.join(", ");
 }
 
-export const alertmanagerSource = definePlugin(ALERTMANAGER_KIND, AlertmanagerSourceSchema, (options) => {
+/** Makes an Alertmanager webhook source (`POST /hooks/<name>`). */
+export const alertmanagerSource: DefinedPlugin<typeof AlertmanagerSourceSchema> = definePlugin(ALERTMANAGER_KIND, AlertmanagerSourceSchema, (options) => {
   const rules = options.rules.map((rule) => ({ matchers: rule.match as Matcher[], claim: rule.claim as Signal }));
   const tracked = new Map<string, TrackedAlert>();
   let deliveries = 0;

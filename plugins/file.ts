@@ -13,6 +13,8 @@ import { type FSWatcher, statSync, watch } from "node:fs";
 import { dirname, resolve } from "node:path";
 import * as v from "valibot";
 import {
+  type Assert,
+  type DefinedPlugin,
   definePlugin,
   delay,
   durationSchema,
@@ -21,6 +23,7 @@ import {
   parseSignal,
   PluginNameSchema,
   readHead,
+  type SameType,
   type SourceContext,
 } from "../plugin.ts";
 import { FifoWriter } from "./fifo_writer.ts";
@@ -37,7 +40,24 @@ const SETTLE_MS = 25;
 /** Larger files are not signal files: reading no more keeps a wrong path from eating memory. */
 const MAX_FILE_BYTES = 4096;
 
-export const FileSourceSchema = v.strictObject({
+/** A file source's options, as given (in the config: `chaos_signal.sources[]` with `type: file`). */
+export interface FileSourceOptions {
+  name: string;
+  path: string;
+  interval?: string | number | undefined;
+  on_invalid?: "hold" | "pause" | undefined;
+}
+
+/** A file source's options once parsed: defaults filled in, `interval` in milliseconds. */
+export interface ParsedFileSourceOptions {
+  name: string;
+  path: string;
+  interval: number;
+  on_invalid: "hold" | "pause";
+}
+
+/** The schema as valibot infers it: `FileSourceSchema` is typed by hand (JSR), and checked against it below. */
+const fileSourceSchema = v.strictObject({
   /** The source's name, unique among sources. */
   name: PluginNameSchema,
   /** The file to watch; relative paths are taken from the working directory. */
@@ -55,9 +75,13 @@ export const FileSourceSchema = v.strictObject({
   on_invalid: v.optional(v.picklist(["hold", "pause"], "hold or pause"), "hold"),
 });
 
-export type FileSourceOptions = v.InferInput<typeof FileSourceSchema>;
+/** The options of a file source. */
+export const FileSourceSchema: v.GenericSchema<FileSourceOptions, ParsedFileSourceOptions> = fileSourceSchema;
+type _Input = Assert<SameType<v.InferInput<typeof fileSourceSchema>, FileSourceOptions>>;
+type _Output = Assert<SameType<v.InferOutput<typeof fileSourceSchema>, ParsedFileSourceOptions>>;
 
-export const fileSource = definePlugin(FILE_KIND, FileSourceSchema, (options) => {
+/** Makes a file watcher source. */
+export const fileSource: DefinedPlugin<typeof FileSourceSchema> = definePlugin(FILE_KIND, FileSourceSchema, (options) => {
   const path = resolve(options.path);
   const directory = dirname(path);
 

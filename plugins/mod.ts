@@ -10,12 +10,19 @@ import { relay } from "./relay.ts";
 import { webhookSource } from "./webhook.ts";
 
 export { alertmanagerSource, fileSource, prometheusSource, relay, webhookSource };
-export type { RelayOptions } from "./relay.ts";
+export { AlertmanagerSourceSchema } from "./alertmanager.ts";
+export { FileSourceSchema } from "./file.ts";
+export { PrometheusSourceSchema } from "./prometheus.ts";
+export { RelaySchema } from "./relay.ts";
+export { WebhookSourceSchema } from "./webhook.ts";
+export type { ParsedRelayOptions, RelayOptions } from "./relay.ts";
+export type { DnsTargetsOptions } from "./relay_dns.ts";
+export type { Matcher } from "./alert_matchers.ts";
 export type { RelayTargetStatus } from "./relay_target.ts";
-export type { AlertmanagerSourceOptions } from "./alertmanager.ts";
-export type { FileSourceOptions } from "./file.ts";
-export type { PrometheusSourceOptions } from "./prometheus.ts";
-export type { WebhookSourceOptions } from "./webhook.ts";
+export type { AlertmanagerSourceOptions, AlertRuleOptions, ParsedAlertmanagerSourceOptions, ParsedAlertRule } from "./alertmanager.ts";
+export type { FileSourceOptions, ParsedFileSourceOptions } from "./file.ts";
+export type { ParsedPrometheusSourceOptions, PrometheusBasicAuth, PrometheusSourceOptions } from "./prometheus.ts";
+export type { ParsedWebhookSourceOptions, WebhookSourceOptions } from "./webhook.ts";
 
 // deno-lint-ignore no-explicit-any
 export const BUILTIN_SOURCES: Readonly<Record<string, PluginFactory<any>>> = {

@@ -7,6 +7,8 @@
 import { readFileSync } from "node:fs";
 import * as v from "valibot";
 import {
+  type Assert,
+  type DefinedPlugin,
   definePlugin,
   delay,
   durationSchema,
@@ -15,6 +17,8 @@ import {
   type MetricSample,
   type PluginDescription,
   PluginNameSchema,
+  type SameType,
+  type SectionSchema,
   strictSection,
   ValidationError,
 } from "../plugin.ts";
@@ -34,7 +38,46 @@ const BasicAuthSchema = strictSection({
   password_file: v.optional(v.string("a file path")),
 }, "a mapping with username: and password: or password_file:");
 
-export const PrometheusSourceSchema = v.pipe(
+/**
+ * A Prometheus source's options, as given (in the config: `chaos_signal.sources[]` with
+ * `type: prometheus`): a mapping, checked key by key (see `PrometheusSourceSchema`).
+ */
+export type PrometheusSourceOptions = Record<string, unknown>;
+
+/** A Prometheus source's options once parsed: defaults filled in, durations in milliseconds. */
+export interface ParsedPrometheusSourceOptions {
+  name: string;
+  url: string;
+  query: string;
+  pause_above: number;
+  stop_above?: number | undefined;
+  resume_below?: number | undefined;
+  interval: number;
+  timeout?: number | undefined;
+  max_response_bytes: number;
+  initial_delay: number;
+  consecutive_breaches: number;
+  consecutive_recoveries: number;
+  consecutive_errors: number;
+  on_error: "pause" | "hold" | "ignore";
+  on_empty: "pause" | "hold" | "run";
+  combine: "max" | "min" | "avg" | "sum";
+  on_nan: "ignore" | "error";
+  bearer_token?: string | undefined;
+  bearer_token_file?: string | undefined;
+  basic_auth?: PrometheusBasicAuth | undefined;
+  headers: Record<string, string>;
+}
+
+/** `basic_auth`: the password inline or read from a file. */
+export interface PrometheusBasicAuth {
+  username: string;
+  password?: string | undefined;
+  password_file?: string | undefined;
+}
+
+/** The schema as valibot infers it: `PrometheusSourceSchema` is typed by hand (JSR), and checked against it below. */
+const prometheusSourceSchema = v.pipe(
   strictSection({
     /** The source's name, unique among sources. */
     name: PluginNameSchema,
@@ -88,7 +131,10 @@ export const PrometheusSourceSchema = v.pipe(
   v.forward(v.check((o) => !((o.bearer_token || o.bearer_token_file) && o.basic_auth), "either a bearer token or basic_auth, not both"), ["basic_auth"]),
 );
 
-export type PrometheusSourceOptions = v.InferInput<typeof PrometheusSourceSchema>;
+/** The options of a Prometheus source. */
+export const PrometheusSourceSchema: SectionSchema<ParsedPrometheusSourceOptions> = prometheusSourceSchema;
+type _Input = Assert<SameType<v.InferInput<typeof prometheusSourceSchema>, PrometheusSourceOptions>>;
+type _Output = Assert<SameType<v.InferOutput<typeof prometheusSourceSchema>, ParsedPrometheusSourceOptions>>;
 
 function readSecret(path: string, key: string, name: string): string {
   try {
@@ -139,7 +185,8 @@ export const PROMETHEUS_DESCRIPTION: PluginDescription = {
   },
 };
 
-export const prometheusSource = definePlugin(PROMETHEUS_KIND, PrometheusSourceSchema, (options) => {
+/** Makes a Prometheus load poller source. */
+export const prometheusSource: DefinedPlugin<typeof PrometheusSourceSchema> = definePlugin(PROMETHEUS_KIND, PrometheusSourceSchema, (options) => {
   const headers: Record<string, string> = { ...options.headers };
   const token = options.bearer_token ?? (options.bearer_token_file && readSecret(options.bearer_token_file, "bearer_token_file", options.name));
   if (token) headers.authorization = `Bearer ${token}`;

@@ -8,18 +8,23 @@
 import * as v from "valibot";
 import {
   aborted,
+  type Assert,
   type DashboardCard,
-  HttpError,
+  type DefinedPlugin,
   definePlugin,
   durationSchema,
+  HttpError,
   httpUrl,
   type MetricSample,
   type PluginDescription,
   PluginNameSchema,
   type PluginStatus,
+  type SameType,
+  type SectionSchema,
   strictSection,
   TokenSourceSchema,
 } from "../plugin.ts";
+import type { DnsTargetsOptions } from "./relay_dns.ts";
 import { describeTargetChange, DISCOVERY_ENTRIES, hasTargetKind, NO_TARGET_KIND, TargetDiscovery, targetChangeNote } from "./relay_discovery.ts";
 import { Fleet, type FleetCounts, type LastChange, REACH_ALL_BUCKETS } from "./relay_fleet.ts";
 import { Slots } from "./relay_slots.ts";
@@ -37,7 +42,29 @@ const CONCURRENCY_RULE = "a whole number from 1 to 4096";
 const URL_RULE = "an http(s) URL without user:password@ (credentials would show in /status and logs; use token)";
 const UrlSchema = httpUrl(URL_RULE);
 
-export const RelaySchema = v.pipe(strictSection({
+/**
+ * A relay's options, as given (in the config: `chaos_signal.relays[]`): a mapping, checked key
+ * by key (see `RelaySchema`).
+ */
+export type RelayOptions = Record<string, unknown>;
+
+/** A relay's options once parsed: defaults filled in, the token read, durations in milliseconds. */
+export interface ParsedRelayOptions {
+  name: string;
+  targets?: string[] | undefined;
+  targets_dns?: DnsTargetsOptions | undefined;
+  targets_file?: string | undefined;
+  interval: number;
+  timeout: number;
+  max_backoff: number;
+  refused_retry: number;
+  token?: string | undefined;
+  concurrency: number;
+  per_target_metrics: boolean;
+}
+
+/** The schema as valibot infers it: `RelaySchema` is typed by hand (JSR), and checked against it below. */
+const relaySchema = v.pipe(strictSection({
   /** The relay's name, unique among plugins. */
   name: PluginNameSchema,
   /** Base URLs of the signal endpoints to keep in step, such as Krkn's http://10.0.0.7:8081. */
@@ -60,7 +87,10 @@ export const RelaySchema = v.pipe(strictSection({
   per_target_metrics: v.optional(v.boolean("true or false"), false),
 }, "a mapping of the relay's options"), v.check((options) => hasTargetKind(options), NO_TARGET_KIND));
 
-export type RelayOptions = v.InferInput<typeof RelaySchema>;
+/** The options of a relay. */
+export const RelaySchema: SectionSchema<ParsedRelayOptions> = relaySchema;
+type _Input = Assert<SameType<v.InferInput<typeof relaySchema>, RelayOptions>>;
+type _Output = Assert<SameType<v.InferOutput<typeof relaySchema>, ParsedRelayOptions>>;
 
 /** What `/status` shows of a relay (its `last_observation`, besides `at`). */
 export type RelayObservation = {
@@ -166,7 +196,8 @@ function pageQuery(query: URLSearchParams): { limit: number; after: string | und
   return { limit: Number(parsed.output.limit), after: parsed.output.after };
 }
 
-export const relay = definePlugin(RELAY_KIND, RelaySchema, (options) => {
+/** Makes a relay: every change of the signal pushed to other signal endpoints. */
+export const relay: DefinedPlugin<typeof RelaySchema> = definePlugin(RELAY_KIND, RelaySchema, (options) => {
   const headers: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
   const discovery = new TargetDiscovery(options);
   const fleet = new Fleet({

@@ -11,14 +11,20 @@
  */
 import * as v from "valibot";
 import type { SourceContext } from "../plugin.ts";
-import { DnsTargets, DnsTargetsSchema } from "./relay_dns.ts";
+import { DnsTargets, type DnsTargetsOptions, DnsTargetsSchema } from "./relay_dns.ts";
 import { FileTargets, TargetsFileSchema } from "./relay_targets_file.ts";
 import type { KnownTargets, TargetSetStatus } from "./relay_known_targets.ts";
 
 export { MAX_DISCOVERED_TARGETS, type TargetSetStatus } from "./relay_known_targets.ts";
 
+/** The schemas of the relay's config keys for discovery. */
+export interface DiscoveryEntries {
+  targets_dns: v.OptionalSchema<typeof DnsTargetsSchema, undefined>;
+  targets_file: v.OptionalSchema<typeof TargetsFileSchema, undefined>;
+}
+
 /** The relay's config keys for discovery (beside `targets`). */
-export const DISCOVERY_ENTRIES = {
+export const DISCOVERY_ENTRIES: DiscoveryEntries = {
   /** Every A and AAAA record of a name is a target (a Kubernetes headless Service). */
   targets_dns: v.optional(DnsTargetsSchema),
   /** A file with one URL a line (`#` comments), re-read when it changes. */
@@ -82,8 +88,8 @@ export interface TargetChange {
 
 export interface DiscoveryOptions {
   readonly targets?: readonly string[] | undefined;
-  readonly targets_dns?: v.InferOutput<typeof DnsTargetsSchema> | undefined;
-  readonly targets_file?: v.InferOutput<typeof TargetsFileSchema> | undefined;
+  readonly targets_dns?: DnsTargetsOptions | undefined;
+  readonly targets_file?: string | undefined;
 }
 
 /** The relay's whole target set: the static `targets` and what each discovery kind knows. */

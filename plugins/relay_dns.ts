@@ -5,7 +5,17 @@
  */
 import { isIP } from "node:net";
 import * as v from "valibot";
-import { delay, durationSchema, type DnsRecordType, parsedBy, type SourceContext, strictSection } from "../plugin.ts";
+import {
+  type Assert,
+  delay,
+  type DnsRecordType,
+  durationSchema,
+  parsedBy,
+  type SameType,
+  type SectionSchema,
+  type SourceContext,
+  strictSection,
+} from "../plugin.ts";
 import { KnownTargets, MAX_DISCOVERED_TARGETS } from "./relay_known_targets.ts";
 
 const NAMESERVER_RULE = "an IP address with an optional port, such as 10.96.0.10:53, 10.96.0.10 or [fd00::a]:53";
@@ -20,7 +30,18 @@ export function parseNameserver(text: string): { address: string; port: number }
 
 const HOSTNAME_RULE = "a DNS name such as krkn.chaos.svc.cluster.local";
 
-export const DnsTargetsSchema = strictSection({
+/** `targets_dns` once parsed: defaults filled in, durations in milliseconds. */
+export interface DnsTargetsOptions {
+  name: string;
+  port: number;
+  scheme: "http" | "https";
+  nameserver?: { address: string; port: number } | undefined;
+  interval: number;
+  timeout: number;
+}
+
+/** The schema as valibot infers it: `DnsTargetsSchema` is typed by hand (JSR), and checked against it below. */
+const dnsTargetsSchema = strictSection({
   /** Every A and AAAA record of this name is a target. */
   name: v.pipe(
     v.string(HOSTNAME_RULE),
@@ -39,7 +60,10 @@ export const DnsTargetsSchema = strictSection({
   timeout: v.optional(durationSchema(50, 60_000), "5s"),
 }, "a mapping with name:, port: and optionally scheme:, nameserver:, interval:, timeout:");
 
-export type DnsTargetsOptions = v.InferOutput<typeof DnsTargetsSchema>;
+/** A relay's `targets_dns`: a mapping, checked key by key. */
+export const DnsTargetsSchema: SectionSchema<DnsTargetsOptions> = dnsTargetsSchema;
+type _Input = Assert<SameType<v.InferInput<typeof dnsTargetsSchema>, Record<string, unknown>>>;
+type _Output = Assert<SameType<v.InferOutput<typeof dnsTargetsSchema>, DnsTargetsOptions>>;
 
 export class DnsTargets {
   readonly known: KnownTargets;

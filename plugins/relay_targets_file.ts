@@ -23,7 +23,8 @@ const SETTLE_MS = 50;
 /** A refusal names this many bad lines at most. */
 const MAX_NAMED_LINES = 5;
 
-export const TargetsFileSchema = v.pipe(v.string("a file path"), v.nonEmpty("a file path"));
+/** A relay's `targets_file`: a path. */
+export const TargetsFileSchema: v.GenericSchema<string> = v.pipe(v.string("a file path"), v.nonEmpty("a file path"));
 
 /** The URLs of a targets file, or what is wrong with it (by line number). */
 export function parseTargetsFile(text: string): { urls: string[] } | { error: string } {

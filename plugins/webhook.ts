@@ -10,9 +10,11 @@
 import * as v from "valibot";
 import {
   aborted,
+  type Assert,
   claimMade,
   claimSaved,
   DEFAULT_MAX_BODY_BYTES,
+  type DefinedPlugin,
   definePlugin,
   delay,
   durationSchema,
@@ -26,15 +28,34 @@ import {
   readJsonBody,
   requireBearer,
   requirePost,
+  type SameType,
   type Signal,
   SIGNALS,
   type SourceContext,
+  type TokenSource,
   TokenSourceSchema,
 } from "../plugin.ts";
 
 export const WEBHOOK_KIND = "webhook";
 
-export const WebhookSourceSchema = v.strictObject({
+/** A webhook source's options, as given (in the config: `chaos_signal.sources[]` with `type: webhook`). */
+export interface WebhookSourceOptions {
+  name: string;
+  token?: TokenSource | undefined;
+  max_age?: string | number | undefined;
+  max_body_bytes?: number | string | undefined;
+}
+
+/** A webhook source's options once parsed: defaults filled in, the token read, `max_age` in milliseconds. */
+export interface ParsedWebhookSourceOptions {
+  name: string;
+  token?: string | undefined;
+  max_age?: number | undefined;
+  max_body_bytes: number;
+}
+
+/** The schema as valibot infers it: `WebhookSourceSchema` is typed by hand (JSR), and checked against it below. */
+const webhookSourceSchema = v.strictObject({
   /** The source's name; the route is `/hooks/<name>`. */
   name: PluginNameSchema,
   /** Require `Authorization: Bearer <token>`. @default no token */
@@ -45,7 +66,11 @@ export const WebhookSourceSchema = v.strictObject({
   max_body_bytes: v.optional(MaxBodyBytesSchema, DEFAULT_MAX_BODY_BYTES),
 });
 
-export type WebhookSourceOptions = v.InferInput<typeof WebhookSourceSchema>;
+/** The options of a webhook source. */
+export const WebhookSourceSchema: v.GenericSchema<WebhookSourceOptions, ParsedWebhookSourceOptions> =
+  webhookSourceSchema;
+type _Input = Assert<SameType<v.InferInput<typeof webhookSourceSchema>, WebhookSourceOptions>>;
+type _Output = Assert<SameType<v.InferOutput<typeof webhookSourceSchema>, ParsedWebhookSourceOptions>>;
 
 const STATE_RULE = `one of ${SIGNALS.join(", ")} (any letter case)`;
 
@@ -64,7 +89,8 @@ const WebhookBody = looseSection({
   ),
 }, 'a JSON object such as {"state": "PAUSE", "reason": "deploying"}');
 
-export const webhookSource = definePlugin(WEBHOOK_KIND, WebhookSourceSchema, (options) => {
+/** Makes a webhook source (`POST /hooks/<name>`). */
+export const webhookSource: DefinedPlugin<typeof WebhookSourceSchema> = definePlugin(WEBHOOK_KIND, WebhookSourceSchema, (options) => {
   let received = 0;
   /** When the standing claim was last made; 0 when there is none to expire. */
   let lastClaimAt = 0;

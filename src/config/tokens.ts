@@ -5,12 +5,16 @@
 import process from "node:process";
 import { readFileSync } from "node:fs";
 import * as v from "valibot";
+import type { Assert, SameType } from "../util/same_type.ts";
 
 /** Shorter tokens are refused: a guessable token guards nothing. */
 export const MIN_TOKEN_LENGTH = 8;
 
-/** Where a token comes from: inline, an environment variable or a file (Kubernetes secrets). */
-export const TokenSourceSchema = v.pipe(
+/** Where a token is written in the config: `{env: VARIABLE}`, `{file: PATH}` or `{value: TOKEN}`. */
+export type TokenSource = { env: string } | { file: string } | { value: string };
+
+/** The schema as valibot infers it: `TokenSourceSchema` is typed by hand (JSR), and checked against it below. */
+const tokenSourceSchema = v.pipe(
   v.union([
     v.strictObject({ env: v.pipe(v.string("a variable name"), v.nonEmpty("a variable name")) }),
     v.strictObject({ file: v.pipe(v.string("a file path"), v.nonEmpty("a file path")) }),
@@ -47,3 +51,8 @@ export const TokenSourceSchema = v.pipe(
     return token;
   }),
 );
+
+/** Where a token comes from: inline, an environment variable or a file (Kubernetes secrets). Outputs the token. */
+export const TokenSourceSchema: v.GenericSchema<TokenSource, string> = tokenSourceSchema;
+type _Input = Assert<SameType<v.InferInput<typeof tokenSourceSchema>, TokenSource>>;
+type _Output = Assert<SameType<v.InferOutput<typeof tokenSourceSchema>, string>>;

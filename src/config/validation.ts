@@ -20,19 +20,33 @@ function holdsSecret(value: unknown, depth = 0): boolean {
   return Object.entries(value).some(([key, inner]) => SECRET_KEY.test(key) || holdsSecret(inner, depth + 1));
 }
 
+/** What `mapping` makes: an object that is not an array. */
+export type MappingSchema = v.CustomSchema<Record<string, unknown>, v.ErrorMessage<v.CustomIssue> | undefined>;
+
 /** valibot's objects accept arrays; a YAML list where a mapping belongs is an error. */
-function mapping(what: string) {
+function mapping(what: string): MappingSchema {
   return v.custom<Record<string, unknown>>(
     (input) => typeof input === "object" && input !== null && !Array.isArray(input),
     what,
   );
 }
 
+/** A mapping checked key by key (`strictSection`, `looseSection`), typed by what it gives. */
+export type SectionSchema<TOutput> = v.GenericSchema<Record<string, unknown>, TOutput>;
+
+/** What `strictSection` makes: a mapping, then an object with these entries and no others. */
+export type StrictSectionSchema<TEntries extends v.ObjectEntries> = v.SchemaWithPipe<
+  readonly [MappingSchema, v.StrictObjectSchema<TEntries, v.ErrorMessage<v.StrictObjectIssue>>]
+>;
+
 /**
  * A mapping whose unknown keys are errors that list the allowed keys, and name the one meant
  * when the unknown key is a near miss of it (`pause_abve`: did you mean "pause_above"?).
  */
-export function strictSection<const TEntries extends v.ObjectEntries>(entries: TEntries, what: string) {
+export function strictSection<const TEntries extends v.ObjectEntries>(
+  entries: TEntries,
+  what: string,
+): StrictSectionSchema<TEntries> {
   const known = Object.keys(entries);
   const keys = known.join(", ") || "none";
   return v.pipe(
@@ -84,8 +98,16 @@ function editDistance(a: string, b: string): number {
   return rows[a.length]![b.length]!;
 }
 
+/** What `looseSection` makes: a mapping, then an object with these entries and maybe others. */
+export type LooseSectionSchema<TEntries extends v.ObjectEntries> = v.SchemaWithPipe<
+  readonly [MappingSchema, v.LooseObjectSchema<TEntries, string>]
+>;
+
 /** A mapping whose unknown keys are ignored (another program's section). */
-export function looseSection<const TEntries extends v.ObjectEntries>(entries: TEntries, what: string) {
+export function looseSection<const TEntries extends v.ObjectEntries>(
+  entries: TEntries,
+  what: string,
+): LooseSectionSchema<TEntries> {
   return v.pipe(mapping(what), v.looseObject(entries, what));
 }
 
@@ -175,11 +197,21 @@ function writtenValue(input: unknown, path: readonly v.IssuePathItem[]): unknown
   return value;
 }
 
+/** What `httpUrl` makes: a string that is a URL, http(s), without credentials. */
+export type HttpUrlSchema = v.SchemaWithPipe<
+  readonly [
+    v.StringSchema<string>,
+    v.UrlAction<string, string>,
+    v.RegexAction<string, string>,
+    v.CheckAction<string, string>,
+  ]
+>;
+
 /**
  * An http(s) URL without `user:password@`: credentials in a URL would show
  * wherever the URL does (`/status`, logs). `rule` says what to use instead.
  */
-export function httpUrl(rule: string) {
+export function httpUrl(rule: string): HttpUrlSchema {
   return v.pipe(
     v.string(rule),
     v.url(rule),
@@ -196,7 +228,10 @@ export function httpUrl(rule: string) {
  *
  *   v.pipe(v.string(RULE), v.trim(), parsedBy(parseSignal, RULE))   // output: Signal
  */
-export function parsedBy<TInput, TOutput>(parse: (input: TInput) => TOutput | undefined, rule: string) {
+export function parsedBy<TInput, TOutput>(
+  parse: (input: TInput) => TOutput | undefined,
+  rule: string,
+): v.RawTransformAction<TInput, TOutput> {
   return v.rawTransform<TInput, TOutput>(({ dataset, addIssue, NEVER }) => {
     const output = parse(dataset.value);
     if (output !== undefined) return output;

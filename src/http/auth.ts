@@ -8,7 +8,7 @@ import { matchBearer } from "../web/bearer.ts";
 import type { NamedToken } from "../config/auth.ts";
 
 export { AuthSchema } from "../config/auth.ts";
-export type { AuthInput, NamedToken } from "../config/auth.ts";
+export type { AuthInput, NamedToken, ParsedAuth } from "../config/auth.ts";
 
 export class Auth {
   readonly #tokens: readonly NamedToken[];

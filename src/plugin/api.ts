@@ -192,12 +192,21 @@ export { PluginNameSchema } from "../config/schemas.ts";
  */
 export type PluginFactory<TInput> = (options: TInput, where?: string) => Plugin;
 
+/** What `definePlugin` makes: a plugin factory that also tells its type name, schema and description. */
+export type DefinedPlugin<TSchema extends v.GenericSchema<unknown, { name: string }>> =
+  & PluginFactory<v.InferInput<TSchema>>
+  & {
+    readonly kind: string;
+    readonly schema: TSchema;
+    readonly description?: PluginDescription;
+  };
+
 export function definePlugin<TSchema extends v.GenericSchema<unknown, { name: string }>>(
   kind: string,
   schema: TSchema,
   build: (options: v.InferOutput<TSchema>) => Plugin,
   description?: PluginDescription,
-): PluginFactory<v.InferInput<TSchema>> & { readonly kind: string; readonly schema: TSchema; readonly description?: PluginDescription } {
+): DefinedPlugin<TSchema> {
   const factory = (input: v.InferInput<TSchema>, where?: string) => {
     const label = (path: string) => {
       const name = typeof (input as { name?: unknown })?.name === "string" ? ` "${(input as { name: string }).name}"` : "";

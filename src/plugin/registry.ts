@@ -8,12 +8,13 @@ import type { Plugin, PluginFactory } from "./api.ts";
 import { showValue, ValidationError } from "../config/validation.ts";
 import { BUILTIN_RELAYS, BUILTIN_SOURCES } from "../../plugins/mod.ts";
 
-type Factories = Readonly<Record<string, PluginFactory<unknown>>>;
+/** Plugin factories by type name. */
+export type PluginFactories = Readonly<Record<string, PluginFactory<unknown>>>;
 
 /** The factories that `sources:` and `relays:` entries may name. */
 export interface PluginRegistry {
-  readonly sources: Factories;
-  readonly relays: Factories;
+  readonly sources: PluginFactories;
+  readonly relays: PluginFactories;
 }
 
 /** The built-in plugins only. */
@@ -29,11 +30,11 @@ export const BUILTIN_REGISTRY: PluginRegistry = { sources: BUILTIN_SOURCES, rela
  */
 export function pluginsFromConfig(
   settings: { readonly sources?: readonly SourceSetting[]; readonly relays?: readonly SourceSetting[] },
-  registry: PluginRegistry | Factories = BUILTIN_REGISTRY,
+  registry: PluginRegistry | PluginFactories = BUILTIN_REGISTRY,
 ): Plugin[] {
-  const { sources, relays } = isRegistry(registry) ? registry : { sources: registry, relays: BUILTIN_RELAYS as Factories };
+  const { sources, relays } = isRegistry(registry) ? registry : { sources: registry, relays: BUILTIN_RELAYS as PluginFactories };
   const taken = new Map<string, string>();
-  const build = (factories: Factories) => ({ where, entry }: SourceSetting) => {
+  const build = (factories: PluginFactories) => ({ where, entry }: SourceSetting) => {
     const { type, run_on: runOn, ...options } = entry;
     const factory = Object.hasOwn(factories, type) ? factories[type] : undefined;
     if (!factory) {
@@ -56,11 +57,11 @@ export function pluginsFromConfig(
 }
 
 /** The sources of a config file (see `pluginsFromConfig`). */
-export function sourcesFromConfig(settings: readonly SourceSetting[], registry: PluginRegistry | Factories = BUILTIN_REGISTRY): Plugin[] {
+export function sourcesFromConfig(settings: readonly SourceSetting[], registry: PluginRegistry | PluginFactories = BUILTIN_REGISTRY): Plugin[] {
   return pluginsFromConfig({ sources: settings }, registry);
 }
 
-function isRegistry(value: PluginRegistry | Factories): value is PluginRegistry {
+function isRegistry(value: PluginRegistry | PluginFactories): value is PluginRegistry {
   const { sources, relays } = value as Partial<Record<string, unknown>>;
   return typeof sources === "object" && sources !== null && typeof relays === "object" && relays !== null;
 }

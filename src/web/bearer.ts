@@ -6,6 +6,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { HttpError } from "./response.ts";
 
 export { TokenSourceSchema } from "../config/tokens.ts";
+export type { TokenSource } from "../config/tokens.ts";
 
 function digest(text: string): Uint8Array {
   return createHash("sha256").update(text).digest();
