@@ -259,7 +259,7 @@ export class History {
    * Records a plugin's note (bounded by the caller: see `boundedNote`), now; with `share`, hands
    * it to the shared store (the plugin runs on one replica: the note is written once).
    */
-  note(note: AuditNote, at = new Date()): void {
+  note(note: AuditNote, at: Date = new Date()): void {
     const entry: Omit<NoteEntry, "id"> = {
       at: at.toISOString(),
       type: "note",
