@@ -19,17 +19,30 @@ import { waitFor } from "./wait.ts";
 
 export { waitFor };
 
-/** A port nobody listens on right now: listen on 127.0.0.1:0, read the port, close. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createNetServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error("could not read the port of a listening socket"))));
+/** Ports handed out by this process: the kernel may offer a port again once it is closed. */
+const handedOut = new Set<number>();
+
+/**
+ * A port nobody listens on right now: listen on 127.0.0.1:0, read the port, close. Never one this
+ * process handed out before: two asked in a row (Prometheus' and Alertmanager's) must differ.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt += 1) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createNetServer();
+      server.on("error", reject);
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address();
+        const port = typeof address === "object" && address ? address.port : 0;
+        server.close(() => (port ? resolve(port) : reject(new Error("could not read the port of a listening socket"))));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error("no port that was not handed out before, after 20 tries");
 }
 
 // ---------------------------------------------------------------------------
