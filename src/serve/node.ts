@@ -18,6 +18,7 @@ import {
   AddressInUseError,
   DEFAULT_IDLE_TIMEOUT_MS,
   KNOWN_BODIES,
+  PreparedResponse,
   type RequestInfo,
   type RunningServer,
   type ServeHandler,
@@ -188,6 +189,12 @@ for (const key of Object.getOwnPropertyNames(Request.prototype)) {
 }
 
 async function write(response: Response, outgoing: ServerResponse, headOnly: boolean, request: NodeRequest): Promise<void> {
+  if (response instanceof PreparedResponse) {
+    // A poll of GET /: its status, headers and bytes as they are, no WHATWG Response made.
+    outgoing.writeHead(response.status, response.preparedHead);
+    outgoing.end(headOnly ? undefined : response.preparedBytes);
+    return;
+  }
   const headers: Record<string, string | string[]> = {};
   response.headers.forEach((value, name) => {
     if (name !== "set-cookie") headers[name] = value;
