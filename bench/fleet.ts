@@ -11,12 +11,16 @@
  * `rounds` times, the signal alternates PAUSE and RUN through `POST /<signal>`, and each change is
  * timed from the POST until every target holds it (the helper reports the moment the last one got
  * it). Meanwhile `GET /` is asked of chaos-signal one request after the other, and each answer
- * timed (and, before the first change, for a second with no fan-out: the machine's own noise). After each change, the bench itself POSTs the same signal to every target with
+ * timed (during the changes to PAUSE; and, before the first change, for a second with no fan-out: the machine's own noise). After each change, the bench itself POSTs the same signal to every target with
  * `Promise.all(fetch)`: the bare fan-out, timed until the last answer. Last, chaos-signal's peak
  * RSS (VmHWM) and the size of its `/status`.
  *
  * Figures are printed, never asserted: the machine is shared and noisy. Loopback only; every wait
  * has a deadline, and the children are killed on any exit.
+ *
+ * `GET /` is polled during the changes to PAUSE; the changes to RUN are left alone to measure CPU
+ * time per change (chaos-signal's from /proc; the bench's own for the bare fan-out), which a busy
+ * machine disturbs less than wall time: it tells the relay's own work from the runtime's `fetch`.
  */
 import { readFileSync } from "node:fs";
 import process from "node:process";
@@ -84,6 +88,18 @@ async function bareFanOut(urls: readonly string[], signal: Change): Promise<numb
   return now() - started;
 }
 
+/** CPU time (user + system) a process has used so far, ms: from /proc/<pid>/stat, in clock ticks of 10 ms. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** This process's own CPU time so far, ms (finer than /proc's ticks). */
+function ownCpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}
+
 function peakRssMb(pid: number): number {
   const line = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return line ? Number(line[1]) / 1024 : Number.NaN;
@@ -93,6 +109,9 @@ interface Row {
   size: number;
   relay: number[];
   bare: number[];
+  /** CPU time chaos-signal used per change (from the POST until all hold it), and the bench per bare fan-out. */
+  relayCpu: number[];
+  bareCpu: number[];
   root: number[];
   /** `GET /` with no fan-out running, for comparison (the machine's own noise). */
   idle: number[];
@@ -110,22 +129,27 @@ async function measure(size: number): Promise<Row> {
       "fleet.yaml",
     );
     server = await startServer(["--config", config], { timeoutMs: 60_000 });
-    const row: Row = { size, relay: [], bare: [], root: [], idle: [], rssMb: 0, statusBytes: 0 };
+    const row: Row = { size, relay: [], bare: [], relayCpu: [], bareCpu: [], root: [], idle: [], rssMb: 0, statusBytes: 0 };
     await sleep(SETTLE_MS);
     const idle = pollRoot(server.url);
     await sleep(1000);
     row.idle = await idle.stop();
     for (let round = 0; round < ROUNDS; round++) {
       const signal: Change = round % 2 === 0 ? "PAUSE" : "RUN";
-      const poller = pollRoot(server.url);
+      // PAUSE is timed with `GET /` polled meanwhile; RUN without, for chaos-signal's own CPU time.
+      const poller = signal === "PAUSE" ? pollRoot(server.url) : undefined;
+      const cpuBefore = cpuMs(server.child.pid!);
       const started = now();
       const answer = await fetch(`${server.url}/${signal}`, { method: "POST" });
       await answer.text();
       if (!answer.ok) throw new Error(`POST /${signal} answered ${answer.status}`);
       row.relay.push((await fleet.allHold(signal, CHANGE_DEADLINE_MS)) - started);
-      row.root.push(...await poller.stop());
+      if (poller) row.root.push(...await poller.stop());
+      else row.relayCpu.push(cpuMs(server.child.pid!) - cpuBefore);
       await sleep(SETTLE_MS);
+      const bareCpuBefore = ownCpuMs();
       row.bare.push(await bareFanOut(fleet.urls, signal));
+      if (!poller) row.bareCpu.push(ownCpuMs() - bareCpuBefore);
       await sleep(SETTLE_MS);
     }
     row.statusBytes = (await (await fetch(`${server.url}/status`)).arrayBuffer()).byteLength;
@@ -141,12 +165,12 @@ const rows: Row[] = [];
 for (const size of SIZES) rows.push(await measure(size));
 
 console.log(`\nbench/fleet.ts on ${RUNTIME} ${VERSION}: ${ROUNDS} changes per fleet size (PAUSE and RUN in turn), relay concurrency ${CONCURRENCY ?? "default"}\n`);
-console.log("| targets | chaos-signal: every target in sync | bare fetch fan-out | ratio (medians) | GET / p50 / p99 during (idle) | peak RSS | /status |");
-console.log("|---|---|---|---|---|---|---|");
+console.log("| targets | chaos-signal: every target in sync | bare fetch fan-out | ratio (medians) | CPU per change: chaos-signal / bare (medians) | GET / p50 / p99 during (idle) | peak RSS | /status |");
+console.log("|---|---|---|---|---|---|---|---|");
 for (const row of rows) {
   const ratio = quantile(row.relay, 0.5) / quantile(row.bare, 0.5);
   console.log(
-    `| ${row.size} | ${range(row.relay)} | ${range(row.bare)} | ${ratio.toFixed(1)}× | ${ms(quantile(row.root, 0.5))} / ${ms(quantile(row.root, 0.99))} (${ms(quantile(row.idle, 0.5))} / ${ms(quantile(row.idle, 0.99))}) | ${row.rssMb.toFixed(0)} MB | ${(row.statusBytes / 1024).toFixed(1)} KiB |`,
+    `| ${row.size} | ${range(row.relay)} | ${range(row.bare)} | ${ratio.toFixed(1)}× | ${ms(quantile(row.relayCpu, 0.5))} / ${ms(quantile(row.bareCpu, 0.5))} | ${ms(quantile(row.root, 0.5))} / ${ms(quantile(row.root, 0.99))} (${ms(quantile(row.idle, 0.5))} / ${ms(quantile(row.idle, 0.99))}) | ${row.rssMb.toFixed(0)} MB | ${(row.statusBytes / 1024).toFixed(1)} KiB |`,
   );
 }
 process.exit(0);

@@ -32,7 +32,7 @@ import type { RelayTargetStatus } from "./relay_target.ts";
 
 export const RELAY_KIND = "relay";
 /** Requests of one relay in flight at most: see the README's "Drive a fleet" for the measurement. */
-export const DEFAULT_CONCURRENCY = 128;
+export const DEFAULT_CONCURRENCY = 32;
 /** Targets not in sync listed in `/status`; the rest are counted, and paged at `/status/relays/<name>`. */
 export const MAX_LISTED_TARGETS = 50;
 /** Of those, the ones with a dashboard card of their own (the counts card says how many more). */

@@ -21,7 +21,7 @@ import { SubscriberHub, type SubscriberCounts } from "../push/hub.ts";
 import { DEFAULT_HEARTBEAT_MS } from "../push/event_stream.ts";
 import type { History } from "../state/history.ts";
 import type { SignalStore, StateHealth } from "../state/signal_store.ts";
-import type { RequestInfo } from "../serve/types.ts";
+import { KNOWN_BODIES, PreparedResponse, type RequestInfo } from "../serve/types.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "../web/request_body.ts";
 import { errorResponse, HttpError, textResponse } from "../web/response.ts";
 import type { Auth } from "./auth.ts";
@@ -90,9 +90,11 @@ export interface HandlerOptions {
   /** The plugin types this server knows (a registry's factories): their metric families always show. */
   readonly pluginTypes?: readonly DescribedKind[];
   /**
-   * Answer each plain `GET /` with a new Response instead of a clone of a prepared one. Node.js
-   * (undici) tees the body of a clone: cloning one template poll after poll chains tees without
-   * end, and time and memory per poll grow. @default false (Deno and Bun clone fastest)
+   * Answer each plain `GET /` with a new PreparedResponse (serve/types.ts: a Response made only
+   * when read) instead of a clone of a prepared Response. Node.js (undici) tees the body of a
+   * clone: cloning one template poll after poll chains tees without end, and time and memory per
+   * poll grow; and a new WHATWG Response costs Node a third of a poll. Only for a serve file that
+   * writes a PreparedResponse itself (Node's). @default false (Deno and Bun clone fastest)
    */
   readonly freshResponses?: boolean;
 }
@@ -193,7 +195,7 @@ export function createHandler(options: HandlerOptions): SignalHandler {
     // Krkn's runner polls a plain GET / all run long: answer it at once, without routing or parsing the URL.
     if (request.method === "GET" && !auth?.protectReads && isPlainRoot(request.url)) {
       metrics.countPoll();
-      return cloneTemplates ? SIGNAL_RESPONSES[store.signal].clone() : textResponse(store.signal);
+      return cloneTemplates ? SIGNAL_RESPONSES[store.signal].clone() : preparedSignal(store.signal);
     }
     return routed(request, info);
   };
@@ -215,6 +217,18 @@ function isPlainRoot(url: string): boolean {
 const SIGNAL_RESPONSES = Object.fromEntries(
   SIGNALS.map((signal) => [signal, textResponse(signal)]),
 ) as Record<Signal, Response>;
+
+/** The same answer as SIGNAL_RESPONSES, as a PreparedResponse: its headers and bytes taken once. */
+function preparedSignal(signal: Signal): Response {
+  const { head, bytes } = SIGNAL_PREPARED[signal];
+  return new PreparedResponse(200, head, bytes) as unknown as Response;
+}
+const SIGNAL_PREPARED = Object.fromEntries(SIGNALS.map((signal) => {
+  const template = SIGNAL_RESPONSES[signal];
+  const head: Record<string, string> = {};
+  template.headers.forEach((value, name) => (head[name] = value));
+  return [signal, { head, bytes: KNOWN_BODIES.get(template)! as Uint8Array<ArrayBuffer> }];
+})) as Record<Signal, { head: Record<string, string>; bytes: Uint8Array<ArrayBuffer> }>;
 
 /**
  * The request the router sees. A HEAD becomes a GET, carrying the HEAD as `received`, so that

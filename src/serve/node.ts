@@ -3,8 +3,8 @@
  *
  * Hand-written on node:http rather than an adapter library: no new dependency, and its few
  * conversions (IncomingMessage -> Request, Response -> ServerResponse) are all here to read.
- * `@hono/node-server` measured faster on GET / (README, "On Node.js"), mostly by replacing the
- * global Request and Response; that is the next step should Node's polls per second matter.
+ * A GET / poll comes back as a PreparedResponse (serve/types.ts) and is written as it is, with no
+ * WHATWG Response made: within 1.1-1.2x the CPU time of bare node:http (README, "On Node.js").
  * A response body is written chunk by chunk as the handler's stream yields it, so an event
  * stream or a long-poll flushes at once; a client that goes away aborts `request.signal`.
  */
@@ -18,6 +18,7 @@ import {
   AddressInUseError,
   DEFAULT_IDLE_TIMEOUT_MS,
   KNOWN_BODIES,
+  PreparedResponse,
   type RequestInfo,
   type RunningServer,
   type ServeHandler,
@@ -127,13 +128,21 @@ async function answer(handler: ServeHandler, incoming: IncomingMessage, outgoing
     return plain(outgoing, 400, `bad request: the Host header and path make no URL`);
   }
   const request = new NodeRequest(method, url, incoming);
+  let response: Response | Promise<Response>;
+  try {
+    response = handler(request as unknown as Request, new NodeRequestInfo(incoming.socket));
+  } catch (error) {
+    response = internalError(error);
+  }
+  // A poll answered at once is written at once: no listener, no await (a third of what is left of a poll's cost).
+  if (response instanceof PreparedResponse) return writePrepared(response, outgoing, method === "HEAD");
   // The client went away before the response was written in full: event streams and long-polls end at once.
+  // (Registered after the handler's synchronous part: no close event can come in between.)
   outgoing.once("close", () => {
     if (!outgoing.writableFinished) request.clientGone();
   });
-  let response: Response;
   try {
-    response = await handler(request as unknown as Request, new NodeRequestInfo(incoming.socket));
+    response = await response;
   } catch (error) {
     response = internalError(error);
   }
@@ -188,6 +197,7 @@ for (const key of Object.getOwnPropertyNames(Request.prototype)) {
 }
 
 async function write(response: Response, outgoing: ServerResponse, headOnly: boolean, request: NodeRequest): Promise<void> {
+  if (response instanceof PreparedResponse) return writePrepared(response, outgoing, headOnly);
   const headers: Record<string, string | string[]> = {};
   response.headers.forEach((value, name) => {
     if (name !== "set-cookie") headers[name] = value;
@@ -228,6 +238,12 @@ async function write(response: Response, outgoing: ServerResponse, headOnly: boo
     outgoing.off("close", stop);
     stop();
   }
+}
+
+/** A poll of GET /: its status, headers and bytes as they are, no WHATWG Response made. */
+function writePrepared(response: PreparedResponse, outgoing: ServerResponse, headOnly: boolean): void {
+  outgoing.writeHead(response.status, response.preparedHead);
+  outgoing.end(headOnly ? undefined : response.preparedBytes);
 }
 
 /** The status line: the runtime's own reason phrase unless the handler gave one. */

@@ -91,3 +91,39 @@ export function dnsTimeout(name: string, type: DnsRecordType, ms: number): Error
  * Node.js that read cost about a third of a GET / poll. A Response's body never changes.
  */
 export const KNOWN_BODIES: WeakMap<Response, Uint8Array> = new WeakMap();
+
+/**
+ * An answer known in full (status, headers, bytes) that is a `Response` to whoever reads more: the
+ * real one is made on first use of anything but `status`. A serve file that knows this class
+ * writes `preparedHead` and `preparedBytes` as they are (Node.js: a WHATWG Response per GET / poll, with its
+ * Headers and body stream, cost about as much as the rest of the poll). Deno and Bun send only
+ * real Responses: give them `real()` or a real Response instead.
+ */
+export class PreparedResponse {
+  #real: Response | undefined;
+  constructor(
+    readonly status: number,
+    /** Header names in lower case, as a Response's Headers lists them. */
+    readonly preparedHead: Readonly<Record<string, string>>,
+    /** Not `bytes`: that is a method of Response. */
+    readonly preparedBytes: Uint8Array<ArrayBuffer>,
+  ) {}
+
+  real(): Response {
+    if (this.#real) return this.#real;
+    this.#real = new Response(this.preparedBytes, { status: this.status, headers: this.preparedHead });
+    KNOWN_BODIES.set(this.#real, this.preparedBytes);
+    return this.#real;
+  }
+}
+Object.setPrototypeOf(PreparedResponse.prototype, Response.prototype);
+for (const key of Object.getOwnPropertyNames(Response.prototype)) {
+  if (key === "constructor" || key === "status") continue;
+  Object.defineProperty(PreparedResponse.prototype, key, {
+    get(this: PreparedResponse) {
+      const real = this.real();
+      const value = (real as unknown as Record<string, unknown>)[key];
+      return typeof value === "function" ? value.bind(real) : value;
+    },
+  });
+}
