@@ -24,9 +24,14 @@ export async function startKrknServer(port = 0, initial = "RUN", address = "127.
   });
   let output = "";
   child.stdout!.setEncoding("utf8").on("data", (chunk: string) => (output += chunk));
-  child.stderr!.setEncoding("utf8").on("data", () => {}); // HTTPServer's tracebacks on dropped connections
+  // HTTPServer's tracebacks on dropped connections: only the start's are kept, to say why it did not listen.
+  let errors = "";
+  child.stderr!.setEncoding("utf8").on("data", (chunk: string) => (errors = (errors + chunk).slice(-2000)));
   const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
-  const bound = await waitFor(() => /listening (\d+)/.exec(output)?.[1], { what: "the Krkn stand-in to listen", timeoutMs: 10_000 });
+  const bound = await waitFor(() => {
+    if (child.exitCode !== null) throw new Error(`the Krkn stand-in exited (${child.exitCode}) before listening on ${address}:${port}: ${errors.trim().split("\n").pop()}`);
+    return /listening (\d+)/.exec(output)?.[1];
+  }, { what: "the Krkn stand-in to listen", timeoutMs: 10_000, diagnose: () => `stderr: ${errors.trim().split("\n").slice(-3).join(" | ")}` });
   const actual = Number(bound);
   const url = `http://${address}:${actual}`;
   return {
