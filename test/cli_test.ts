@@ -63,6 +63,17 @@ test("a port in use exits 1 with a clear message", async () => {
   }
 });
 
+test("an address that is not this host's exits 1 saying so, not that the port is in use", async () => {
+  // Bun reports a name it cannot resolve as EADDRINUSE ("Is port in use?"): the serve file looks it up first.
+  for (const address of ["no-such-host.invalid", "999.1.1.1"]) {
+    const result = await runCli(["--address", address, "--port", "8081"]);
+    assert.equal(result.code, 1, result.output);
+    const last = lines(result.output).at(-1) ?? "";
+    assert.match(last, new RegExp(`^chaos-signal: cannot listen on ${address.replaceAll(".", "\\.")}:8081: `), result.output);
+    assert.doesNotMatch(last, /already in use/, result.output);
+  }
+});
+
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   test(`${signal} shuts the server down cleanly within 2 s`, async () => {
     const server = await startServer();

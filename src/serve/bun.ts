@@ -1,4 +1,6 @@
 /** `serve` on Bun: the only file that touches `Bun.*`. */
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
 import {
   AddressInUseError,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -35,7 +37,7 @@ declare const Bun: {
   }): BunServer;
 };
 
-export function serve(handler: ServeHandler, options: ServeOptions): RunningServer {
+export async function serve(handler: ServeHandler, options: ServeOptions): Promise<RunningServer> {
   let server: BunServer;
   try {
     server = Bun.serve({
@@ -60,6 +62,10 @@ export function serve(handler: ServeHandler, options: ServeOptions): RunningServ
     });
   } catch (error) {
     if ((error as { code?: string }).code === "EADDRINUSE") {
+      // Bun also says EADDRINUSE ("Is port in use?") for a name it cannot resolve: look the name
+      // up before blaming the port.
+      const unknown = await lookupProblem(options.hostname);
+      if (unknown) throw new Error(unknown, { cause: error });
       throw new AddressInUseError(options.hostname, options.port, { cause: error });
     }
     throw error;
@@ -97,4 +103,15 @@ export function tlsFetch(files: TlsFiles): TlsFetch {
     ...(files.key === undefined ? {} : { key: files.key }),
   };
   return (url, init) => fetch(url, { ...init, tls } as RequestInit);
+}
+
+/** Why `hostname` is no address to listen on, or undefined when it looks up. */
+async function lookupProblem(hostname: string): Promise<string | undefined> {
+  if (isIP(hostname)) return undefined;
+  try {
+    await lookup(hostname);
+    return undefined;
+  } catch (error) {
+    return `${hostname} is not an address of this host (its lookup failed: ${(error as { code?: string }).code ?? error})`;
+  }
 }
