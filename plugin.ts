@@ -36,7 +36,7 @@ export type { ClaimOptions } from "./src/core/change.ts";
 // Option schemas, with the server's wording of errors.
 export { MaxBodyBytesSchema, NameSchema, PluginNameSchema } from "./src/config/schemas.ts";
 export { durationSchema, formatDuration, parseDuration } from "./src/config/duration.ts";
-export { httpUrl, looseSection, parsedBy, showValue, strictSection, ValidationError } from "./src/config/validation.ts";
+export { httpUrl, issueLine, looseSection, parsedBy, showValue, strictSection, ValidationError } from "./src/config/validation.ts";
 export { TokenSourceSchema } from "./src/web/bearer.ts";
 export type { IntegerSchema } from "./src/config/schemas.ts";
 export type { DurationSchema } from "./src/config/duration.ts";

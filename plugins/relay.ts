@@ -15,6 +15,7 @@ import {
   durationSchema,
   HttpError,
   httpUrl,
+  issueLine,
   type MetricSample,
   type PluginDescription,
   PluginNameSchema,
@@ -176,23 +177,22 @@ export const RELAY_DESCRIPTION: PluginDescription = {
   cards: relayCards,
 };
 
-const PAGE_RULE = "limit: a whole number from 1 to 1000 (default 100); after: a target URL (the previous page's next)";
-const PageQuerySchema = v.strictObject({
-  limit: v.optional(v.pipe(v.string(), v.regex(/^[1-9]\d{0,3}$/, PAGE_RULE), v.transform(Number), v.maxValue(1000, PAGE_RULE)), "100"),
-  after: v.optional(v.pipe(v.string(), v.maxLength(2048, PAGE_RULE))),
-}, PAGE_RULE);
+const LIMIT_RULE = "a whole number from 1 to 1000 (default 100)";
+const PageQuerySchema = strictSection({
+  limit: v.optional(v.pipe(v.string(), v.regex(/^[1-9]\d{0,3}$/, LIMIT_RULE), v.transform(Number), v.maxValue(1000, LIMIT_RULE)), "100"),
+  /** A cursor: the targets whose URL sorts after it (the previous page's `next`). */
+  after: v.optional(v.pipe(v.string(), v.maxLength(2048, "a target URL of at most 2048 characters (the previous page's next)"))),
+}, "limit and after only");
 
-/** `GET /status/relays/<name>?limit=&after=`: the query, or a 400 that names the rule. */
-function pageQuery(query: URLSearchParams): { limit: number; after: string | undefined } {
+/** `GET /status/relays/<name>?limit=&after=`: the query, or a 400 that names the parameter, the value and the rule. */
+function pageQuery(query: URLSearchParams, name: string): { limit: number; after: string | undefined } {
   const keys = [...query.keys()];
   const repeated = keys.find((key, index) => keys.indexOf(key) !== index);
-  if (repeated) throw new HttpError(400, `query parameter ${repeated} is given twice; allowed: ${PAGE_RULE}`);
-  const parsed = v.safeParse(PageQuerySchema, Object.fromEntries(query));
-  if (!parsed.success) {
-    const issue = parsed.issues[0];
-    const key = issue.path?.map((item) => String(item.key)).join(".");
-    throw new HttpError(400, `bad query${key ? ` parameter ${key}` : ""}: ${issue.message.startsWith("Invalid key") ? `unknown; ${PAGE_RULE}` : PAGE_RULE}`);
-  }
+  const where = (key: string) => `query parameter "${key}" of GET /status/relays/${name}`;
+  if (repeated) throw new HttpError(400, `${where(repeated)}: given twice; give it once`);
+  const given = Object.fromEntries(query);
+  const parsed = v.safeParse(PageQuerySchema, given);
+  if (!parsed.success) throw new HttpError(400, issueLine(parsed.issues, where, given));
   return { limit: Number(parsed.output.limit), after: parsed.output.after };
 }
 
@@ -247,7 +247,7 @@ export const relay: DefinedPlugin<typeof RelaySchema> = definePlugin(RELAY_KIND,
       }
     },
     page(status, query) {
-      const { limit, after } = pageQuery(query);
+      const { limit, after } = pageQuery(query, status.name);
       const { targets, next } = fleet.page(after, limit);
       const { counts } = observationOf(status);
       return { relay: status.name, counts: counts ?? fleet.counts(), targets, next };

@@ -125,11 +125,21 @@ test("GET /status/relays/<name> pages through every target exactly once; bad que
   assert.equal(seen.length, r.urls.length, "each target once");
   assert.deepEqual([...seen].sort(), [...r.urls].sort());
 
-  for (const query of ["limit=0", "limit=1001", "limit=ten", "limit=5&limit=6", "page=2", `after=${"x".repeat(3000)}`]) {
+  // Each answer names the parameter, what was given and what is allowed, on one line.
+  const bad: [string, RegExp][] = [
+    ["limit=0", /^query parameter "limit" of GET \/status\/relays\/fleet: got "0"; allowed: a whole number from 1 to 1000/],
+    ["limit=1001", /"limit" .*: got "1001"; allowed: a whole number from 1 to 1000/],
+    ["limit=ten", /"limit" .*: got "ten"; allowed: a whole number from 1 to 1000/],
+    ["limit=5&limit=6", /"limit" .*: given twice; give it once/],
+    ["page=2", /"page" .*: unknown key; allowed keys: limit, after/],
+    ["afer=x", /"afer" .*: unknown key; did you mean "after"\? allowed keys: limit, after/],
+    [`after=${"x".repeat(3000)}`, /"after" .*allowed: a target URL of at most 2048 characters/],
+  ];
+  for (const [query, reason] of bad) {
     const response = await fetch(`${r.server.url}/status/relays/fleet?${query}`);
     const body = await response.text();
     assert.equal(response.status, 400, `${query}: ${body}`);
-    assert.match(body, /limit: a whole number from 1 to 1000/);
+    assert.match(body, reason);
     assert.equal(body.trim().split("\n").length, 1, `one line: ${body}`);
   }
   for (const path of ["/status/relays/nope", "/status/sources/fleet"]) {
