@@ -264,6 +264,10 @@ export async function createServer(options: ServerOptions = {}): Promise<ChaosSi
     await store.submit({ kind: "restore", saved: saved.snapshot, sources: plugins.map((plugin) => plugin.name) });
     const when = saved.savedAt ? ` (saved ${saved.savedAt.toISOString()})` : "";
     log.info(`restored ${store.signal} from ${backend.where}${when}: held by ${describeDecision(store.snapshot())}`);
+    // The saved state wins (a STOP must survive a restart): say so when the configured one differs.
+    if (settings.state !== "RUN" && settings.state !== store.signal) {
+      log.error(`warning: signal_state ${settings.state} is not applied: it sets the signal only when nothing is saved, and ${backend.where} holds ${store.signal} (POST /${settings.state} to change it)`);
+    }
   } else if (unreadable !== undefined) {
     await store.claim(MANUAL_SOURCE, "PAUSE", `state file unreadable (${unreadable}): paused until a person says RUN`);
   }

@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
-import { fixture, tempFile } from "./helpers/files.ts";
+import { fixture, tempDir, tempFile } from "./helpers/files.ts";
 import { ROOT, runCli, runtimeCommand, startServer } from "./helpers/server_process.ts";
 
 /** The lines chaos-signal itself printed (runtimes may add nothing else on a config error). */
@@ -60,6 +60,20 @@ test("a port in use exits 1 with a clear message", async () => {
     assert.equal(await (await fetch(`${first.url}/`)).text(), "RUN", "the first server is unharmed");
   } finally {
     await first.stop();
+  }
+});
+
+test("a saved signal wins over --state at start, and the log says that the flag was not applied", async () => {
+  const stateFile = join(tempDir(), "state.json");
+  const first = await startServer(["--state-file", stateFile]);
+  assert.equal(await (await fetch(`${first.url}/`)).text(), "RUN");
+  await first.stop();
+  const second = await startServer(["--state-file", stateFile, "--state", "PAUSE"]);
+  try {
+    assert.equal(await (await fetch(`${second.url}/`)).text(), "RUN", "the saved RUN, as README \"Durable state\" says");
+    assert.match(second.output(), /warning: signal_state PAUSE is not applied: it sets the signal only when nothing is saved, and .*state\.json holds RUN \(POST \/PAUSE to change it\)/);
+  } finally {
+    await second.stop();
   }
 });
 
