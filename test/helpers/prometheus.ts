@@ -9,7 +9,7 @@
  * programs named by PROMETHEUS_BIN and ALERTMANAGER_BIN.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { createServer as createNetServer } from "node:net";
 import { join } from "node:path";
@@ -23,26 +23,41 @@ export { waitFor };
 const handedOut = new Set<number>();
 
 /**
- * A port nobody listens on right now: listen on 127.0.0.1:0, read the port, close. Never one this
- * process handed out before: two asked in a row (Prometheus' and Alertmanager's) must differ.
+ * The ports the kernel picks for outgoing connections. A port handed out here stays below them:
+ * a client that keeps connecting to a port in that range where nothing listens yet (a relay
+ * retrying a Krkn server that starts later) can be given that very port as its own source port
+ * (a TCP self-connect), and then the server cannot bind it.
+ */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 11_000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+const BELOW = ephemeralLow();
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createNetServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A port nobody listens on right now, below the kernel's ephemeral range, never one this process
+ * handed out before (two asked in a row, Prometheus' and Alertmanager's, must differ).
  */
 export async function freePort(): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt += 1) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createNetServer();
-      server.on("error", reject);
-      server.listen(0, "127.0.0.1", () => {
-        const address = server.address();
-        const port = typeof address === "object" && address ? address.port : 0;
-        server.close(() => (port ? resolve(port) : reject(new Error("could not read the port of a listening socket"))));
-      });
-    });
-    if (!handedOut.has(port)) {
-      handedOut.add(port);
-      return port;
-    }
+  for (let attempt = 0; attempt < 50; attempt += 1) {
+    const port = 10_000 + Math.floor(Math.random() * (BELOW - 10_000));
+    if (handedOut.has(port) || !(await bindable(port))) continue;
+    handedOut.add(port);
+    return port;
   }
-  throw new Error("no port that was not handed out before, after 20 tries");
+  throw new Error(`no free port between 10000 and ${BELOW} after 50 tries`);
 }
 
 // ---------------------------------------------------------------------------
