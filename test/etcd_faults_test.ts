@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { runtime } from "../src/serve/mod.ts";
-import { type EtcdCluster, type EtcdMember, startEtcd } from "./helpers/etcd.ts";
+import { type EtcdCluster, type EtcdMember, etcdStoreConfig, startEtcd } from "./helpers/etcd.ts";
 import { tempFile } from "./helpers/files.ts";
 import { type ServerProcess, startServer } from "./helpers/server_process.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -28,7 +28,7 @@ const replicas: ServerProcess[] = [];
 before(async () => {
   etcd = await startEtcd(3);
   const config = tempFile(
-    `chaos_signal:\n  store:\n    type: etcd\n    endpoints: [${etcd.endpoints.join(", ")}]\n    prefix: /faults/${Date.now()}\n    max_staleness: ${MAX_STALENESS_MS}ms\n`,
+    etcdStoreConfig(etcd.endpoints, `/faults/${Date.now()}`, MAX_STALENESS_MS),
   );
   replicas.push(...await Promise.all([here, other, here].map((r) => startServer(["--config", config], { runtime: r as "deno" | "bun" }))));
 });

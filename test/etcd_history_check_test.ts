@@ -12,7 +12,7 @@ import { Buffer } from "node:buffer";
 import process from "node:process";
 import { after, before, test } from "node:test";
 import { runtime } from "../src/serve/mod.ts";
-import { type EtcdCluster, startEtcd } from "./helpers/etcd.ts";
+import { type EtcdCluster, etcdStoreConfig, startEtcd } from "./helpers/etcd.ts";
 import { tempFile } from "./helpers/files.ts";
 import { type ServerProcess, startServer } from "./helpers/server_process.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -59,7 +59,7 @@ before(async () => {
   etcd = await startEtcd(3);
   prefix = `/check/${Date.now()}`;
   config = tempFile(
-    `chaos_signal:\n  store:\n    type: etcd\n    endpoints: [${etcd.endpoints.join(", ")}]\n    prefix: ${prefix}\n    max_staleness: ${MAX_STALENESS_MS}ms\n`,
+    etcdStoreConfig(etcd.endpoints, prefix, MAX_STALENESS_MS),
   );
   replicas.push(...await Promise.all(kinds.map((r) => startServer(["--config", config], { runtime: r }))));
 });

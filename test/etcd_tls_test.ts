@@ -12,6 +12,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { after, before, test } from "node:test";
 import { runtime } from "../src/serve/mod.ts";
+import { etcdStoreConfig } from "./helpers/etcd.ts";
 import { tempDir } from "./helpers/files.ts";
 import { freePort } from "./helpers/prometheus.ts";
 import { run, runCli, type ServerProcess, startServer } from "./helpers/server_process.ts";
@@ -102,7 +103,7 @@ const prefix = `/tls/${Date.now()}`;
 /** A config file beside the certificates, naming them relative to itself. */
 function config(keys: string): string {
   const file = join(dir, `config-${Math.random().toString(36).slice(2)}.yaml`);
-  writeFileSync(file, `chaos_signal:\n  store:\n    type: etcd\n    endpoints: [${endpoint()}]\n    prefix: ${prefix}\n    max_staleness: ${MAX_STALENESS_MS}ms\n${keys}`);
+  writeFileSync(file, `${etcdStoreConfig([endpoint()], prefix, MAX_STALENESS_MS)}${keys}`);
   return file;
 }
 

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { after, test } from "node:test";
 import { runtime } from "../src/serve/mod.ts";
-import { type EtcdCluster, startEtcd } from "./helpers/etcd.ts";
+import { type EtcdCluster, etcdStoreConfig, startEtcd } from "./helpers/etcd.ts";
 import { tempFile } from "./helpers/files.ts";
 import { type KrknServer, startKrknServer } from "./helpers/krkn_server.ts";
 import { freePort, type PrometheusInstance, startPrometheus } from "./helpers/prometheus.ts";
@@ -58,13 +58,7 @@ test("leader + prometheus: one replica queries at a time; kill -9 it → another
   prometheus = await startPrometheus({ port, targets: [`127.0.0.1:${port}`] });
   krkn = await startKrknServer(0, "RUN");
   const config = tempFile(
-    `chaos_signal:
-  store:
-    type: etcd
-    endpoints: [${etcd.endpoints.join(", ")}]
-    prefix: /test/${Date.now()}
-    max_staleness: 1500ms
-  sources:
+    `${etcdStoreConfig(etcd.endpoints, `/test/${Date.now()}`, 1500)}  sources:
     - type: prometheus
       name: prom
       url: ${prometheus.url}

@@ -10,7 +10,7 @@ import { after, before, test } from "node:test";
 import { runtime } from "../src/serve/mod.ts";
 import { runsOnLeader } from "../src/plugin/api.ts";
 import { pluginsFromConfig } from "../src/plugin/registry.ts";
-import { type EtcdCluster, startEtcd } from "./helpers/etcd.ts";
+import { type EtcdCluster, etcdStoreConfig, startEtcd } from "./helpers/etcd.ts";
 import { tempDir, tempFile } from "./helpers/files.ts";
 import { type KrknServer, startKrknServer } from "./helpers/krkn_server.ts";
 import { type ServerProcess, startServer } from "./helpers/server_process.ts";
@@ -58,13 +58,7 @@ before(async () => {
   writeFileSync(flagFile, "");
   writeFileSync(`${flagFile}.local`, "");
   config = tempFile(
-    `chaos_signal:
-  store:
-    type: etcd
-    endpoints: [${etcd.endpoints.join(", ")}]
-    prefix: /test/${Date.now()}
-    max_staleness: 1500ms
-  sources:
+    `${etcdStoreConfig(etcd.endpoints, `/test/${Date.now()}`, 1500)}  sources:
     - type: file
       name: flag
       path: ${flagFile}

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { runtime } from "../src/serve/mod.ts";
-import { type EtcdCluster, startEtcd } from "./helpers/etcd.ts";
+import { type EtcdCluster, etcdStoreConfig, startEtcd } from "./helpers/etcd.ts";
 import { EventStreamReader } from "./helpers/event_stream_reader.ts";
 import { tempFile } from "./helpers/files.ts";
 import { type ServerProcess, startServer } from "./helpers/server_process.ts";
@@ -30,7 +30,7 @@ const diagnose = () => replicas.map((r, i) => `replica ${i}:\n${r.output().slice
 
 before(async () => {
   etcd = await startEtcd(3);
-  config = tempFile(`chaos_signal:\n  store:\n    type: etcd\n    endpoints: [${etcd.endpoints.join(", ")}]\n    prefix: /test/${Date.now()}\n    max_staleness: 1500ms\n`);
+  config = tempFile(etcdStoreConfig(etcd.endpoints, `/test/${Date.now()}`, 1500));
   replicas.push(...await Promise.all([here, other, here].map((r) => startServer(["--config", config], { runtime: r as "deno" | "bun" }))));
 });
 

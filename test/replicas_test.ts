@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { runtime } from "../src/serve/mod.ts";
-import { type EtcdCluster, startEtcd } from "./helpers/etcd.ts";
+import { type EtcdCluster, etcdStoreConfig, startEtcd } from "./helpers/etcd.ts";
 import { tempFile } from "./helpers/files.ts";
 import { type ServerProcess, type ServerRuntime, startServer } from "./helpers/server_process.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -29,7 +29,7 @@ const diagnose = () => replicas.map((r, i) => `replica ${i}:\n${r.output().slice
 before(async () => {
   etcd = await startEtcd(3);
   config = tempFile(
-    `chaos_signal:\n  store:\n    type: etcd\n    endpoints: [${etcd.endpoints.join(", ")}]\n    prefix: /test/${Date.now()}\n    max_staleness: ${MAX_STALENESS_MS}ms\n`,
+    etcdStoreConfig(etcd.endpoints, `/test/${Date.now()}`, MAX_STALENESS_MS),
   );
   replicas.push(...await Promise.all([replica(here), replica(other), replica(here)]));
 });

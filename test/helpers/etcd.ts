@@ -121,3 +121,11 @@ export async function startEtcd(size = 3, options: { timeoutMs?: number } = {}):
   }
   return cluster;
 }
+
+/**
+ * The head of a replica's config file: `chaos_signal.store` on `endpoints`. The rest of
+ * `chaos_signal` (sources, relays, TLS keys under `store`) may follow, indented by two spaces.
+ */
+export function etcdStoreConfig(endpoints: readonly string[], prefix: string, maxStalenessMs: number): string {
+  return `chaos_signal:\n  store:\n    type: etcd\n    endpoints: [${endpoints.join(", ")}]\n    prefix: ${prefix}\n    max_staleness: ${maxStalenessMs}ms\n`;
+}
