@@ -27,26 +27,25 @@ export function runtime(): Runtime {
   throw new Error(`chaos-signal runs on Deno, Bun or Node.js ${MIN_NODE_MAJOR} and later, not on Node.js ${process.version}`);
 }
 
+/** The serve file of this runtime, loaded on first use. */
+async function implementation(): Promise<typeof import("./deno.ts") | typeof import("./bun.ts") | typeof import("./node.ts")> {
+  const name = runtime().name;
+  return name === "deno" ? await import("./deno.ts") : name === "bun" ? await import("./bun.ts") : await import("./node.ts");
+}
+
 /**
  * A `fetch` with a custom CA and client certificate (the etcd store's `ca_file`, `cert_file`,
  * `key_file`): each runtime has its own option for it, so each serve file has its own.
  */
 export async function tlsFetch(files: TlsFiles): Promise<TlsFetch> {
-  const name = runtime().name;
-  if (name === "deno") return (await import("./deno.ts")).tlsFetch(files);
-  if (name === "bun") return (await import("./bun.ts")).tlsFetch(files);
-  return (await import("./node.ts")).tlsFetch(files);
+  return (await implementation()).tlsFetch(files);
 }
 
 export async function serve(handler: ServeHandler, options: ServeOptions): Promise<RunningServer> {
-  const name = runtime().name;
-  const implementation = name === "deno" ? await import("./deno.ts") : name === "bun" ? await import("./bun.ts") : await import("./node.ts");
-  return implementation.serve(handler, options);
+  return await (await implementation()).serve(handler, options);
 }
 
 /** DNS resolution through the runtime's own resolver (a relay's `targets_dns`). */
 export async function resolveDns(name: string, type: DnsRecordType, options: DnsQueryOptions): Promise<string[]> {
-  const runtimeName = runtime().name;
-  const implementation = runtimeName === "deno" ? await import("./deno.ts") : runtimeName === "bun" ? await import("./bun.ts") : await import("./node.ts");
-  return implementation.resolveDns(name, type, options);
+  return await (await implementation()).resolveDns(name, type, options);
 }
