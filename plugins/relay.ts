@@ -209,6 +209,10 @@ export const relay: DefinedPlugin<typeof RelaySchema> = definePlugin(RELAY_KIND,
     headers,
     slots: new Slots(options.concurrency),
   }, discovery.urls());
+  const discoveryStatus = () => {
+    const found = discovery.status();
+    return found ? { discovery: found } : {};
+  };
   const observation = (): RelayObservation => ({
     counts: fleet.counts(),
     last_change: fleet.lastChange(),
@@ -216,10 +220,6 @@ export const relay: DefinedPlugin<typeof RelaySchema> = definePlugin(RELAY_KIND,
     targets_page: `/status/relays/${encodeURIComponent(options.name)}`,
     ...discoveryStatus(),
   });
-  const discoveryStatus = () => {
-    const found = discovery.status();
-    return found ? { discovery: found } : {};
-  };
   const description: PluginDescription = {
     ...RELAY_DESCRIPTION,
     samples(status) {
@@ -281,9 +281,10 @@ export const relay: DefinedPlugin<typeof RelaySchema> = definePlugin(RELAY_KIND,
         // any kind sets it.
         if (!observed) context.observe(observation);
         observed = true;
-        const problem = error?.message ?? (fleet.counts().failing === 0 ? discovery.problem() : undefined);
+        const failing = fleet.counts().failing > 0;
+        const problem = error?.message ?? (failing ? undefined : discovery.problem());
         if (problem) context.warn(problem);
-        else if (fleet.counts().failing === 0) context.observe(observation);
+        else if (!failing) context.observe(observation);
       };
       let ready = false;
       const discovering = discovery.run(context, () => {
