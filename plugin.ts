@@ -54,6 +54,8 @@ export { requireBearer } from "./src/web/bearer.ts";
 // Waiting, fetching and reading, bounded and abortable.
 export { aborted, delay } from "./src/util/timers.ts";
 export { Wakeup } from "./src/util/wakeup.ts";
+export { serialCheck } from "./src/util/serial.ts";
+export type { SerialCheck } from "./src/util/serial.ts";
 export { connectionRefused, FetchError, fetchFailure, fetchText } from "./src/util/fetch.ts";
 export type { FetchedText, FetchFailure, FetchFunction, FetchTextOptions } from "./src/util/fetch.ts";
 export { Backoff } from "./src/util/backoff.ts";

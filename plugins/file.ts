@@ -24,6 +24,7 @@ import {
   PluginNameSchema,
   readHead,
   type SameType,
+  serialCheck,
   type SourceContext,
 } from "../plugin.ts";
 import { FifoWriter } from "./fifo_writer.ts";
@@ -152,21 +153,7 @@ export const fileSource: DefinedPlugin<typeof FileSourceSchema> = definePlugin(F
     kind: FILE_KIND,
     async run(context) {
       // Reads never overlap: an event during a read asks for one more read after it.
-      let reading: Promise<void> | undefined;
-      let again = false;
-      const check = (): void => {
-        if (reading) {
-          again = true;
-          return;
-        }
-        reading = readState(context).finally(() => {
-          reading = undefined;
-          if (again && !context.abort.aborted) {
-            again = false;
-            check();
-          }
-        });
-      };
+      const check = serialCheck(() => readState(context), context.abort);
 
       let settle: ReturnType<typeof setTimeout> | undefined;
       const onChange = (): void => {
@@ -240,7 +227,7 @@ export const fileSource: DefinedPlugin<typeof FileSourceSchema> = definePlugin(F
       } finally {
         unwatch();
         clearTimeout(settle);
-        await reading;
+        await check.settled();
         // A FIFO's write end stays held: letting it go would block Deno's watcher thread again
         // (its close is an event), and the watch closed above is dropped only later, behind it.
       }

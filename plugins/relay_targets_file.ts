@@ -10,7 +10,7 @@
 import { type FSWatcher, statSync, watch } from "node:fs";
 import { dirname, resolve } from "node:path";
 import * as v from "valibot";
-import { delay, FileRefusedError, readRegularFile, type SourceContext } from "../plugin.ts";
+import { delay, FileRefusedError, readRegularFile, serialCheck, type SourceContext } from "../plugin.ts";
 import { FifoWriter } from "./fifo_writer.ts";
 import { KnownTargets, MAX_DISCOVERED_TARGETS, TARGET_URL_RULE, TargetUrlSchema } from "./relay_known_targets.ts";
 
@@ -110,24 +110,10 @@ export class FileTargets {
   async run(context: SourceContext, changed: () => void): Promise<void> {
     const { abort } = context;
     // Checks never overlap: an event during one asks for one more after it.
-    let checking: Promise<void> | undefined;
-    let again = false;
-    const check = (): void => {
-      if (checking) {
-        again = true;
-        return;
-      }
-      checking = this.#check(abort).then((outcome) => {
-        if (outcome === "again") again = true;
-        else changed();
-      }).finally(() => {
-        checking = undefined;
-        if (again && !abort.aborted) {
-          again = false;
-          check();
-        }
-      });
-    };
+    const check = serialCheck(async () => {
+      if ((await this.#check(abort)) === "again") check();
+      else changed();
+    }, abort);
 
     // The directory is watched, not the file: a rename over the file replaces its inode.
     let watched: { watcher: FSWatcher; id: string } | undefined;
@@ -166,7 +152,7 @@ export class FileTargets {
       if (!abort.aborted) throw error;
     } finally {
       unwatch();
-      await checking;
+      await check.settled();
       // A FIFO's write end stays held, as in the file source: letting go would block Deno's watcher.
     }
   }
